@@ -1,0 +1,344 @@
+//! The signed stack descriptor: what a bundle claims to carry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tender_keys::Signature;
+
+use crate::{BundleError, Digest};
+
+/// The format this crate writes and reads.
+pub const FORMAT: &str = "tender-bundle/1";
+
+/// Domain separation for descriptor signatures: a signature over a tender
+/// descriptor can never be replayed as a signature over anything else.
+pub const SIGNING_CONTEXT: &[u8] = b"tender-bundle/1 descriptor\n";
+
+/// The bytes that are signed: [`SIGNING_CONTEXT`] followed by the descriptor.
+pub fn signing_message(descriptor: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + descriptor.len());
+    m.extend_from_slice(SIGNING_CONTEXT);
+    m.extend_from_slice(descriptor);
+    m
+}
+
+/// A stack name: `[a-z0-9-]+`, at most 63 characters (a Kubernetes label value).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StackName(String);
+
+impl StackName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StackName {
+    type Error = BundleError;
+    fn try_from(s: String) -> Result<Self, BundleError> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok { Ok(StackName(s)) } else { Err(BundleError::InvalidName { what: "stack name", value: s }) }
+    }
+}
+
+impl From<StackName> for String {
+    fn from(n: StackName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for StackName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A version as the captain sees it: `[A-Za-z0-9._+-]+`, at most 128
+/// characters, not starting with a dot (it names a directory in the store).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Version(String);
+
+impl Version {
+    /// The version.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Version {
+    type Error = BundleError;
+    fn try_from(s: String) -> Result<Self, BundleError> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && !s.starts_with('.')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        if ok { Ok(Version(s)) } else { Err(BundleError::InvalidName { what: "version", value: s }) }
+    }
+}
+
+impl From<Version> for String {
+    fn from(n: Version) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Stack name and version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackId {
+    /// The stack's name.
+    pub name: StackName,
+    /// The version.
+    pub version: Version,
+}
+
+/// A digest with the size of the bytes it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRef {
+    /// Digest of the bytes.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+}
+
+/// One blob the bundle carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRecord {
+    /// Digest of the bytes.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+    /// The OCI media type, or `application/yaml` for a Kubernetes manifest.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+}
+
+/// A Kubernetes manifest file, carried byte for byte as a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// The path relative to the stack file, `/`-separated.
+    pub path: String,
+    /// Digest of the file.
+    pub digest: Digest,
+    /// Its length.
+    pub size: u64,
+}
+
+/// One platform of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformManifest {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// The image manifest for that platform.
+    pub manifest: Digest,
+    /// The manifest's config blob.
+    pub config: Digest,
+}
+
+/// An image the stack names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRecord {
+    /// The reference exactly as the manifests (or the stack file) write it.
+    pub reference: String,
+    /// What the bundle carries: an index (possibly reduced) or a manifest.
+    pub digest: Digest,
+    /// Its media type.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// The digest at the source. Differs from `digest` when the index was
+    /// reduced to the requested platforms.
+    #[serde(rename = "sourceDigest")]
+    pub source_digest: Digest,
+    /// Per-platform manifests.
+    pub platforms: Vec<PlatformManifest>,
+}
+
+/// The signed description of one stack version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Descriptor {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Which stack and version.
+    pub stack: StackId,
+    /// Monotonic per stack: a ship refuses a lower one (rollback protection).
+    pub sequence: u64,
+    /// When the bundle was packed, RFC 3339 UTC.
+    pub created: String,
+    /// The Kubernetes manifests.
+    pub manifests: Vec<ManifestFile>,
+    /// The images.
+    pub images: Vec<ImageRecord>,
+    /// The archive's `index.json`.
+    #[serde(rename = "ociIndex")]
+    pub oci_index: BlobRef,
+    /// Every blob, each once, in the order they stand in the bundle.
+    pub blobs: Vec<BlobRecord>,
+}
+
+#[derive(Deserialize)]
+struct FormatProbe {
+    format: String,
+}
+
+impl Descriptor {
+    /// Parse and validate descriptor bytes (already checked against
+    /// [`crate::limits::MAX_DESCRIPTOR_BYTES`] by the reader).
+    pub fn parse(bytes: &[u8]) -> Result<Descriptor, BundleError> {
+        // Check the format first, so a newer bundle gets a clear message rather
+        // than an unknown-field error.
+        let probe: FormatProbe = serde_json::from_slice(bytes)
+            .map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
+        if probe.format != FORMAT {
+            return Err(BundleError::UnsupportedFormat(probe.format.chars().take(64).collect()));
+        }
+        let d: Descriptor = serde_json::from_slice(bytes)
+            .map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// The canonical bytes this crate writes (and signs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a descriptor always serializes")
+    }
+
+    /// Internal consistency: unique blobs, and everything named is carried.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        let bad = |m: String| Err(BundleError::BadDescriptor(m));
+        if self.blobs.len() > crate::limits::MAX_BLOBS {
+            return bad(format!("{} blobs, more than {}", self.blobs.len(), crate::limits::MAX_BLOBS));
+        }
+        let mut seen = BTreeSet::new();
+        for b in &self.blobs {
+            if !seen.insert(&b.digest) {
+                return bad(format!("blob {} listed twice", b.digest));
+            }
+        }
+        let sizes: BTreeMap<&Digest, u64> = self.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+        let carried = |d: &Digest, size: Option<u64>, what: &str| match sizes.get(d) {
+            None => Err(BundleError::BadDescriptor(format!("{what} {d} is not among the blobs"))),
+            Some(s) if size.is_some_and(|z| z != *s) => {
+                Err(BundleError::BadDescriptor(format!("{what} {d}: size {} but blob size {s}", size.unwrap_or(0))))
+            }
+            Some(_) => Ok(()),
+        };
+        for m in &self.manifests {
+            crate::entry::check_relative_path(&m.path)?;
+            carried(&m.digest, Some(m.size), &format!("manifest file {}", m.path))?;
+        }
+        for i in &self.images {
+            carried(&i.digest, Some(i.size), &format!("image {}", i.reference))?;
+            if i.platforms.is_empty() {
+                return bad(format!("image {} has no platform", i.reference));
+            }
+            for p in &i.platforms {
+                carried(&p.manifest, None, &format!("image {} {} manifest", i.reference, p.platform))?;
+                carried(&p.config, None, &format!("image {} {} config", i.reference, p.platform))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Total bytes of all blobs.
+    pub fn total_blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+}
+
+/// The signatures entry: `{"signatures": [...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    /// One per signing key.
+    pub signatures: Vec<Signature>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Descriptor {
+        let blob = |s: &[u8], mt: &str| BlobRecord {
+            digest: Digest::of(s),
+            size: s.len() as u64,
+            media_type: mt.into(),
+        };
+        let man = blob(b"kind: Pod", "application/yaml");
+        let idx = blob(b"index", "application/vnd.oci.image.index.v1+json");
+        let m = blob(b"manifest", "application/vnd.oci.image.manifest.v1+json");
+        let c = blob(b"config", "application/vnd.oci.image.config.v1+json");
+        Descriptor {
+            format: FORMAT.into(),
+            stack: StackId {
+                name: StackName::try_from("awareness".to_string()).unwrap(),
+                version: Version::try_from("1.1.0".to_string()).unwrap(),
+            },
+            sequence: 7,
+            created: "2026-01-01T00:00:00Z".into(),
+            manifests: vec![ManifestFile { path: "stack/a.yaml".into(), digest: man.digest.clone(), size: man.size }],
+            images: vec![ImageRecord {
+                reference: "r.example/a:1".into(),
+                digest: idx.digest.clone(),
+                media_type: idx.media_type.clone(),
+                size: idx.size,
+                source_digest: idx.digest.clone(),
+                platforms: vec![PlatformManifest {
+                    platform: "linux/amd64".into(),
+                    manifest: m.digest.clone(),
+                    config: c.digest.clone(),
+                }],
+            }],
+            oci_index: BlobRef { digest: Digest::of(b"{}"), size: 2 },
+            blobs: vec![man, idx, m, c],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_validation() {
+        let d = sample();
+        assert_eq!(Descriptor::parse(&d.to_bytes()).unwrap(), d);
+
+        let mut dup = d.clone();
+        dup.blobs.push(dup.blobs[0].clone());
+        assert!(dup.validate().is_err());
+
+        let mut missing = d.clone();
+        missing.blobs.remove(3);
+        assert!(missing.validate().unwrap_err().to_string().contains("config"));
+
+        let mut traversal = d.clone();
+        traversal.manifests[0].path = "../x.yaml".into();
+        assert!(traversal.validate().is_err());
+    }
+
+    #[test]
+    fn names_and_formats() {
+        assert!(StackName::try_from("Awareness".to_string()).is_err());
+        assert!(Version::try_from("../1".to_string()).is_err());
+        let mut other = serde_json::to_value(sample()).unwrap();
+        other["format"] = "tender-bundle/9".into();
+        let e = Descriptor::parse(&serde_json::to_vec(&other).unwrap()).unwrap_err();
+        assert!(matches!(e, BundleError::UnsupportedFormat(_)));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(Descriptor::parse(deep.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The tender bundle: one tar file that is both a signed tender stack and a
+//! valid `oci-archive` (an OCI image layout in a tar).
+//!
+//! Entry order (see `docs/bundle-format.md`):
+//! 1. `tender/descriptor.json`, the [`Descriptor`];
+//! 2. `tender/signatures.json`, its [`Signatures`];
+//! 3. `oci-layout` and `index.json`;
+//! 4. `blobs/sha256/<hex>`, each blob once, in descriptor order.
+//!
+//! A reader verifies the signatures before it reads a byte of anything else,
+//! and every blob against its digest while it streams.
+#![deny(missing_docs)]
+
+use std::io;
+use std::path::PathBuf;
+
+mod descriptor;
+mod digest;
+mod entry;
+mod hashing;
+pub mod limits;
+mod progress;
+mod reader;
+mod writer;
+
+pub use descriptor::{
+    BlobRecord, BlobRef, Descriptor, FORMAT, ImageRecord, ManifestFile, PlatformManifest,
+    SIGNING_CONTEXT, Signatures, StackId, StackName, Version, signing_message,
+};
+pub use digest::Digest;
+pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
+pub use hashing::HashingReader;
+pub use progress::{NoProgress, Progress};
+pub use reader::{Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle};
+pub use writer::{BundleWriter, SignedDescriptor, oci_archive_index};
+
+/// Media type under which Kubernetes manifests travel.
+pub const YAML_MEDIA_TYPE: &str = "application/yaml";
+
+/// Everything that can be wrong with a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// Not `sha256:` and 64 lowercase hex characters.
+    #[error("invalid digest {0:?}")]
+    InvalidDigest(String),
+    /// A stack name or version that breaks its rule.
+    #[error("invalid {what} {value:?}")]
+    InvalidName {
+        /// Which kind of name.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A path that could escape the directory it is meant for.
+    #[error("unsafe path {0:?}: must be relative, without `..`, `.` or empty components")]
+    UnsafePath(String),
+    /// A tar entry whose name is not part of the format.
+    #[error("unexpected entry {0:?}: not a name a tender bundle holds")]
+    UnexpectedEntry(String),
+    /// A tar entry that is not a regular file or an allowed directory.
+    #[error("entry {entry:?} is a {kind}; a bundle holds only regular files")]
+    EntryType {
+        /// The entry's path.
+        entry: String,
+        /// What it is (symlink, hard link, device...).
+        kind: String,
+    },
+    /// An entry is not where the format puts it.
+    #[error("expected {expected} at byte {offset}, found {found:?}")]
+    OutOfOrder {
+        /// What the format wants there.
+        expected: &'static str,
+        /// What was there.
+        found: String,
+        /// Offset of the entry's header.
+        offset: u64,
+    },
+    /// An entry larger than the format allows.
+    #[error("{entry} is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The entry.
+        entry: String,
+        /// Its declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The descriptor or signatures are not what the format says.
+    #[error("invalid descriptor: {0}")]
+    BadDescriptor(String),
+    /// A descriptor of a format this version does not know.
+    #[error("unsupported bundle format {0:?} (this tender reads {FORMAT})")]
+    UnsupportedFormat(String),
+    /// Signature check failed.
+    #[error("signature check failed: {0}")]
+    Signature(#[from] tender_keys::KeyError),
+    /// Bytes do not hash to the digest that names them.
+    #[error("{entry}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Which entry or file.
+        entry: String,
+        /// The digest it should have.
+        expected: Digest,
+        /// The digest it has.
+        actual: Digest,
+    },
+    /// Bytes do not have the size the descriptor gives.
+    #[error("{entry}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// Which entry or file.
+        entry: String,
+        /// Expected size.
+        expected: u64,
+        /// Actual size.
+        actual: u64,
+    },
+    /// The bundle ended inside an entry.
+    #[error("bundle truncated inside {entry}: {read} of {expected} bytes")]
+    Truncated {
+        /// The entry being read.
+        entry: String,
+        /// Bytes read.
+        read: u64,
+        /// Bytes the entry should have.
+        expected: u64,
+    },
+    /// A blob the descriptor does not list.
+    #[error("blob {0} is not listed in the signed descriptor")]
+    UnlistedBlob(Digest),
+    /// The same entry twice.
+    #[error("entry {0} appears twice")]
+    DuplicateEntry(String),
+    /// The bundle ended before every listed blob.
+    #[error("bundle ends with {missing} listed blob(s) missing (first: {first}); truncated?")]
+    Incomplete {
+        /// How many are missing.
+        missing: usize,
+        /// One of them.
+        first: Digest,
+    },
+    /// Reading the bundle failed (includes malformed tar structure).
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The bundle.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+    /// Writing the bundle failed.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+}
+
+impl BundleError {
+    /// True when the error means the bundle's content is wrong or untrusted
+    /// (as opposed to an I/O failure on this machine).
+    pub fn is_verification_failure(&self) -> bool {
+        !matches!(self, BundleError::Write { .. })
+    }
+}

@@ -1,0 +1,13 @@
+//! Bounds on every size a reader takes from untrusted bytes.
+
+/// Largest `tender/descriptor.json` accepted: 16 MiB (a stack of 10,000
+/// blobs needs about 2 MiB).
+pub const MAX_DESCRIPTOR_BYTES: u64 = 16 << 20;
+/// Largest `tender/signatures.json` accepted.
+pub const MAX_SIGNATURES_BYTES: u64 = 64 << 10;
+/// Largest `index.json` and `oci-layout` accepted.
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Most blobs one descriptor may list.
+pub const MAX_BLOBS: usize = 100_000;
+/// Largest image index, manifest or config read into memory.
+pub const MAX_JSON_BLOB_BYTES: u64 = 4 << 20;

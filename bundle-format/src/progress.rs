@@ -1,0 +1,19 @@
+//! Progress reporting: libraries report, the CLI renders.
+
+/// Receives progress from long operations. Every method has a no-op default.
+pub trait Progress: Sync {
+    /// A phase starts; `total_bytes` is what it will move, when known.
+    fn start(&self, _phase: &str, _total_bytes: u64) {}
+    /// `bytes` more were moved.
+    fn advance(&self, _bytes: u64) {}
+    /// The current item (a blob, an image) changed.
+    fn item(&self, _name: &str) {}
+    /// The phase ended.
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

@@ -1,0 +1,286 @@
+//! Reading a bundle in one streaming pass: signatures first, then every
+//! entry verified as it passes.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::Path;
+
+use tender_keys::{KeyId, Signature, Trust};
+
+use crate::entry::EntryName;
+use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
+use crate::{BlobRecord, BundleError, Descriptor, Digest, HashingReader, Progress, Signatures};
+
+/// A descriptor whose signatures checked against the trust given.
+#[derive(Clone, Debug)]
+pub struct VerifiedDescriptor {
+    /// The parsed descriptor.
+    pub descriptor: Descriptor,
+    /// Its exact signed bytes.
+    pub raw: Vec<u8>,
+    /// Digest of `raw`: the identity of this bundle version.
+    pub digest: Digest,
+    /// All signatures the bundle carried.
+    pub signatures: Vec<Signature>,
+    /// The trusted keys whose signatures verified.
+    pub signed_by: Vec<KeyId>,
+}
+
+/// Where verified blobs go. The reader calls [`Sink::accept`] once the
+/// signature checked, then for each blob either hashes it only (when
+/// [`Sink::wants`] says no) or hands it to [`Sink::stage`] and, only after
+/// its digest checked, to [`Sink::commit`].
+pub trait Sink {
+    /// The sink's error; bundle errors convert into it.
+    type Error: From<BundleError>;
+    /// A blob written but not yet committed (dropping it must discard it).
+    type Staged;
+    /// The descriptor verified: read on, or stop before any blob (for
+    /// instance, when this exact bundle is already held). An error stops too.
+    fn accept(&mut self, bundle: &VerifiedDescriptor) -> Result<Accept, Self::Error>;
+    /// Whether this blob should be staged (false: verify and discard).
+    fn wants(&mut self, blob: &BlobRecord) -> bool;
+    /// Write the blob's bytes somewhere temporary. `data` must be read to its end.
+    fn stage(&mut self, blob: &BlobRecord, data: &mut dyn Read) -> Result<Self::Staged, Self::Error>;
+    /// The staged bytes matched their digest: make them permanent.
+    fn commit(&mut self, blob: &BlobRecord, staged: Self::Staged) -> Result<(), Self::Error>;
+}
+
+/// A sink's answer to a verified descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// Read and verify the blobs.
+    Read,
+    /// Stop here; [`ReadSummary::stopped`] says so.
+    Stop,
+}
+
+/// A sink that keeps nothing: `tender-ship verify`.
+#[derive(Debug, Default)]
+pub struct VerifyOnly;
+
+impl Sink for VerifyOnly {
+    type Error = BundleError;
+    type Staged = ();
+    fn accept(&mut self, _: &VerifiedDescriptor) -> Result<Accept, BundleError> {
+        Ok(Accept::Read)
+    }
+    fn wants(&mut self, _: &BlobRecord) -> bool {
+        false
+    }
+    fn stage(&mut self, _: &BlobRecord, _: &mut dyn Read) -> Result<(), BundleError> {
+        Ok(())
+    }
+    fn commit(&mut self, _: &BlobRecord, _: ()) -> Result<(), BundleError> {
+        Ok(())
+    }
+}
+
+/// What one pass read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Blobs in the bundle.
+    pub blobs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs staged and committed by the sink.
+    pub blobs_committed: usize,
+    /// Their bytes.
+    pub bytes_committed: u64,
+    /// The sink stopped the read after the descriptor.
+    pub stopped: bool,
+}
+
+fn kind_name(t: tar::EntryType) -> String {
+    match t {
+        tar::EntryType::Symlink => "symlink".into(),
+        tar::EntryType::Link => "hard link".into(),
+        tar::EntryType::Char => "character device".into(),
+        tar::EntryType::Block => "block device".into(),
+        tar::EntryType::Fifo => "fifo".into(),
+        other => format!("{other:?} entry"),
+    }
+}
+
+/// Read a whole entry of at most `limit` bytes into memory.
+fn read_small<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    name: &str,
+    limit: u64,
+    source: &Path,
+) -> Result<Vec<u8>, BundleError> {
+    let size = entry.header().size().map_err(|e| BundleError::Read { path: source.into(), source: e })?;
+    if size > limit {
+        return Err(BundleError::TooLarge { entry: name.into(), size, limit });
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    entry.take(limit + 1).read_to_end(&mut buf).map_err(|e| BundleError::Read { path: source.into(), source: e })?;
+    if (buf.len() as u64) < size {
+        return Err(BundleError::Truncated { entry: name.into(), read: buf.len() as u64, expected: size });
+    }
+    Ok(buf)
+}
+
+/// Read and verify a bundle from `input` (`source` names it in errors),
+/// handing verified blobs to `sink`.
+///
+/// Nothing reaches the sink before the descriptor's signatures verify
+/// against `trust`; no blob is committed before its digest checks.
+pub fn read_bundle<R: Read, S: Sink>(
+    input: R,
+    source: &Path,
+    trust: &Trust,
+    sink: &mut S,
+    progress: &dyn Progress,
+) -> Result<(VerifiedDescriptor, ReadSummary), S::Error> {
+    let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
+    let mut archive = tar::Archive::new(input);
+    let mut entries = archive.entries().map_err(read_err)?;
+
+    // Each next entry, with its type checked and its name parsed.
+    let mut next = || -> Result<Option<(tar::Entry<'_, R>, EntryName, u64)>, BundleError> {
+        let Some(entry) = entries.next() else { return Ok(None) };
+        let entry = entry.map_err(read_err)?;
+        let offset = entry.raw_header_position();
+        let raw_path = entry.path_bytes().into_owned();
+        let name = EntryName::parse(&raw_path)?;
+        let kind = entry.header().entry_type();
+        let ok = match name {
+            EntryName::Directory => kind.is_dir(),
+            _ => kind.is_file(),
+        };
+        if !ok {
+            return Err(BundleError::EntryType {
+                entry: String::from_utf8_lossy(&raw_path).into_owned(),
+                kind: kind_name(kind),
+            });
+        }
+        Ok(Some((entry, name, offset)))
+    };
+
+    // 1 and 2: descriptor and signatures, before anything else.
+    let mut expect = |want: EntryName, label: &'static str, limit: u64| -> Result<Vec<u8>, BundleError> {
+        loop {
+            match next()? {
+                None => {
+                    return Err(BundleError::OutOfOrder { expected: label, found: "end of bundle".into(), offset: 0 });
+                }
+                Some((_, EntryName::Directory, _)) => continue,
+                Some((mut e, name, offset)) if name == want => {
+                    let _ = offset;
+                    return read_small(&mut e, label, limit, source);
+                }
+                Some((_, name, offset)) => {
+                    return Err(BundleError::OutOfOrder { expected: label, found: name.path(), offset });
+                }
+            }
+        }
+    };
+    let raw = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
+    let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
+    let sigs: Signatures = serde_json::from_slice(&sigs)
+        .map_err(|e| BundleError::BadDescriptor(format!("tender/signatures.json: {e}")))?;
+    // Verify before parsing: the descriptor parser only ever sees signed bytes.
+    let signed_by = trust.verify(&crate::signing_message(&raw), &sigs.signatures).map_err(BundleError::from)?;
+    let descriptor = Descriptor::parse(&raw)?;
+    let verified = VerifiedDescriptor {
+        digest: Digest::of(&raw),
+        descriptor,
+        raw,
+        signatures: sigs.signatures,
+        signed_by,
+    };
+    if sink.accept(&verified)? == Accept::Stop {
+        return Ok((verified, ReadSummary { stopped: true, ..ReadSummary::default() }));
+    }
+
+    // 3 and 4: the layout and the blobs, each checked against the descriptor.
+    let d = &verified.descriptor;
+    let listed: HashMap<&Digest, &BlobRecord> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
+    let mut seen: HashMap<&Digest, ()> = HashMap::with_capacity(listed.len());
+    let (mut have_layout, mut have_index) = (false, false);
+    let mut summary = ReadSummary::default();
+    progress.start("verify", d.total_blob_bytes());
+    while let Some((mut entry, name, _offset)) = next()? {
+        match name {
+            EntryName::Directory => {}
+            EntryName::Descriptor | EntryName::Signatures => return Err(BundleError::DuplicateEntry(name.path()).into()),
+            EntryName::OciLayout => {
+                if std::mem::replace(&mut have_layout, true) {
+                    return Err(BundleError::DuplicateEntry(name.path()).into());
+                }
+                let bytes = read_small(&mut entry, "oci-layout", MAX_INDEX_BYTES, source)?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| BundleError::BadDescriptor(format!("oci-layout: {e}")))?;
+                if v["imageLayoutVersion"] != "1.0.0" {
+                    return Err(BundleError::BadDescriptor("oci-layout: imageLayoutVersion is not 1.0.0".into()).into());
+                }
+            }
+            EntryName::Index => {
+                if std::mem::replace(&mut have_index, true) {
+                    return Err(BundleError::DuplicateEntry(name.path()).into());
+                }
+                let bytes = read_small(&mut entry, "index.json", MAX_INDEX_BYTES, source)?;
+                let actual = Digest::of(&bytes);
+                if actual != d.oci_index.digest {
+                    return Err(BundleError::DigestMismatch {
+                        entry: "index.json".into(),
+                        expected: d.oci_index.digest.clone(),
+                        actual,
+                    }
+                    .into());
+                }
+            }
+            EntryName::Blob(ref digest) => {
+                let Some(blob) = listed.get(digest).copied() else {
+                    return Err(BundleError::UnlistedBlob(digest.clone()).into());
+                };
+                if seen.insert(&blob.digest, ()).is_some() {
+                    return Err(BundleError::DuplicateEntry(name.path()).into());
+                }
+                let size = entry.header().size().map_err(read_err)?;
+                let label = name.path();
+                if size != blob.size {
+                    return Err(BundleError::SizeMismatch { entry: label, expected: blob.size, actual: size }.into());
+                }
+                progress.item(&label);
+                let mut reader = HashingReader::new(&mut entry, progress);
+                let staged = if sink.wants(blob) {
+                    let staged = sink.stage(blob, &mut reader);
+                    if let Some(e) = reader.take_read_error() {
+                        return Err(read_err(e).into());
+                    }
+                    Some(staged?)
+                } else {
+                    io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
+                    None
+                };
+                // A sink may stop early; the digest covers every byte.
+                io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
+                let (actual, n) = reader.finish();
+                if n < size {
+                    return Err(BundleError::Truncated { entry: label, read: n, expected: size }.into());
+                }
+                if actual != blob.digest {
+                    return Err(BundleError::DigestMismatch { entry: label, expected: blob.digest.clone(), actual }.into());
+                }
+                if let Some(staged) = staged {
+                    sink.commit(blob, staged)?;
+                    summary.blobs_committed += 1;
+                    summary.bytes_committed += size;
+                }
+                summary.blobs += 1;
+                summary.bytes += size;
+            }
+        }
+    }
+    progress.finish();
+    if !have_index {
+        return Err(BundleError::OutOfOrder { expected: "index.json", found: "end of bundle".into(), offset: 0 }.into());
+    }
+    if seen.len() < listed.len() {
+        let first = d.blobs.iter().find(|b| !seen.contains_key(&b.digest)).expect("some blob unseen");
+        return Err(BundleError::Incomplete { missing: listed.len() - seen.len(), first: first.digest.clone() }.into());
+    }
+    Ok((verified, summary))
+}

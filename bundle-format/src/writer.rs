@@ -1,0 +1,125 @@
+//! Writing a bundle: metadata first, then blobs, each verified as it streams.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use tender_keys::Signature;
+
+use crate::entry::{EntryName, OCI_LAYOUT_CONTENT};
+use crate::{BlobRecord, BundleError, HashingReader, Progress, Signatures};
+
+/// Descriptor bytes and the signatures over them.
+#[derive(Clone, Debug)]
+pub struct SignedDescriptor {
+    /// The exact descriptor bytes that were signed.
+    pub raw: Vec<u8>,
+    /// The signatures.
+    pub signatures: Vec<Signature>,
+}
+
+/// The archive's `index.json`: one entry per image, named by the reference
+/// exactly as the manifests write it, so `oci-archive:BUNDLE:REF` works.
+pub fn oci_archive_index<'a>(images: impl IntoIterator<Item = &'a crate::ImageRecord>) -> Vec<u8> {
+    let manifests: Vec<_> = images
+        .into_iter()
+        .map(|i| {
+            json!({
+                "mediaType": i.media_type,
+                "digest": i.digest,
+                "size": i.size,
+                "annotations": {"org.opencontainers.image.ref.name": i.reference},
+            })
+        })
+        .collect();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    serde_json::to_vec(&index).expect("json values serialize")
+}
+
+/// Streams a bundle into `W`.
+pub struct BundleWriter<W: Write> {
+    tar: tar::Builder<W>,
+    path: PathBuf,
+    mtime: u64,
+}
+
+impl<W: Write> BundleWriter<W> {
+    /// Start a bundle at `path` (named in errors): writes the descriptor, its
+    /// signatures, `oci-layout` and `index.json`.
+    pub fn new(
+        out: W,
+        path: &Path,
+        signed: &SignedDescriptor,
+        oci_index: &[u8],
+        mtime: u64,
+    ) -> Result<Self, BundleError> {
+        let mut w = BundleWriter { tar: tar::Builder::new(out), path: path.to_owned(), mtime };
+        let sigs = Signatures { signatures: signed.signatures.clone() };
+        let sigs = serde_json::to_vec_pretty(&sigs).expect("signatures serialize");
+        w.small(EntryName::Descriptor, &signed.raw)?;
+        w.small(EntryName::Signatures, &sigs)?;
+        w.small(EntryName::OciLayout, OCI_LAYOUT_CONTENT)?;
+        w.small(EntryName::Index, oci_index)?;
+        Ok(w)
+    }
+
+    fn header(&self, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(self.mtime);
+        h.set_size(size);
+        h
+    }
+
+    fn small(&mut self, name: EntryName, bytes: &[u8]) -> Result<(), BundleError> {
+        let mut h = self.header(bytes.len() as u64);
+        self.tar
+            .append_data(&mut h, name.path(), bytes)
+            .map_err(|source| BundleError::Write { path: self.path.clone(), source })
+    }
+
+    /// Append one blob, read from `data` (at `src`, named in errors). The bytes
+    /// are hashed as they stream; a wrong size or digest is an error, and the
+    /// caller must then discard the output.
+    pub fn append_blob(
+        &mut self,
+        blob: &BlobRecord,
+        data: impl Read,
+        src: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), BundleError> {
+        let mut h = self.header(blob.size);
+        let mut reader = HashingReader::new(data.take(blob.size), progress);
+        let res = self.tar.append_data(&mut h, EntryName::Blob(blob.digest.clone()).path(), &mut reader);
+        if let Err(source) = res {
+            return Err(match reader.take_read_error() {
+                Some(source) => BundleError::Read { path: src.to_owned(), source },
+                None => BundleError::Write { path: self.path.clone(), source },
+            });
+        }
+        let (actual, n) = reader.finish();
+        let entry = src.display().to_string();
+        if n != blob.size {
+            return Err(BundleError::SizeMismatch { entry, expected: blob.size, actual: n });
+        }
+        if actual != blob.digest {
+            return Err(BundleError::DigestMismatch { entry, expected: blob.digest.clone(), actual });
+        }
+        Ok(())
+    }
+
+    /// Write the end-of-archive marker and flush; returns the output.
+    pub fn finish(self) -> Result<W, BundleError> {
+        let path = self.path;
+        let mut out = self.tar.into_inner().map_err(|source| BundleError::Write { path: path.clone(), source })?;
+        out.flush().map_err(|source| BundleError::Write { path, source })?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,123 @@
+//! tender-shore: make keys and pack signed stack bundles (a CI job on shore).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tender_cli::{Bar, fail, human, print_json};
+use tender_keys::SigningKey;
+use tender_stack::{PackOptions, Plan, StackFile, pack};
+
+#[derive(Parser)]
+#[command(name = "tender-shore", version, about = "Pack signed, content-addressed stack bundles for ships")]
+struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make an ed25519 signing key: OUT.key (private, mode 0600) and OUT.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Resolve a stack and pack it into one signed bundle.
+    Pack {
+        /// The stack file (YAML).
+        stack: PathBuf,
+        /// Private key file; default: the key in $TENDER_SIGNING_KEY.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Output bundle; default: NAME-VERSION.tender.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Sequence number (monotonic per stack); default: now, in Unix seconds.
+        #[arg(long)]
+        sequence: Option<u64>,
+    },
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {} (refusing to overwrite an existing key)", path.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+}
+
+fn keygen(out: &Path, json: bool) -> Result<()> {
+    let key_path = out.with_extension("key");
+    let pub_path = out.with_extension("pub");
+    for p in [&key_path, &pub_path] {
+        if p.exists() {
+            bail!("{} exists; refusing to overwrite a key", p.display());
+        }
+    }
+    let key = SigningKey::generate()?;
+    write_new(&key_path, key.to_pem()?.as_bytes(), 0o600)?;
+    write_new(&pub_path, key.public().to_pem()?.as_bytes(), 0o644)?;
+    let id = key.public().key_id();
+    if json {
+        print_json(&json!({"keyid": id, "private": key_path, "public": pub_path}));
+    } else {
+        println!("{id}");
+        eprintln!("wrote {} (keep it secret) and {}", key_path.display(), pub_path.display());
+    }
+    Ok(())
+}
+
+fn load_key(path: Option<&Path>) -> Result<SigningKey> {
+    let pem = match path {
+        Some(p) => fs::read_to_string(p).with_context(|| format!("reading key {}", p.display()))?,
+        None => std::env::var("TENDER_SIGNING_KEY")
+            .context("no signing key: give --key FILE or set TENDER_SIGNING_KEY to the key file's contents")?,
+    };
+    let what = path.map_or("TENDER_SIGNING_KEY".to_string(), |p| p.display().to_string());
+    SigningKey::from_pem(&pem).with_context(|| format!("reading signing key from {what}"))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Keygen { out } => keygen(&out, cli.json),
+        Cmd::Pack { stack, key, out, sequence } => (|| {
+            let key = load_key(key.as_deref())?;
+            let file = StackFile::load(&stack)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
+            let plan = Plan::resolve(file, Vec::new())?;
+            let bar = Bar::new(cli.json);
+            let report = pack(&plan, &key, &PackOptions { sequence, created: None }, &out, &bar)
+                .with_context(|| format!("packing {}", out.display()))?;
+            if cli.json {
+                print_json(&report);
+            } else {
+                println!(
+                    "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
+                    report.stack,
+                    report.version,
+                    report.sequence,
+                    report.path.display(),
+                    report.images,
+                    report.blobs,
+                    human(report.bytes),
+                    report.descriptor_digest
+                );
+            }
+            Ok(())
+        })(),
+    };
+    if let Err(e) = res {
+        fail(e)
+    }
+}

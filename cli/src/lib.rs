@@ -1,0 +1,100 @@
+//! Shared pieces of the two binaries: progress rendering, output, exit codes.
+//! The binaries stay thin: parse arguments, call the libraries, render.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tender_bundle::{BundleError, Progress};
+use tender_stack::StackError;
+use tender_store::StoreError;
+
+/// Exit code for a bundle, signature or trust check that failed.
+pub const EXIT_VERIFY: i32 = 3;
+/// Exit code for `fsck` finding damage.
+pub const EXIT_DAMAGED: i32 = 4;
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or when
+/// output is JSON.
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    /// A bar, hidden unless stderr is a terminal and `json` is off.
+    pub fn new(json: bool) -> Bar {
+        if json || !std::io::stderr().is_terminal() {
+            return Bar(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, phase: &str, total: u64) {
+        self.0.reset();
+        self.0.set_prefix(phase.to_owned());
+        self.0.set_length(total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn item(&self, name: &str) {
+        let short: String = name.chars().take(24).collect();
+        self.0.set_message(short);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Bytes in human units.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn bundle_is_verify(e: &BundleError) -> bool {
+    e.is_verification_failure() && !matches!(e, BundleError::Read { .. })
+}
+
+/// The exit code for an error: 3 when a bundle, signature or trust check
+/// failed, 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<BundleError>() {
+            return if bundle_is_verify(e) { EXIT_VERIFY } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
+                StoreError::Key(_) | StoreError::Downgrade { .. } | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+                _ => 1,
+            };
+        }
+        if let Some(StackError::Bundle(b)) = cause.downcast_ref::<StackError>() {
+            return if bundle_is_verify(b) { EXIT_VERIFY } else { 1 };
+        }
+    }
+    1
+}
+
+/// Print an error chain on stderr and exit with its code.
+pub fn fail(err: anyhow::Error) -> ! {
+    eprintln!("error: {err:#}");
+    std::process::exit(exit_code(&err))
+}
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}

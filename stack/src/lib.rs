@@ -1,0 +1,102 @@
+//! The shore side of tender: read a stack file, find every image its
+//! Kubernetes manifests name, resolve each from an [`ImageSource`] keeping
+//! the requested platforms, and pack a signed bundle.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+pub mod image;
+pub mod k8s;
+mod pack;
+pub mod platform;
+pub mod source;
+mod stackfile;
+
+pub use pack::{PackOptions, PackReport, Plan, pack};
+pub use stackfile::{SourceSpec, StackFile};
+
+/// Errors on the shore side.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The stack file is not valid.
+    #[error("stack file {}: {reason}", path.display())]
+    BadStackFile {
+        /// The stack file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stack file names no manifests.
+    #[error("stack file {}: names no manifests (`manifests: [stack/*.yaml]`)", path.display())]
+    NoManifests {
+        /// The stack file.
+        path: PathBuf,
+    },
+    /// A manifest pattern matched no file.
+    #[error("stack file {}: manifest pattern {pattern:?} matches no file", stack.display())]
+    PatternMatchesNothing {
+        /// The stack file.
+        stack: PathBuf,
+        /// The pattern.
+        pattern: String,
+    },
+    /// A Kubernetes manifest cannot be read.
+    #[error("manifest {}: {reason}", path.display())]
+    BadManifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A platform that is not `os/arch[/variant]`.
+    #[error("invalid platform {0:?}: expected os/arch[/variant], such as linux/arm64")]
+    BadPlatform(String),
+    /// No source covers a reference.
+    #[error("image {reference} (named in {files}): no source supplies it; add a `sources` entry whose prefix covers it")]
+    NoSource {
+        /// The reference.
+        reference: String,
+        /// The files that name it.
+        files: String,
+    },
+    /// The source has no such image.
+    #[error("image {reference}: not found in OCI layout {}", layout.display())]
+    ImageNotFound {
+        /// The reference.
+        reference: String,
+        /// The layout searched.
+        layout: PathBuf,
+    },
+    /// None of the image's platforms was requested.
+    #[error("image {reference}: none of its platforms ({}) is among those requested ({})", available.join(", "), requested.join(", "))]
+    NoPlatform {
+        /// The reference.
+        reference: String,
+        /// Platforms requested.
+        requested: Vec<String>,
+        /// Platforms the image has.
+        available: Vec<String>,
+    },
+    /// An image whose manifests cannot be used.
+    #[error("image {reference}: {reason}")]
+    BadImage {
+        /// The reference.
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bundle-format error (including digest mismatches of source blobs).
+    #[error(transparent)]
+    Bundle(#[from] tender_bundle::BundleError),
+    /// A key error.
+    #[error(transparent)]
+    Key(#[from] tender_keys::KeyError),
+}

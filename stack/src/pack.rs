@@ -1,0 +1,231 @@
+//! Planning and writing a bundle.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tender_bundle::{
+    BlobRecord, BlobRef, BundleWriter, Descriptor, Digest, FORMAT, ImageRecord, ManifestFile, Progress,
+    SignedDescriptor, StackId, StackName, Version, YAML_MEDIA_TYPE, oci_archive_index, signing_message,
+};
+use tender_keys::SigningKey;
+
+use crate::image::{BlobData, resolve_image};
+use crate::k8s::images_in_yaml;
+use crate::source::{ImageSource, OciLayoutSource};
+use crate::stackfile::StackFile;
+use crate::StackError;
+
+/// Largest Kubernetes manifest file read.
+const MAX_MANIFEST_FILE: u64 = 16 << 20;
+
+/// Everything a bundle will hold, resolved and verified (but for the layer
+/// bytes, which are verified as they are written).
+pub struct Plan {
+    /// The stack file.
+    pub stack: StackFile,
+    /// The Kubernetes manifests.
+    pub manifests: Vec<ManifestFile>,
+    /// The images.
+    pub images: Vec<ImageRecord>,
+    /// Every blob once, in bundle order, with where to read it.
+    pub blobs: Vec<(BlobRecord, BlobData)>,
+    sources: Vec<Box<dyn ImageSource>>,
+    /// Per image: which source supplies it.
+    image_source: Vec<usize>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan").field("images", &self.images.len()).field("blobs", &self.blobs.len()).finish()
+    }
+}
+
+impl Plan {
+    /// Resolve a stack file: read every manifest, find every image, resolve
+    /// each from the first source that covers it. `extra` sources are tried
+    /// after the stack file's own.
+    pub fn resolve(stack: StackFile, extra: Vec<Box<dyn ImageSource>>) -> Result<Plan, StackError> {
+        let mut sources: Vec<Box<dyn ImageSource>> = stack
+            .sources
+            .iter()
+            .map(|s| Box::new(OciLayoutSource::new(s.prefix.clone(), s.oci_layout.clone())) as Box<dyn ImageSource>)
+            .collect();
+        sources.extend(extra);
+
+        let mut manifests = Vec::new();
+        let mut blobs: Vec<(BlobRecord, BlobData)> = Vec::new();
+        // reference -> the files naming it (for errors)
+        let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for (rel, path) in &stack.manifests {
+            let len = fs::metadata(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?.len();
+            if len > MAX_MANIFEST_FILE {
+                return Err(StackError::BadManifest {
+                    path: path.clone(),
+                    reason: format!("{len} bytes, more than {MAX_MANIFEST_FILE}"),
+                });
+            }
+            let bytes = fs::read(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| StackError::BadManifest { path: path.clone(), reason: "not UTF-8 text".into() })?;
+            let found = images_in_yaml(text).map_err(|reason| StackError::BadManifest { path: path.clone(), reason })?;
+            for r in found {
+                if !refs.contains_key(&r) {
+                    order.push(r.clone());
+                }
+                refs.entry(r).or_default().push(rel.clone());
+            }
+            let digest = Digest::of(&bytes);
+            manifests.push(ManifestFile { path: rel.clone(), digest: digest.clone(), size: len });
+            blobs.push((
+                BlobRecord { digest, size: len, media_type: YAML_MEDIA_TYPE.into() },
+                BlobData::File(path.clone()),
+            ));
+        }
+        for r in &stack.images {
+            if !refs.contains_key(r) {
+                order.push(r.clone());
+            }
+            refs.entry(r.clone()).or_default().push(stack.path.display().to_string());
+        }
+
+        let mut images = Vec::new();
+        let mut image_source = Vec::new();
+        for reference in order {
+            let Some(si) = sources.iter().position(|s| s.covers(&reference)) else {
+                return Err(StackError::NoSource { files: refs[&reference].join(", "), reference });
+            };
+            let resolved = resolve_image(sources[si].as_ref(), &reference, &stack.platforms, images.len())?;
+            images.push(resolved.record);
+            image_source.push(si);
+            blobs.extend(resolved.blobs);
+        }
+        // Every blob once, whatever number of images share it.
+        let mut seen = HashSet::new();
+        blobs.retain(|(b, _)| seen.insert(b.digest.clone()));
+        Ok(Plan { stack, manifests, images, blobs, sources, image_source })
+    }
+
+    /// Bytes of all blobs.
+    pub fn total_bytes(&self) -> u64 {
+        self.blobs.iter().map(|(b, _)| b.size).sum()
+    }
+
+    fn open<'a>(&'a self, blob: &BlobRecord, data: &'a BlobData) -> Result<(Box<dyn Read + Send + 'a>, PathBuf), StackError> {
+        Ok(match data {
+            BlobData::Memory(bytes) => (Box::new(&bytes[..]), PathBuf::from("(reduced index)")),
+            BlobData::File(path) => {
+                let f = File::open(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
+                (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), path.clone())
+            }
+            BlobData::Source { image } => {
+                let src = &self.sources[self.image_source[*image]];
+                let b = src.open(&self.images[*image].reference, &blob.digest, blob.size)?;
+                (b.reader, b.location)
+            }
+        })
+    }
+}
+
+/// How to pack.
+#[derive(Clone, Debug, Default)]
+pub struct PackOptions {
+    /// The sequence; default: the pack time in Unix seconds.
+    pub sequence: Option<u64>,
+    /// The creation time; default: now.
+    pub created: Option<SystemTime>,
+}
+
+/// What `pack` wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackReport {
+    /// The bundle.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Bytes of blobs.
+    pub blob_bytes: u64,
+    /// Number of blobs.
+    pub blobs: usize,
+    /// Number of images.
+    pub images: usize,
+    /// Number of Kubernetes manifest files.
+    pub manifests: usize,
+    /// Stack name.
+    pub stack: StackName,
+    /// Version.
+    pub version: Version,
+    /// Sequence.
+    pub sequence: u64,
+    /// Digest of the signed descriptor.
+    pub descriptor_digest: Digest,
+}
+
+/// Sign the plan's descriptor and write the bundle to `out` (via a temporary
+/// file in the same directory, renamed into place only when complete).
+pub fn pack(
+    plan: &Plan,
+    key: &SigningKey,
+    options: &PackOptions,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<PackReport, StackError> {
+    let created = options.created.unwrap_or_else(SystemTime::now);
+    let secs = created.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let oci_index = oci_archive_index(&plan.images);
+    let descriptor = Descriptor {
+        format: FORMAT.into(),
+        stack: StackId { name: plan.stack.name.clone(), version: plan.stack.version.clone() },
+        sequence: options.sequence.unwrap_or(secs),
+        created: humantime::format_rfc3339_seconds(created).to_string(),
+        manifests: plan.manifests.clone(),
+        images: plan.images.clone(),
+        oci_index: BlobRef { digest: Digest::of(&oci_index), size: oci_index.len() as u64 },
+        blobs: plan.blobs.iter().map(|(b, _)| b.clone()).collect(),
+    };
+    descriptor.validate()?;
+    let raw = descriptor.to_bytes();
+    let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
+
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| StackError::Io { path, source }
+    };
+    let tmp = tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(&dir).map_err(io(&dir))?;
+    let mut w = BundleWriter::new(BufWriter::with_capacity(1 << 20, tmp), out, &signed, &oci_index, secs)?;
+    progress.start("pack", plan.total_bytes());
+    for (blob, data) in &plan.blobs {
+        let (reader, location) = plan.open(blob, data)?;
+        progress.item(&blob.digest.to_string());
+        w.append_blob(blob, reader, &location, progress)?;
+    }
+    progress.finish();
+    let tmp = w
+        .finish()?
+        .into_inner()
+        .map_err(|e| StackError::Io { path: out.to_owned(), source: e.into_error() })?;
+    tmp.as_file().sync_all().map_err(io(out))?;
+    let bytes = tmp.as_file().metadata().map_err(io(out))?.len();
+    tmp.persist(out).map_err(|e| StackError::Io { path: out.to_owned(), source: e.error })?;
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(io(&dir))?;
+    Ok(PackReport {
+        path: out.to_owned(),
+        bytes,
+        blob_bytes: descriptor.total_blob_bytes(),
+        blobs: descriptor.blobs.len(),
+        images: descriptor.images.len(),
+        manifests: descriptor.manifests.len(),
+        stack: descriptor.stack.name,
+        version: descriptor.stack.version,
+        sequence: descriptor.sequence,
+        descriptor_digest: Digest::of(&signed.raw),
+    })
+}

@@ -1,0 +1,177 @@
+//! Import: verify a bundle in one streaming pass and merge it into the store.
+
+use std::fs;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tempfile::NamedTempFile;
+use tender_bundle::{Accept, BlobRecord, Digest, Progress, Sink, StackName, Version, VerifiedDescriptor, read_bundle};
+use tender_keys::KeyId;
+
+use crate::fsutil::{io_err, sync_dir, write_atomic};
+use crate::{StackState, Store, StoreError, VersionRecord, now_rfc3339};
+
+/// Whether an import may lower a stack's sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Downgrade {
+    /// Refuse a bundle older than one already imported (the default).
+    #[default]
+    Refuse,
+    /// Import it anyway (an operator's explicit choice).
+    Allow,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    /// Stack name.
+    pub stack: StackName,
+    /// Version.
+    pub version: Version,
+    /// Sequence.
+    pub sequence: u64,
+    /// Descriptor digest.
+    pub digest: Digest,
+    /// Keys whose signatures verified.
+    pub signed_by: Vec<KeyId>,
+    /// True when this exact bundle was already imported: nothing was done.
+    pub already_imported: bool,
+    /// Blobs written.
+    pub blobs_new: usize,
+    /// Their bytes.
+    pub bytes_new: u64,
+    /// Blobs the store already held.
+    pub blobs_held: usize,
+    /// Their bytes.
+    pub bytes_held: u64,
+}
+
+struct ImportSink<'s> {
+    store: &'s Store,
+    staging: PathBuf,
+    downgrade: Downgrade,
+}
+
+impl Sink for ImportSink<'_> {
+    type Error = StoreError;
+    type Staged = NamedTempFile;
+
+    fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
+        let d = &v.descriptor;
+        let name = &d.stack.name;
+        for (_, rec, held) in self.store.versions()? {
+            if held.stack.name != *name {
+                continue;
+            }
+            if rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest)) {
+                return Ok(Accept::Stop);
+            }
+            if held.sequence == d.sequence && rec.digest != v.digest && self.downgrade == Downgrade::Refuse {
+                return Err(StoreError::SequenceConflict { stack: name.clone(), sequence: d.sequence, held: rec.digest });
+            }
+        }
+        let highest = self.store.highest_sequence(name)?;
+        if d.sequence < highest && self.downgrade == Downgrade::Refuse {
+            return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, highest });
+        }
+        Ok(Accept::Read)
+    }
+
+    fn wants(&mut self, blob: &BlobRecord) -> bool {
+        !self.store.has_blob(&blob.digest)
+    }
+
+    fn stage(&mut self, _blob: &BlobRecord, data: &mut dyn Read) -> Result<NamedTempFile, StoreError> {
+        let tmp = tempfile::Builder::new().prefix("blob-").tempfile_in(&self.staging).map_err(io_err(&self.staging))?;
+        let path = tmp.path().to_owned();
+        let mut w = BufWriter::with_capacity(1 << 20, tmp);
+        io::copy(data, &mut w).map_err(io_err(&path))?;
+        let tmp = w.into_inner().map_err(|e| StoreError::Io { path: path.clone(), source: e.into_error() })?;
+        tmp.as_file().sync_all().map_err(io_err(&path))?;
+        Ok(tmp)
+    }
+
+    fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
+        let target = self.store.blob_path(&blob.digest);
+        staged.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Verify `input` (a bundle, `source` names it in errors) and merge it.
+    ///
+    /// Nothing is written before the signature verifies against the trust
+    /// store and the downgrade check passes; each blob is written to
+    /// `staging/` and renamed into `blobs/` only after its digest checks; the
+    /// version is recorded only when every blob is present.
+    pub fn import(
+        &self,
+        input: impl Read,
+        source: &Path,
+        downgrade: Downgrade,
+        progress: &dyn Progress,
+    ) -> Result<ImportReport, StoreError> {
+        let trust = self.trust()?;
+        let _lock = self.lock()?;
+        let staging = self.root.join("staging");
+        // We hold the lock: anything in staging is left from a killed run.
+        for stale in crate::read_dir_sorted(&staging)? {
+            let _ = fs::remove_file(&stale);
+        }
+        let mut sink = ImportSink { store: self, staging, downgrade };
+        let (v, summary) = match read_bundle(input, source, &trust, &mut sink, progress) {
+            Ok(r) => r,
+            Err(e) => {
+                // Blobs committed so far are complete and verified: keep them,
+                // and make their renames durable, so a rerun skips them.
+                let _ = sync_dir(&self.blobs_dir());
+                return Err(e);
+            }
+        };
+        let d = &v.descriptor;
+        let mut report = ImportReport {
+            stack: d.stack.name.clone(),
+            version: d.stack.version.clone(),
+            sequence: d.sequence,
+            digest: v.digest.clone(),
+            signed_by: v.signed_by.clone(),
+            already_imported: summary.stopped,
+            blobs_new: summary.blobs_committed,
+            bytes_new: summary.bytes_committed,
+            blobs_held: summary.blobs - summary.blobs_committed,
+            bytes_held: summary.bytes - summary.bytes_committed,
+        };
+        if summary.stopped {
+            report.blobs_held = d.blobs.len();
+            report.bytes_held = d.total_blob_bytes();
+            return Ok(report);
+        }
+        sync_dir(&self.blobs_dir())?;
+        let missing: Vec<&BlobRecord> = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
+        if let Some(first) = missing.first() {
+            return Err(tender_bundle::BundleError::Incomplete { missing: missing.len(), first: first.digest.clone() }.into());
+        }
+        let record = VersionRecord {
+            descriptor: String::from_utf8(v.raw.clone()).map_err(|e| StoreError::BadRecord {
+                path: source.to_owned(),
+                reason: format!("descriptor is not UTF-8: {e}"),
+            })?,
+            signatures: v.signatures.clone(),
+            digest: v.digest.clone(),
+            imported: now_rfc3339(),
+        };
+        let dir = self.stack_dir(&d.stack.name);
+        crate::create_dirs(&dir)?;
+        let mut bytes = serde_json::to_vec_pretty(&record).expect("record serializes");
+        bytes.push(b'\n');
+        write_atomic(&dir, &format!("{}.json", d.stack.version), &bytes)?;
+        let highest = self.highest_sequence(&d.stack.name)?;
+        if d.sequence > highest {
+            let state = serde_json::to_vec(&StackState { highest_sequence: d.sequence }).expect("state serializes");
+            write_atomic(&dir, "state.json", &state)?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,400 @@
+//! The ship's content store.
+//!
+//! ```text
+//! STORE/
+//!   lock                      held exclusively while the store changes
+//!   blobs/sha256/<hex>        verified blobs, named by digest
+//!   staging/                  blobs being written; moved into blobs/ once verified
+//!   trust/<keyid>.pub         trusted public keys (SPKI PEM)
+//!   stacks/<name>/<version>.json   one record per complete stack version
+//!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
+//! ```
+//!
+//! Every file is written to a temporary name in its directory, fsynced, and
+//! renamed, so a crash leaves the old state or the new one.
+#![deny(missing_docs)]
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tender_bundle::{BundleError, Descriptor, Digest, Progress, StackName, Version};
+use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
+
+mod fsutil;
+mod import;
+
+use fsutil::{create_dirs, io_err, write_atomic};
+pub use import::{Downgrade, ImportReport};
+
+/// Errors of the ship store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The bundle failed verification.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A key could not be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// There is no store at the path.
+    #[error("no tender store at {} (run `tender-ship trust add` to create one)", path.display())]
+    NotAStore {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Another process holds the store's lock.
+    #[error("store {} is busy: another tender-ship is changing it", path.display())]
+    Busy {
+        /// The store.
+        path: PathBuf,
+    },
+    /// No key is trusted, so no bundle can be.
+    #[error("no trusted keys in {}: add one with `tender-ship trust add KEY.pub`", path.display())]
+    NoTrustedKeys {
+        /// The trust directory.
+        path: PathBuf,
+    },
+    /// `trust remove` of a key that is not trusted.
+    #[error("key {0} is not in the trust store")]
+    UnknownKey(KeyId),
+    /// The bundle is older than one already imported for the stack.
+    #[error(
+        "refusing downgrade of stack {stack}: bundle sequence {sequence} is lower than {highest}, already imported \
+         (use --allow-downgrade to import it anyway)"
+    )]
+    Downgrade {
+        /// The stack.
+        stack: StackName,
+        /// The bundle's sequence.
+        sequence: u64,
+        /// The highest imported.
+        highest: u64,
+    },
+    /// Same stack and sequence, different content: a replay or a mistake.
+    #[error("stack {stack} sequence {sequence} was already imported with different content ({held})")]
+    SequenceConflict {
+        /// The stack.
+        stack: StackName,
+        /// The sequence.
+        sequence: u64,
+        /// The descriptor digest held.
+        held: Digest,
+    },
+    /// A store record that cannot be read.
+    #[error("{}: invalid record: {reason}", path.display())]
+    BadRecord {
+        /// The record.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A stack version as the store records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// The signed descriptor bytes, verbatim.
+    pub descriptor: String,
+    /// The signatures that came with it.
+    pub signatures: Vec<Signature>,
+    /// The digest of `descriptor`.
+    pub digest: Digest,
+    /// When it was imported, RFC 3339.
+    pub imported: String,
+}
+
+impl VersionRecord {
+    /// The parsed descriptor.
+    pub fn parse(&self, path: &Path) -> Result<Descriptor, StoreError> {
+        Descriptor::parse(self.descriptor.as_bytes())
+            .map_err(|e| StoreError::BadRecord { path: path.to_owned(), reason: e.to_string() })
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StackState {
+    highest_sequence: u64,
+}
+
+/// One version held, for `list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct VersionInfo {
+    /// Stack name.
+    pub stack: StackName,
+    /// Version.
+    pub version: Version,
+    /// Sequence.
+    pub sequence: u64,
+    /// Packed at.
+    pub created: String,
+    /// Imported at.
+    pub imported: String,
+    /// Bytes of all its blobs.
+    pub size: u64,
+    /// Number of blobs.
+    pub blobs: usize,
+    /// Number of images.
+    pub images: usize,
+    /// Whether every blob is in the store.
+    pub complete: bool,
+    /// Descriptor digest.
+    pub digest: Digest,
+}
+
+/// What `fsck` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FsckReport {
+    /// Blobs re-hashed.
+    pub blobs_checked: usize,
+    /// Their bytes.
+    pub bytes_checked: u64,
+    /// Blobs whose content does not match their name: (path, actual digest).
+    pub corrupt: Vec<(PathBuf, Digest)>,
+    /// Files in blobs/ that are not named by a digest.
+    pub stray: Vec<PathBuf>,
+    /// Leftovers in staging/ (from a crash or a kill).
+    pub staging_leftovers: Vec<PathBuf>,
+    /// Versions recorded whose blobs are not all present: (stack, version, missing).
+    pub incomplete_versions: Vec<(String, String, usize)>,
+}
+
+impl FsckReport {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.corrupt.is_empty() && self.stray.is_empty() && self.incomplete_versions.is_empty()
+    }
+}
+
+/// The ship's store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Held while the store changes; released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Open the store at `root`, creating it if needed.
+    pub fn init(root: &Path) -> Result<Store, StoreError> {
+        for d in ["blobs/sha256", "staging", "trust", "stacks"] {
+            create_dirs(&root.join(d))?;
+        }
+        Ok(Store { root: root.to_owned() })
+    }
+
+    /// Open an existing store (never creates anything: `verify` and `list`
+    /// must not write).
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        if !root.join("blobs/sha256").is_dir() {
+            return Err(StoreError::NotAStore { path: root.to_owned() });
+        }
+        Ok(Store { root: root.to_owned() })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Take the store's exclusive lock, or fail at once if it is held.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        let path = self.root.join("lock");
+        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        match f.try_lock() {
+            Ok(()) => Ok(StoreLock { _file: f }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy { path: self.root.clone() }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    /// Where a blob lives.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs_dir().join(d.hex())
+    }
+
+    /// Whether the store holds a blob.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    fn trust_dir(&self) -> PathBuf {
+        self.root.join("trust")
+    }
+
+    /// Trust a public key (SPKI PEM). Returns its id.
+    pub fn trust_add(&self, pem: &str) -> Result<KeyId, StoreError> {
+        let key = PublicKey::from_pem(pem)?;
+        let id = key.key_id();
+        let _lock = self.lock()?;
+        write_atomic(&self.trust_dir(), &format!("{id}.pub"), key.to_pem()?.as_bytes())?;
+        Ok(id)
+    }
+
+    /// Stop trusting a key.
+    pub fn trust_remove(&self, id: &KeyId) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let path = self.trust_dir().join(format!("{id}.pub"));
+        if !path.exists() {
+            return Err(StoreError::UnknownKey(id.clone()));
+        }
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        fsutil::sync_dir(&self.trust_dir())
+    }
+
+    /// The trusted keys.
+    pub fn trusted_keys(&self) -> Result<Vec<PublicKey>, StoreError> {
+        let dir = self.trust_dir();
+        let mut keys = Vec::new();
+        for entry in read_dir_sorted(&dir)? {
+            if entry.extension().is_some_and(|e| e == "pub") {
+                let pem = fs::read_to_string(&entry).map_err(io_err(&entry))?;
+                let key = PublicKey::from_pem(&pem)
+                    .map_err(|e| StoreError::BadRecord { path: entry.clone(), reason: e.to_string() })?;
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The trust decision for bundles: the trusted keys, at least one.
+    pub fn trust(&self) -> Result<Trust, StoreError> {
+        let keys = self.trusted_keys()?;
+        if keys.is_empty() {
+            return Err(StoreError::NoTrustedKeys { path: self.trust_dir() });
+        }
+        Ok(Trust::new(keys))
+    }
+
+    fn stack_dir(&self, name: &StackName) -> PathBuf {
+        self.root.join("stacks").join(name.as_str())
+    }
+
+    fn highest_sequence(&self, name: &StackName) -> Result<u64, StoreError> {
+        let path = self.stack_dir(name).join("state.json");
+        let state: StackState = match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| StoreError::BadRecord { path: path.clone(), reason: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StackState::default(),
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        };
+        Ok(state.highest_sequence)
+    }
+
+    /// Every version record: (path, record, descriptor).
+    pub fn versions(&self) -> Result<Vec<(PathBuf, VersionRecord, Descriptor)>, StoreError> {
+        let mut out = Vec::new();
+        for stack in read_dir_sorted(&self.root.join("stacks"))? {
+            if !stack.is_dir() {
+                continue;
+            }
+            for path in read_dir_sorted(&stack)? {
+                let is_record = path.extension().is_some_and(|e| e == "json")
+                    && path.file_name().is_some_and(|n| n != "state.json" && !n.to_string_lossy().starts_with('.'));
+                if !is_record {
+                    continue;
+                }
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                let rec: VersionRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::BadRecord { path: path.clone(), reason: e.to_string() })?;
+                let d = rec.parse(&path)?;
+                out.push((path, rec, d));
+            }
+        }
+        out.sort_by(|a, b| (a.2.stack.name.as_str(), a.2.sequence).cmp(&(b.2.stack.name.as_str(), b.2.sequence)));
+        Ok(out)
+    }
+
+    /// Stacks and versions held.
+    pub fn list(&self) -> Result<Vec<VersionInfo>, StoreError> {
+        Ok(self
+            .versions()?
+            .into_iter()
+            .map(|(_, rec, d)| VersionInfo {
+                complete: d.blobs.iter().all(|b| self.has_blob(&b.digest)),
+                size: d.total_blob_bytes(),
+                blobs: d.blobs.len(),
+                images: d.images.len(),
+                stack: d.stack.name,
+                version: d.stack.version,
+                sequence: d.sequence,
+                created: d.created,
+                imported: rec.imported,
+                digest: rec.digest,
+            })
+            .collect())
+    }
+
+    /// Re-hash every blob; report mismatches, strays, staging leftovers and
+    /// incomplete versions. Changes nothing.
+    pub fn fsck(&self, progress: &dyn Progress) -> Result<FsckReport, StoreError> {
+        let mut report = FsckReport::default();
+        let blobs = read_dir_sorted(&self.blobs_dir())?;
+        let total: u64 = blobs.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
+        progress.start("fsck", total);
+        for path in blobs {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Ok(expected) = Digest::from_hex(&name) else {
+                report.stray.push(path);
+                continue;
+            };
+            progress.item(&name);
+            let f = File::open(&path).map_err(io_err(&path))?;
+            let mut hasher = Sha256::new();
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = r.read(&mut buf).map_err(io_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                report.bytes_checked += n as u64;
+                progress.advance(n as u64);
+            }
+            let actual = Digest::from_hasher(hasher);
+            if actual != expected {
+                report.corrupt.push((path, actual));
+            }
+            report.blobs_checked += 1;
+        }
+        progress.finish();
+        report.staging_leftovers = read_dir_sorted(&self.root.join("staging"))?;
+        for (_, _, d) in self.versions()? {
+            let missing = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).count();
+            if missing > 0 {
+                report.incomplete_versions.push((d.stack.name.to_string(), d.stack.version.to_string(), missing));
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        v.push(e.map_err(io_err(dir))?.path());
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
