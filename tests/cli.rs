@@ -1,1 +1,145 @@
-fn main() {}
+//! The main path, end to end through the real binaries: keygen, pack,
+//! trust, verify, import, list, fsck.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use support::{Env, SHORE};
+
+#[test]
+fn keygen_writes_private_key_0600_and_refuses_to_overwrite() {
+    let env = Env::new();
+    let mode = fs::metadata(env.path().join("ci.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(fs::read_to_string(env.path().join("ci.pub")).unwrap().contains("PUBLIC KEY"));
+    let before = fs::read(env.path().join("ci.key")).unwrap();
+    env.shore(&["keygen", "--out", "ci"]).fails(1, "refusing to overwrite");
+    assert_eq!(fs::read(env.path().join("ci.key")).unwrap(), before);
+    let j: serde_json::Value = serde_json::from_str(&env.shore(&["--json", "keygen", "--out", "rm"]).ok().stdout).unwrap();
+    assert_eq!(j["keyid"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn pack_verify_import_list_fsck() {
+    let env = Env::new();
+    let out = env.shore(&["--json", "pack", "stack-v1.yaml", "--key", "ci.key", "--out", "v1.tender"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["images"], 3);
+    assert_eq!(report["manifests"], 2);
+    assert!(report["descriptor_digest"].as_str().unwrap().starts_with("sha256:"));
+
+    let v = env.ship(&["verify", "v1.tender"]).ok();
+    assert!(v.stdout.starts_with("OK awareness 1.0.0"), "{}", v.stdout);
+    assert_eq!(env.blob_count(), 0, "verify writes nothing");
+
+    let imp: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "import", "v1.tender"]).ok().stdout).unwrap();
+    assert_eq!(imp["already_imported"], false);
+    assert_eq!(imp["blobs_held"], 0);
+    let blobs = imp["blobs_new"].as_u64().unwrap() as usize;
+    assert_eq!(env.blob_count(), blobs);
+
+    // The same bundle again: a no-op that says so.
+    let again = env.ship(&["import", "v1.tender"]).ok();
+    assert!(again.stdout.contains("already imported"), "{}", again.stdout);
+
+    // Release 2 shares everything but sensor-fusion's app layer and manifests.
+    env.pack(2, "ci.key", u64::MAX / 2, "v2.tender");
+    let imp2: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "import", "v2.tender"]).ok().stdout).unwrap();
+    assert!(imp2["blobs_held"].as_u64().unwrap() > 5, "{imp2}");
+    assert!(imp2["blobs_new"].as_u64().unwrap() < blobs as u64, "{imp2}");
+
+    let list: serde_json::Value = serde_json::from_str(&env.ship(&["--json", "list"]).ok().stdout).unwrap();
+    let versions: Vec<_> = list.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0"]);
+    assert!(list.as_array().unwrap().iter().all(|v| v["complete"] == true));
+    env.assert_store_sound(2);
+}
+
+#[test]
+fn bundle_layout_is_descriptor_first_and_blobs_once() {
+    let env = Env::new();
+    let bundle = env.pack(1, "ci.key", 1, "v1.tender");
+    let entries = support::read_entries(&bundle);
+    let names: Vec<String> = entries.iter().map(|(_, p, _)| String::from_utf8_lossy(p).into_owned()).collect();
+    assert_eq!(&names[..4], ["tender/descriptor.json", "tender/signatures.json", "oci-layout", "index.json"]);
+    let mut blobs: Vec<&String> = names.iter().filter(|n| n.starts_with("blobs/sha256/")).collect();
+    let n = blobs.len();
+    blobs.sort();
+    blobs.dedup();
+    assert_eq!(blobs.len(), n, "every blob once");
+    // sensor-fusion and bridge-ui share their base layer per arch.
+    let d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    assert_eq!(d["blobs"].as_array().unwrap().len(), n);
+    // Kubernetes manifests travel byte for byte.
+    let yaml = fs::read(env.path().join("stack/v1/bridge-ui.yaml")).unwrap();
+    assert!(entries.iter().any(|(_, _, data)| *data == yaml));
+}
+
+#[test]
+fn signing_key_from_environment() {
+    let env = Env::new();
+    let key = fs::read_to_string(env.path().join("ci.key")).unwrap();
+    let out = std::process::Command::new(SHORE)
+        .args(["pack", "stack-v1.yaml", "--out", "env.tender"])
+        .env("TENDER_SIGNING_KEY", key)
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.ship(&["verify", "env.tender"]).ok();
+    // And without either: a clear error.
+    env.shore(&["pack", "stack-v1.yaml"]).fails(1, "TENDER_SIGNING_KEY");
+}
+
+#[test]
+fn trust_add_list_remove() {
+    let env = Env::new();
+    env.shore(&["keygen", "--out", "rm"]).ok();
+    let id = env.ship(&["trust", "add", "rm.pub"]).ok().stdout.trim().replace("trusted ", "");
+    let list = env.ship(&["trust", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 2);
+    assert!(list.contains(&id));
+    env.ship(&["trust", "remove", &id]).ok();
+    assert_eq!(env.ship(&["trust", "list"]).ok().stdout.lines().count(), 1);
+    env.ship(&["trust", "remove", &id]).fails(1, "not in the trust store");
+    env.ship(&["trust", "add", "rm.key"]).fails(1, "private key");
+}
+
+#[test]
+fn downgrade_refused_unless_allowed() {
+    let env = Env::new();
+    env.pack(2, "ci.key", 20, "new.tender");
+    env.pack(1, "ci.key", 10, "old.tender");
+    env.ship(&["import", "new.tender"]).ok();
+    env.ship(&["import", "old.tender"]).fails(3, "refusing downgrade");
+    env.assert_store_sound(1);
+    env.ship(&["import", "--allow-downgrade", "old.tender"]).ok();
+    env.assert_store_sound(2);
+}
+
+#[test]
+fn platforms_filter_reduces_the_index() {
+    let env = Env::new();
+    let stack = fs::read_to_string(env.path().join("stack-v1.yaml")).unwrap();
+    fs::write(env.path().join("arm.yaml"), stack.replace("[linux/amd64, linux/arm64]", "[linux/arm64]")).unwrap();
+    // ais-gateway is amd64 only: an arm64-only stack cannot carry it.
+    env.shore(&["pack", "arm.yaml", "--key", "ci.key"]).fails(1, "ais-gateway");
+    fs::write(env.path().join("amd.yaml"), stack.replace("[linux/amd64, linux/arm64]", "[linux/amd64]")).unwrap();
+    env.shore(&["pack", "amd.yaml", "--key", "ci.key", "--out", "amd.tender"]).ok();
+    let entries = support::read_entries(&env.path().join("amd.tender"));
+    let d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    for image in d["images"].as_array().unwrap() {
+        let plats: Vec<_> = image["platforms"].as_array().unwrap().iter().map(|p| p["platform"].clone()).collect();
+        assert_eq!(plats, [serde_json::json!("linux/amd64")], "{image}");
+        if image["reference"].as_str().unwrap().contains("ais-gateway") {
+            assert_eq!(image["digest"], image["sourceDigest"], "nothing left out: index unchanged");
+        } else {
+            assert_ne!(image["digest"], image["sourceDigest"], "reduced index: {image}");
+        }
+    }
+    env.ship(&["import", "amd.tender"]).ok();
+}

@@ -1,0 +1,156 @@
+//! Helpers for tests that run the real binaries.
+#![allow(dead_code)]
+
+pub mod oci;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const SHORE: &str = env!("CARGO_BIN_EXE_tender-shore");
+pub const SHIP: &str = env!("CARGO_BIN_EXE_tender-ship");
+
+/// A scratch directory with the demo stack, a CI key trusted by a ship store.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self, code: i32, needle: &str) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "stderr should mention {needle:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+impl Env {
+    /// Demo stack (both releases), `ci.key`/`ci.pub`, and a store trusting ci.pub.
+    pub fn new() -> Env {
+        let env = Env { dir: tempfile::tempdir().unwrap() };
+        oci::write_demo_stack(env.path(), 1);
+        oci::write_demo_stack(env.path(), 2);
+        env.shore(&["keygen", "--out", "ci"]).ok();
+        env.ship(&["trust", "add", "ci.pub"]).ok();
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path().join("store")
+    }
+
+    pub fn shore(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(SHORE).args(args).current_dir(self.path()).env_remove("TENDER_SIGNING_KEY").output().unwrap(),
+        )
+    }
+
+    pub fn ship(&self, args: &[&str]) -> Run {
+        Run::from(Command::new(SHIP).arg("--store").arg(self.store()).args(args).current_dir(self.path()).output().unwrap())
+    }
+
+    /// Pack release `rel` with `key` and `sequence` into `out`.
+    pub fn pack(&self, rel: u32, key: &str, sequence: u64, out: &str) -> PathBuf {
+        let stack = format!("stack-v{rel}.yaml");
+        let seq = sequence.to_string();
+        self.shore(&["pack", &stack, "--key", key, "--sequence", &seq, "--out", out]).ok();
+        self.path().join(out)
+    }
+
+    /// Every file of the store but the lock, with its content.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(&self.store(), &self.store(), &mut out);
+        out.remove(Path::new("lock"));
+        out
+    }
+
+    /// The store holds only complete, verified blobs and no version beyond
+    /// those in `versions`, and trusts exactly what it did.
+    #[track_caller]
+    pub fn assert_store_sound(&self, versions: usize) {
+        let fsck = self.ship(&["fsck"]).ok();
+        assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
+        let list: serde_json::Value = serde_json::from_str(&self.ship(&["--json", "list"]).ok().stdout).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), versions, "{list}");
+        let staging: Vec<_> = fs::read_dir(self.store().join("staging")).unwrap().collect();
+        assert!(staging.is_empty(), "staging must be empty: {staging:?}");
+    }
+
+    pub fn blob_count(&self) -> usize {
+        fs::read_dir(self.store().join("blobs/sha256")).unwrap().count()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.insert(p.strip_prefix(root).unwrap().to_owned(), fs::read(&p).unwrap());
+        }
+    }
+}
+
+/// A bundle's entries: (header, path bytes, data).
+pub type Entries = Vec<(tar::Header, Vec<u8>, Vec<u8>)>;
+
+pub fn read_entries(bundle: &Path) -> Entries {
+    let mut a = tar::Archive::new(fs::File::open(bundle).unwrap());
+    let mut out = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.push((e.header().clone(), e.path_bytes().into_owned(), data));
+    }
+    out
+}
+
+/// Write entries back as a tar, raw: names are set byte for byte (so `..` and
+/// absolute paths can be written), sizes from the data unless `keep_size`.
+pub fn write_entries(path: &Path, entries: &Entries) {
+    let mut b = tar::Builder::new(Vec::new());
+    for (h, name, data) in entries {
+        let mut h = h.clone();
+        let raw = &mut h.as_old_mut().name;
+        raw.fill(0);
+        raw[..name.len()].copy_from_slice(name);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    fs::write(path, b.into_inner().unwrap()).unwrap();
+}
+
+/// Index of the first entry whose path contains `needle`.
+pub fn find(entries: &Entries, needle: &str) -> usize {
+    entries.iter().position(|(_, p, _)| String::from_utf8_lossy(p).contains(needle)).unwrap()
+}
