@@ -121,6 +121,52 @@ fn read_small<R: Read>(
     Ok(buf)
 }
 
+/// Counts the bytes the tar reader consumed.
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+enum End {
+    Io(io::Error),
+    Bad(String),
+}
+
+/// Most bytes accepted after the last entry: the end-of-archive blocks and
+/// the padding that tar tools add to fill a record (GNU tar: 10 KiB).
+const MAX_TRAILER: u64 = 1 << 20;
+
+/// A bundle ends with at least two zero blocks after its last entry, and only
+/// zeros: a bundle cut short inside its end marker is still a cut bundle, and
+/// trailing bytes are something nobody signed.
+fn check_end<R: Read>(mut r: CountingReader<R>, data_end: u64) -> Result<(), End> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = r.read(&mut buf).map_err(End::Io)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Err(End::Bad("the end-of-archive marker (non-zero bytes after the last entry)".into()));
+        }
+        if r.count > data_end + MAX_TRAILER {
+            return Err(End::Bad(format!("the trailer (more than {MAX_TRAILER} bytes after the last entry)")));
+        }
+    }
+    if r.count < data_end + 1024 {
+        return Err(End::Bad(format!("the end-of-archive marker ({} of 1024 bytes)", r.count.saturating_sub(data_end))));
+    }
+    Ok(())
+}
+
 /// Read and verify a bundle from `input` (`source` names it in errors),
 /// handing verified blobs to `sink`.
 ///
@@ -134,14 +180,18 @@ pub fn read_bundle<R: Read, S: Sink>(
     progress: &dyn Progress,
 ) -> Result<(VerifiedDescriptor, ReadSummary), S::Error> {
     let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(CountingReader { inner: input, count: 0 });
+    // Where the last entry's data (padded to a block) ends.
+    let mut data_end = 0u64;
     let mut entries = archive.entries().map_err(read_err)?;
 
     // Each next entry, with its type checked and its name parsed.
-    let mut next = || -> Result<Option<(tar::Entry<'_, R>, EntryName, u64)>, BundleError> {
+    let mut next = || -> Result<Option<(tar::Entry<'_, CountingReader<R>>, EntryName, u64)>, BundleError> {
         let Some(entry) = entries.next() else { return Ok(None) };
         let entry = entry.map_err(read_err)?;
         let offset = entry.raw_header_position();
+        let size = entry.header().entry_size().map_err(read_err)?;
+        data_end = entry.raw_file_position() + size.div_ceil(512) * 512;
         let raw_path = entry.path_bytes().into_owned();
         let name = EntryName::parse(&raw_path)?;
         let kind = entry.header().entry_type();
@@ -275,6 +325,11 @@ pub fn read_bundle<R: Read, S: Sink>(
         }
     }
     progress.finish();
+    drop(entries);
+    check_end(archive.into_inner(), data_end).map_err(|e| match e {
+        End::Io(e) => read_err(e),
+        End::Bad(what) => BundleError::Truncated { entry: what, read: 0, expected: 1024 },
+    })?;
     if !have_index {
         return Err(BundleError::OutOfOrder { expected: "index.json", found: "end of bundle".into(), offset: 0 }.into());
     }

@@ -77,7 +77,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
                 StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
-                StoreError::Key(_) | StoreError::Downgrade { .. } | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+                StoreError::Key(_) | StoreError::NoTrustedKeys { .. } | StoreError::Downgrade { .. } | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
                 _ => 1,
             };
         }
