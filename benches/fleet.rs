@@ -1,1 +1,163 @@
-fn main() {}
+//! Pack and import throughput and peak memory on the fleet fixture, with
+//! baselines measured in the same run:
+//!
+//! - `cat BLOBS > FILE; sync FILE` for pack and `cat BUNDLE > FILE; sync FILE`
+//!   for import: the I/O limit with the same durability tender gives (it
+//!   fsyncs what it writes);
+//! - `skopeo copy --all oci:LAYOUT:TAG oci-archive:FILE` for pack.
+//!
+//!     FLEET_MODEL_MIB=1024 cargo bench --bench fleet
+//!
+//! Each figure is the median of `BENCH_ROUNDS` (default 3) runs, warm cache.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SHORE: &str = env!("CARGO_BIN_EXE_tender-shore");
+const SHIP: &str = env!("CARGO_BIN_EXE_tender-ship");
+
+struct Measured {
+    time: Duration,
+    max_rss_kib: i64,
+}
+
+/// Run a shell command; wall time and the child's peak RSS (from wait4).
+fn run(cmd: &str) -> Measured {
+    let start = Instant::now();
+    let child = Command::new("bash").arg("-c").arg(cmd).spawn().expect("spawn");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid out-pointers.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let time = start.elapsed();
+    assert!(r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "failed: {cmd}");
+    Measured { time, max_rss_kib: usage.ru_maxrss }
+}
+
+fn median(cmd: &str, rounds: usize, before: &dyn Fn()) -> Measured {
+    let mut v: Vec<Measured> = (0..rounds)
+        .map(|_| {
+            before();
+            run(cmd)
+        })
+        .collect();
+    v.sort_by_key(|m| m.time);
+    v.swap_remove(rounds / 2)
+}
+
+fn mbps(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e6
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let mib: u64 = std::env::var("FLEET_MODEL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let fleet = root.join(format!("target/fleet-{mib}"));
+    if !fleet.join("SUMMARY").exists() {
+        let st = Command::new("bash")
+            .arg(root.join("../shared/fixtures/make-fleet.sh"))
+            .arg(&fleet)
+            .env("FLEET_MODEL_MIB", mib.to_string())
+            .status()
+            .unwrap();
+        assert!(st.success(), "make-fleet.sh failed");
+    }
+    let work = root.join("target/bench-work");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap();
+    let w = |p: &str| work.join(p).display().to_string();
+    let stack = fleet.join("tender-bench.yaml");
+    fs::write(
+        &stack,
+        "name: awareness\nversion: 1.1.0\nmanifests: [stack/v2/*.yaml]\n\
+         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n",
+    )
+    .unwrap();
+    run(&format!("{SHORE} keygen --out {} >/dev/null 2>&1", w("ci")));
+    let bundle = w("fleet.tender");
+    let pack = format!("{SHORE} pack {} --key {} --out {bundle} >/dev/null", stack.display(), w("ci.key"));
+    run(&pack); // warm the cache, and learn the blob list
+
+    // The blobs the bundle carries, as files in the layouts.
+    let mut a = tar::Archive::new(fs::File::open(&bundle).unwrap());
+    let mut first = a.entries().unwrap().next().unwrap().unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut first, &mut raw).unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut blob_bytes = 0u64;
+    for b in d["blobs"].as_array().unwrap() {
+        let hex = &b["digest"].as_str().unwrap()[7..];
+        blob_bytes += b["size"].as_u64().unwrap();
+        let found = fs::read_dir(fleet.join("layouts"))
+            .unwrap()
+            .map(|e| e.unwrap().path().join("blobs/sha256").join(hex))
+            .find(|p| p.exists())
+            .or_else(|| {
+                fs::read_dir(fleet.join("stack/v2")).unwrap().map(|e| e.unwrap().path()).find(|p| {
+                    let bytes = fs::read(p).unwrap();
+                    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+                    digest.iter().map(|b| format!("{b:02x}")).collect::<String>() == hex
+                })
+            })
+            .unwrap_or_else(|| panic!("blob {hex} not found in the fixture"));
+        files.push(found);
+    }
+    let list = files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let bundle_bytes = fs::metadata(&bundle).unwrap().len();
+    let nothing = || {};
+
+    let cat_pack = median(&format!("cat {list} > {0} && sync {0}", w("cat.out")), rounds, &nothing);
+    let cat_pack_nosync = median(&format!("cat {list} > {}", w("cat.out")), rounds, &nothing);
+    let pack_m = median(&pack, rounds, &nothing);
+    // skopeo writes one image per oci-archive: all three images, all platforms.
+    let mut skopeo_cmd = Vec::new();
+    for (image, tag) in [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")] {
+        skopeo_cmd.push(format!(
+            "rm -f {out} && skopeo copy -q --all oci:{}:{tag} oci-archive:{out}",
+            fleet.join("layouts").join(image).display(),
+            out = w(&format!("skopeo-{image}.tar"))
+        ));
+    }
+    let skopeo = median(&skopeo_cmd.join(" && "), rounds, &nothing);
+
+    let cat_import = median(&format!("cat {bundle} > {0} && sync {0}", w("cat2.out")), rounds, &nothing);
+    let store = w("store");
+    let fresh_store = || {
+        let _ = fs::remove_dir_all(&store);
+        let st = Command::new(SHIP).args(["--store", &store, "trust", "add", &w("ci.pub")]).output().unwrap();
+        assert!(st.status.success());
+    };
+    let import = median(&format!("{SHIP} --store {store} import {bundle} >/dev/null"), rounds, &fresh_store);
+    let verify = median(&format!("{SHIP} --store {store} verify {bundle} >/dev/null"), rounds, &nothing);
+
+    println!("\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
+        files.len(), blob_bytes as f64 / 1e6, bundle_bytes as f64 / 1e6);
+    println!("{:<34} {:>9} {:>10} {:>12}", "operation", "seconds", "MB/s", "peak RSS");
+    let row = |name: &str, m: &Measured, bytes: u64| {
+        println!("{name:<34} {:>9.3} {:>10.0} {:>9} MiB", m.time.as_secs_f64(), mbps(bytes, m.time), m.max_rss_kib / 1024);
+    };
+    row("cat blobs > file; sync", &cat_pack, blob_bytes);
+    row("cat blobs > file (no sync)", &cat_pack_nosync, blob_bytes);
+    row("tender-shore pack", &pack_m, blob_bytes);
+    row("skopeo copy --all oci-archive", &skopeo, blob_bytes);
+    row("cat bundle > file; sync", &cat_import, bundle_bytes);
+    row("tender-ship import", &import, bundle_bytes);
+    row("tender-ship verify", &verify, bundle_bytes);
+    let r = |a: &Measured, b: &Measured| b.time.as_secs_f64() / a.time.as_secs_f64();
+    println!("\nratios (rate of tender / rate of baseline; targets in brackets)");
+    println!("pack   / cat+sync     {:>6.2}   [>= 0.8]", r(&pack_m, &cat_pack));
+    println!("pack   / skopeo       {:>6.2}   [>= 2.0]", r(&pack_m, &skopeo));
+    println!("import / cat+sync     {:>6.2}   [>= 0.8]", r(&import, &cat_import));
+    println!("verify / cat+sync     {:>6.2}", r(&verify, &cat_import));
+    println!(
+        "peak RSS: pack {} MiB, import {} MiB, verify {} MiB   [< 64 MiB]",
+        pack_m.max_rss_kib / 1024,
+        import.max_rss_kib / 1024,
+        verify.max_rss_kib / 1024
+    );
+}
