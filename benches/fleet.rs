@@ -26,6 +26,8 @@ struct Measured {
 /// Run a shell command; wall time and the child's peak RSS (from wait4).
 fn run(cmd: &str) -> Measured {
     let start = Instant::now();
+    // Reaped by wait4 below, which also gives the peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new("bash").arg("-c").arg(cmd).spawn().expect("spawn");
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -53,8 +55,10 @@ fn mbps(bytes: u64, t: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let mib: u64 = std::env::var("FLEET_MODEL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mib: u64 =
+        std::env::var("FLEET_MODEL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let rounds: usize =
+        std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
     let fleet = root.join(format!("target/fleet-{mib}"));
     if !fleet.join("SUMMARY").exists() {
@@ -79,7 +83,8 @@ fn main() {
     .unwrap();
     run(&format!("{SHORE} keygen --out {} >/dev/null 2>&1", w("ci")));
     let bundle = w("fleet.tender");
-    let pack = format!("{SHORE} pack {} --key {} --out {bundle} >/dev/null", stack.display(), w("ci.key"));
+    let pack =
+        format!("{SHORE} pack {} --key {} --out {bundle} >/dev/null", stack.display(), w("ci.key"));
     run(&pack); // warm the cache, and learn the blob list
 
     // The blobs the bundle carries, as files in the layouts.
@@ -116,7 +121,9 @@ fn main() {
     let pack_m = median(&pack, rounds, &nothing);
     // skopeo writes one image per oci-archive: all three images, all platforms.
     let mut skopeo_cmd = Vec::new();
-    for (image, tag) in [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")] {
+    for (image, tag) in
+        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
+    {
         skopeo_cmd.push(format!(
             "rm -f {out} && skopeo copy -q --all oci:{}:{tag} oci-archive:{out}",
             fleet.join("layouts").join(image).display(),
@@ -125,21 +132,36 @@ fn main() {
     }
     let skopeo = median(&skopeo_cmd.join(" && "), rounds, &nothing);
 
-    let cat_import = median(&format!("cat {bundle} > {0} && sync {0}", w("cat2.out")), rounds, &nothing);
+    let cat_import =
+        median(&format!("cat {bundle} > {0} && sync {0}", w("cat2.out")), rounds, &nothing);
     let store = w("store");
     let fresh_store = || {
         let _ = fs::remove_dir_all(&store);
-        let st = Command::new(SHIP).args(["--store", &store, "trust", "add", &w("ci.pub")]).output().unwrap();
+        let st = Command::new(SHIP)
+            .args(["--store", &store, "trust", "add", &w("ci.pub")])
+            .output()
+            .unwrap();
         assert!(st.status.success());
     };
-    let import = median(&format!("{SHIP} --store {store} import {bundle} >/dev/null"), rounds, &fresh_store);
-    let verify = median(&format!("{SHIP} --store {store} verify {bundle} >/dev/null"), rounds, &nothing);
+    let import =
+        median(&format!("{SHIP} --store {store} import {bundle} >/dev/null"), rounds, &fresh_store);
+    let verify =
+        median(&format!("{SHIP} --store {store} verify {bundle} >/dev/null"), rounds, &nothing);
 
-    println!("\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
-        files.len(), blob_bytes as f64 / 1e6, bundle_bytes as f64 / 1e6);
+    println!(
+        "\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
+        files.len(),
+        blob_bytes as f64 / 1e6,
+        bundle_bytes as f64 / 1e6
+    );
     println!("{:<34} {:>9} {:>10} {:>12}", "operation", "seconds", "MB/s", "peak RSS");
     let row = |name: &str, m: &Measured, bytes: u64| {
-        println!("{name:<34} {:>9.3} {:>10.0} {:>9} MiB", m.time.as_secs_f64(), mbps(bytes, m.time), m.max_rss_kib / 1024);
+        println!(
+            "{name:<34} {:>9.3} {:>10.0} {:>9} MiB",
+            m.time.as_secs_f64(),
+            mbps(bytes, m.time),
+            m.max_rss_kib / 1024
+        );
     };
     row("cat blobs > file; sync", &cat_pack, blob_bytes);
     row("cat blobs > file (no sync)", &cat_pack_nosync, blob_bytes);

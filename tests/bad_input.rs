@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 
-use support::{Entries, Env, find, read_entries, write_entries};
+use support::{Entries, Env, read_entries, write_entries};
 
 const VERIFY_FAILED: i32 = 3;
 
@@ -176,7 +176,8 @@ fn truncated_anywhere_keeps_only_verified_blobs_and_rerun_completes() {
     let bundle = env.pack(1, "ci.key", 1, "good.tender");
     let bytes = fs::read(&bundle).unwrap();
     // A stick pulled out mid-import: the reader sees a short file.
-    let cuts: Vec<usize> = (1..40).map(|i| bytes.len() * i / 40).chain([512, 1024, bytes.len() - 1024]).collect();
+    let cuts: Vec<usize> =
+        (1..40).map(|i| bytes.len() * i / 40).chain([512, 1024, bytes.len() - 1024]).collect();
     for cut in cuts {
         fs::write(env.path().join("bad.tender"), &bytes[..cut]).unwrap();
         let r = env.ship(&["import", "bad.tender"]);
@@ -200,14 +201,19 @@ fn stack_file_naming_no_manifests() {
     let env = Env::new();
     fs::write(env.path().join("empty.yaml"), "name: awareness\nversion: 1.0.0\n").unwrap();
     env.shore(&["pack", "empty.yaml", "--key", "ci.key"]).fails(1, "names no manifests");
-    fs::write(env.path().join("nomatch.yaml"), "name: awareness\nversion: 1.0.0\nmanifests: [nope/*.yaml]\n").unwrap();
+    fs::write(
+        env.path().join("nomatch.yaml"),
+        "name: awareness\nversion: 1.0.0\nmanifests: [nope/*.yaml]\n",
+    )
+    .unwrap();
     env.shore(&["pack", "nomatch.yaml", "--key", "ci.key"]).fails(1, "matches no file");
 }
 
 #[test]
 fn manifest_that_is_not_yaml() {
     let env = Env::new();
-    fs::write(env.path().join("stack/v1/broken.yaml"), "kind: Deployment\nspec: [unclosed\n").unwrap();
+    fs::write(env.path().join("stack/v1/broken.yaml"), "kind: Deployment\nspec: [unclosed\n")
+        .unwrap();
     env.shore(&["pack", "stack-v1.yaml", "--key", "ci.key"]).fails(1, "broken.yaml");
 }
 
@@ -228,7 +234,13 @@ fn source_blob_corrupted_on_shore_is_refused_and_no_output() {
     let env = Env::new();
     let good = env.pack(1, "ci.key", 1, "good.tender");
     let d: serde_json::Value = serde_json::from_slice(&read_entries(&good)[0].2).unwrap();
-    let layer = d["blobs"].as_array().unwrap().iter().filter(|b| b["mediaType"].as_str().unwrap().contains("layer")).max_by_key(|b| b["size"].as_u64()).unwrap();
+    let layer = d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["mediaType"].as_str().unwrap().contains("layer"))
+        .max_by_key(|b| b["size"].as_u64())
+        .unwrap();
     let hex = &layer["digest"].as_str().unwrap()[7..];
     for image in ["sensor-fusion", "bridge-ui", "ais-gateway"] {
         let p = env.path().join("layouts/fleet").join(image).join("blobs/sha256").join(hex);
@@ -237,9 +249,13 @@ fn source_blob_corrupted_on_shore_is_refused_and_no_output() {
             fs::write(&p, b).unwrap();
         }
     }
-    env.shore(&["pack", "stack-v1.yaml", "--key", "ci.key", "--out", "x.tender"]).fails(3, "digest mismatch");
+    env.shore(&["pack", "stack-v1.yaml", "--key", "ci.key", "--out", "x.tender"])
+        .fails(3, "digest mismatch");
     assert!(!env.path().join("x.tender").exists());
-    let leftovers: Vec<_> = fs::read_dir(env.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tender-pack")).collect();
+    let leftovers: Vec<_> = fs::read_dir(env.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tender-pack"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 

@@ -17,14 +17,17 @@ fn keygen_writes_private_key_0600_and_refuses_to_overwrite() {
     let before = fs::read(env.path().join("ci.key")).unwrap();
     env.shore(&["keygen", "--out", "ci"]).fails(1, "refusing to overwrite");
     assert_eq!(fs::read(env.path().join("ci.key")).unwrap(), before);
-    let j: serde_json::Value = serde_json::from_str(&env.shore(&["--json", "keygen", "--out", "rm"]).ok().stdout).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&env.shore(&["--json", "keygen", "--out", "rm"]).ok().stdout).unwrap();
     assert_eq!(j["keyid"].as_str().unwrap().len(), 64);
 }
 
 #[test]
 fn pack_verify_import_list_fsck() {
     let env = Env::new();
-    let out = env.shore(&["--json", "pack", "stack-v1.yaml", "--key", "ci.key", "--out", "v1.tender"]).ok();
+    let out = env
+        .shore(&["--json", "pack", "stack-v1.yaml", "--key", "ci.key", "--out", "v1.tender"])
+        .ok();
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["images"], 3);
     assert_eq!(report["manifests"], 2);
@@ -52,8 +55,10 @@ fn pack_verify_import_list_fsck() {
     assert!(imp2["blobs_held"].as_u64().unwrap() > 5, "{imp2}");
     assert!(imp2["blobs_new"].as_u64().unwrap() < blobs as u64, "{imp2}");
 
-    let list: serde_json::Value = serde_json::from_str(&env.ship(&["--json", "list"]).ok().stdout).unwrap();
-    let versions: Vec<_> = list.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "list"]).ok().stdout).unwrap();
+    let versions: Vec<_> =
+        list.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["1.0.0", "1.1.0"]);
     assert!(list.as_array().unwrap().iter().all(|v| v["complete"] == true));
     env.assert_store_sound(2);
@@ -64,8 +69,12 @@ fn bundle_layout_is_descriptor_first_and_blobs_once() {
     let env = Env::new();
     let bundle = env.pack(1, "ci.key", 1, "v1.tender");
     let entries = support::read_entries(&bundle);
-    let names: Vec<String> = entries.iter().map(|(_, p, _)| String::from_utf8_lossy(p).into_owned()).collect();
-    assert_eq!(&names[..4], ["tender/descriptor.json", "tender/signatures.json", "oci-layout", "index.json"]);
+    let names: Vec<String> =
+        entries.iter().map(|(_, p, _)| String::from_utf8_lossy(p).into_owned()).collect();
+    assert_eq!(
+        &names[..4],
+        ["tender/descriptor.json", "tender/signatures.json", "oci-layout", "index.json"]
+    );
     let mut blobs: Vec<&String> = names.iter().filter(|n| n.starts_with("blobs/sha256/")).collect();
     let n = blobs.len();
     blobs.sort();
@@ -125,15 +134,24 @@ fn downgrade_refused_unless_allowed() {
 fn platforms_filter_reduces_the_index() {
     let env = Env::new();
     let stack = fs::read_to_string(env.path().join("stack-v1.yaml")).unwrap();
-    fs::write(env.path().join("arm.yaml"), stack.replace("[linux/amd64, linux/arm64]", "[linux/arm64]")).unwrap();
+    fs::write(
+        env.path().join("arm.yaml"),
+        stack.replace("[linux/amd64, linux/arm64]", "[linux/arm64]"),
+    )
+    .unwrap();
     // ais-gateway is amd64 only: an arm64-only stack cannot carry it.
     env.shore(&["pack", "arm.yaml", "--key", "ci.key"]).fails(1, "ais-gateway");
-    fs::write(env.path().join("amd.yaml"), stack.replace("[linux/amd64, linux/arm64]", "[linux/amd64]")).unwrap();
+    fs::write(
+        env.path().join("amd.yaml"),
+        stack.replace("[linux/amd64, linux/arm64]", "[linux/amd64]"),
+    )
+    .unwrap();
     env.shore(&["pack", "amd.yaml", "--key", "ci.key", "--out", "amd.tender"]).ok();
     let entries = support::read_entries(&env.path().join("amd.tender"));
     let d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
     for image in d["images"].as_array().unwrap() {
-        let plats: Vec<_> = image["platforms"].as_array().unwrap().iter().map(|p| p["platform"].clone()).collect();
+        let plats: Vec<_> =
+            image["platforms"].as_array().unwrap().iter().map(|p| p["platform"].clone()).collect();
         assert_eq!(plats, [serde_json::json!("linux/amd64")], "{image}");
         if image["reference"].as_str().unwrap().contains("ais-gateway") {
             assert_eq!(image["digest"], image["sourceDigest"], "nothing left out: index unchanged");

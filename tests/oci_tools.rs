@@ -12,11 +12,9 @@ use support::{Env, read_entries};
 
 #[track_caller]
 fn tool(program: &str, args: &[&str], cwd: &Path) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is needed for this test (apt-get install skopeo umoci): {e}"));
+    let out = Command::new(program).args(args).current_dir(cwd).output().unwrap_or_else(|e| {
+        panic!("{program} is needed for this test (apt-get install skopeo umoci): {e}")
+    });
     assert!(
         out.status.success(),
         "{program} {args:?} failed:\n{}{}",
@@ -39,7 +37,11 @@ fn check_with_skopeo(bundle: &Path, work: &Path) {
         let reference = image["reference"].as_str().unwrap();
         let src = format!("oci-archive:{b}:{reference}");
         let raw = tool("skopeo", &["inspect", "--raw", &src], work);
-        assert_eq!(support::oci::sha256(raw.as_bytes()), image["digest"].as_str().unwrap(), "{reference}");
+        assert_eq!(
+            support::oci::sha256(raw.as_bytes()),
+            image["digest"].as_str().unwrap(),
+            "{reference}"
+        );
         tool("skopeo", &["inspect", &src], work);
         let dest = format!("oci:{}:img{i}", work.join("copied").display());
         tool("skopeo", &["copy", "-q", "--all", &src, &dest], work);
@@ -60,7 +62,11 @@ fn skopeo_and_umoci_read_every_image() {
         tool("skopeo", &["copy", "-q", "--override-arch", arch, &src, &dest], env.path());
         let unpacked = env.path().join(format!("unpacked-{arch}"));
         let image = format!("{}:{arch}", env.path().join("single").display());
-        tool("umoci", &["unpack", "--rootless", "--image", &image, unpacked.to_str().unwrap()], env.path());
+        tool(
+            "umoci",
+            &["unpack", "--rootless", "--image", &image, unpacked.to_str().unwrap()],
+            env.path(),
+        );
         let os_release = fs::read_to_string(unpacked.join("rootfs/etc/os-release")).unwrap();
         assert!(os_release.contains(&format!("ARCH={arch}")), "{os_release}");
         let config = fs::read_to_string(unpacked.join("rootfs/opt/fusion/config.toml")).unwrap();
@@ -98,11 +104,22 @@ fn fleet_fixture_packs_verifies_imports_and_reads_back() {
         fs::write(fleet.join(format!("tender-v{rel}.yaml")), stack).unwrap();
         let out = env.path().join(format!("fleet-v{rel}.tender"));
         let stack_path = fleet.join(format!("tender-v{rel}.yaml"));
-        env.shore(&["pack", stack_path.to_str().unwrap(), "--key", "ci.key", "--sequence", &rel.to_string(), "--out", out.to_str().unwrap()])
-            .ok();
+        env.shore(&[
+            "pack",
+            stack_path.to_str().unwrap(),
+            "--key",
+            "ci.key",
+            "--sequence",
+            &rel.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .ok();
         env.ship(&["verify", out.to_str().unwrap()]).ok();
-        let imp: serde_json::Value =
-            serde_json::from_str(&env.ship(&["--json", "import", out.to_str().unwrap()]).ok().stdout).unwrap();
+        let imp: serde_json::Value = serde_json::from_str(
+            &env.ship(&["--json", "import", out.to_str().unwrap()]).ok().stdout,
+        )
+        .unwrap();
         if rel == 2 {
             // Only sensor-fusion changed: most bytes are already held.
             assert!(imp["bytes_held"].as_u64() > imp["bytes_new"].as_u64(), "{imp}");
@@ -113,7 +130,8 @@ fn fleet_fixture_packs_verifies_imports_and_reads_back() {
         // ais-gateway is amd64-only; the others carry both platforms.
         for image in d["images"].as_array().unwrap() {
             let n = image["platforms"].as_array().unwrap().len();
-            let want = if image["reference"].as_str().unwrap().contains("ais-gateway") { 1 } else { 2 };
+            let want =
+                if image["reference"].as_str().unwrap().contains("ais-gateway") { 1 } else { 2 };
             assert_eq!(n, want, "{image}");
         }
     }

@@ -41,7 +41,11 @@ impl TryFrom<String> for StackName {
         let ok = !s.is_empty()
             && s.len() <= 63
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok { Ok(StackName(s)) } else { Err(BundleError::InvalidName { what: "stack name", value: s }) }
+        if ok {
+            Ok(StackName(s))
+        } else {
+            Err(BundleError::InvalidName { what: "stack name", value: s })
+        }
     }
 }
 
@@ -77,7 +81,11 @@ impl TryFrom<String> for Version {
             && s.len() <= 128
             && !s.starts_with('.')
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-        if ok { Ok(Version(s)) } else { Err(BundleError::InvalidName { what: "version", value: s }) }
+        if ok {
+            Ok(Version(s))
+        } else {
+            Err(BundleError::InvalidName { what: "version", value: s })
+        }
     }
 }
 
@@ -205,13 +213,13 @@ impl Descriptor {
     pub fn parse(bytes: &[u8]) -> Result<Descriptor, BundleError> {
         // Check the format first, so a newer bundle gets a clear message rather
         // than an unknown-field error.
-        let probe: FormatProbe = serde_json::from_slice(bytes)
-            .map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
+        let probe: FormatProbe =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
         if probe.format != FORMAT {
             return Err(BundleError::UnsupportedFormat(probe.format.chars().take(64).collect()));
         }
-        let d: Descriptor = serde_json::from_slice(bytes)
-            .map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
+        let d: Descriptor =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::BadDescriptor(e.to_string()))?;
         d.validate()?;
         Ok(d)
     }
@@ -225,7 +233,11 @@ impl Descriptor {
     pub fn validate(&self) -> Result<(), BundleError> {
         let bad = |m: String| Err(BundleError::BadDescriptor(m));
         if self.blobs.len() > crate::limits::MAX_BLOBS {
-            return bad(format!("{} blobs, more than {}", self.blobs.len(), crate::limits::MAX_BLOBS));
+            return bad(format!(
+                "{} blobs, more than {}",
+                self.blobs.len(),
+                crate::limits::MAX_BLOBS
+            ));
         }
         let mut seen = BTreeSet::new();
         for b in &self.blobs {
@@ -233,12 +245,14 @@ impl Descriptor {
                 return bad(format!("blob {} listed twice", b.digest));
             }
         }
-        let sizes: BTreeMap<&Digest, u64> = self.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+        let sizes: BTreeMap<&Digest, u64> =
+            self.blobs.iter().map(|b| (&b.digest, b.size)).collect();
         let carried = |d: &Digest, size: Option<u64>, what: &str| match sizes.get(d) {
             None => Err(BundleError::BadDescriptor(format!("{what} {d} is not among the blobs"))),
-            Some(s) if size.is_some_and(|z| z != *s) => {
-                Err(BundleError::BadDescriptor(format!("{what} {d}: size {} but blob size {s}", size.unwrap_or(0))))
-            }
+            Some(s) if size.is_some_and(|z| z != *s) => Err(BundleError::BadDescriptor(format!(
+                "{what} {d}: size {} but blob size {s}",
+                size.unwrap_or(0)
+            ))),
             Some(_) => Ok(()),
         };
         for m in &self.manifests {
@@ -251,7 +265,11 @@ impl Descriptor {
                 return bad(format!("image {} has no platform", i.reference));
             }
             for p in &i.platforms {
-                carried(&p.manifest, None, &format!("image {} {} manifest", i.reference, p.platform))?;
+                carried(
+                    &p.manifest,
+                    None,
+                    &format!("image {} {} manifest", i.reference, p.platform),
+                )?;
                 carried(&p.config, None, &format!("image {} {} config", i.reference, p.platform))?;
             }
         }
@@ -294,7 +312,11 @@ pub(crate) mod tests {
             },
             sequence: 7,
             created: "2026-01-01T00:00:00Z".into(),
-            manifests: vec![ManifestFile { path: "stack/a.yaml".into(), digest: man.digest.clone(), size: man.size }],
+            manifests: vec![ManifestFile {
+                path: "stack/a.yaml".into(),
+                digest: man.digest.clone(),
+                size: man.size,
+            }],
             images: vec![ImageRecord {
                 reference: "r.example/a:1".into(),
                 digest: idx.digest.clone(),

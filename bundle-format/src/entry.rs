@@ -35,7 +35,9 @@ impl EntryName {
     /// Parse a tar entry path. Anything but the names above is refused, which
     /// rules out absolute paths, `..`, and every other surprise.
     pub fn parse(path: &[u8]) -> Result<EntryName, BundleError> {
-        let refuse = || BundleError::UnexpectedEntry(String::from_utf8_lossy(path).chars().take(200).collect());
+        let refuse = || {
+            BundleError::UnexpectedEntry(String::from_utf8_lossy(path).chars().take(200).collect())
+        };
         let s = std::str::from_utf8(path).map_err(|_| refuse())?;
         let s = s.strip_prefix("./").unwrap_or(s);
         Ok(match s {
@@ -43,7 +45,9 @@ impl EntryName {
             SIGNATURES_PATH => EntryName::Signatures,
             OCI_LAYOUT_PATH => EntryName::OciLayout,
             INDEX_PATH => EntryName::Index,
-            "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => EntryName::Directory,
+            "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => {
+                EntryName::Directory
+            }
             _ => match s.strip_prefix("blobs/sha256/") {
                 Some(hex) => EntryName::Blob(Digest::from_hex(hex).map_err(|_| refuse())?),
                 None => return Err(refuse()),

@@ -41,7 +41,11 @@ pub trait Sink {
     /// Whether this blob should be staged (false: verify and discard).
     fn wants(&mut self, blob: &BlobRecord) -> bool;
     /// Write the blob's bytes somewhere temporary. `data` must be read to its end.
-    fn stage(&mut self, blob: &BlobRecord, data: &mut dyn Read) -> Result<Self::Staged, Self::Error>;
+    fn stage(
+        &mut self,
+        blob: &BlobRecord,
+        data: &mut dyn Read,
+    ) -> Result<Self::Staged, Self::Error>;
     /// The staged bytes matched their digest: make them permanent.
     fn commit(&mut self, blob: &BlobRecord, staged: Self::Staged) -> Result<(), Self::Error>;
 }
@@ -109,17 +113,28 @@ fn read_small<R: Read>(
     limit: u64,
     source: &Path,
 ) -> Result<Vec<u8>, BundleError> {
-    let size = entry.header().size().map_err(|e| BundleError::Read { path: source.into(), source: e })?;
+    let size =
+        entry.header().size().map_err(|e| BundleError::Read { path: source.into(), source: e })?;
     if size > limit {
         return Err(BundleError::TooLarge { entry: name.into(), size, limit });
     }
     let mut buf = Vec::with_capacity(size as usize);
-    entry.take(limit + 1).read_to_end(&mut buf).map_err(|e| BundleError::Read { path: source.into(), source: e })?;
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| BundleError::Read { path: source.into(), source: e })?;
     if (buf.len() as u64) < size {
-        return Err(BundleError::Truncated { entry: name.into(), read: buf.len() as u64, expected: size });
+        return Err(BundleError::Truncated {
+            entry: name.into(),
+            read: buf.len() as u64,
+            expected: size,
+        });
     }
     Ok(buf)
 }
+
+/// An entry with its parsed name and header offset.
+type NextEntry<'a, R> = Option<(tar::Entry<'a, CountingReader<R>>, EntryName, u64)>;
 
 /// Counts the bytes the tar reader consumed.
 struct CountingReader<R> {
@@ -155,14 +170,21 @@ fn check_end<R: Read>(mut r: CountingReader<R>, data_end: u64) -> Result<(), End
             break;
         }
         if buf[..n].iter().any(|&b| b != 0) {
-            return Err(End::Bad("the end-of-archive marker (non-zero bytes after the last entry)".into()));
+            return Err(End::Bad(
+                "the end-of-archive marker (non-zero bytes after the last entry)".into(),
+            ));
         }
         if r.count > data_end + MAX_TRAILER {
-            return Err(End::Bad(format!("the trailer (more than {MAX_TRAILER} bytes after the last entry)")));
+            return Err(End::Bad(format!(
+                "the trailer (more than {MAX_TRAILER} bytes after the last entry)"
+            )));
         }
     }
     if r.count < data_end + 1024 {
-        return Err(End::Bad(format!("the end-of-archive marker ({} of 1024 bytes)", r.count.saturating_sub(data_end))));
+        return Err(End::Bad(format!(
+            "the end-of-archive marker ({} of 1024 bytes)",
+            r.count.saturating_sub(data_end)
+        )));
     }
     Ok(())
 }
@@ -186,7 +208,7 @@ pub fn read_bundle<R: Read, S: Sink>(
     let mut entries = archive.entries().map_err(read_err)?;
 
     // Each next entry, with its type checked and its name parsed.
-    let mut next = || -> Result<Option<(tar::Entry<'_, CountingReader<R>>, EntryName, u64)>, BundleError> {
+    let mut next = || -> Result<NextEntry<'_, R>, BundleError> {
         let Some(entry) = entries.next() else { return Ok(None) };
         let entry = entry.map_err(read_err)?;
         let offset = entry.raw_header_position();
@@ -209,29 +231,38 @@ pub fn read_bundle<R: Read, S: Sink>(
     };
 
     // 1 and 2: descriptor and signatures, before anything else.
-    let mut expect = |want: EntryName, label: &'static str, limit: u64| -> Result<Vec<u8>, BundleError> {
-        loop {
-            match next()? {
-                None => {
-                    return Err(BundleError::OutOfOrder { expected: label, found: "end of bundle".into(), offset: 0 });
-                }
-                Some((_, EntryName::Directory, _)) => continue,
-                Some((mut e, name, offset)) if name == want => {
-                    let _ = offset;
-                    return read_small(&mut e, label, limit, source);
-                }
-                Some((_, name, offset)) => {
-                    return Err(BundleError::OutOfOrder { expected: label, found: name.path(), offset });
+    let mut expect =
+        |want: EntryName, label: &'static str, limit: u64| -> Result<Vec<u8>, BundleError> {
+            loop {
+                match next()? {
+                    None => {
+                        return Err(BundleError::OutOfOrder {
+                            expected: label,
+                            found: "end of bundle".into(),
+                            offset: 0,
+                        });
+                    }
+                    Some((_, EntryName::Directory, _)) => continue,
+                    Some((mut e, name, _)) if name == want => {
+                        return read_small(&mut e, label, limit, source);
+                    }
+                    Some((_, name, offset)) => {
+                        return Err(BundleError::OutOfOrder {
+                            expected: label,
+                            found: name.path(),
+                            offset,
+                        });
+                    }
                 }
             }
-        }
-    };
+        };
     let raw = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
     let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
     let sigs: Signatures = serde_json::from_slice(&sigs)
         .map_err(|e| BundleError::BadDescriptor(format!("tender/signatures.json: {e}")))?;
     // Verify before parsing: the descriptor parser only ever sees signed bytes.
-    let signed_by = trust.verify(&crate::signing_message(&raw), &sigs.signatures).map_err(BundleError::from)?;
+    let signed_by =
+        trust.verify(&crate::signing_message(&raw), &sigs.signatures).map_err(BundleError::from)?;
     let descriptor = Descriptor::parse(&raw)?;
     let verified = VerifiedDescriptor {
         digest: Digest::of(&raw),
@@ -254,7 +285,9 @@ pub fn read_bundle<R: Read, S: Sink>(
     while let Some((mut entry, name, _offset)) = next()? {
         match name {
             EntryName::Directory => {}
-            EntryName::Descriptor | EntryName::Signatures => return Err(BundleError::DuplicateEntry(name.path()).into()),
+            EntryName::Descriptor | EntryName::Signatures => {
+                return Err(BundleError::DuplicateEntry(name.path()).into());
+            }
             EntryName::OciLayout => {
                 if std::mem::replace(&mut have_layout, true) {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
@@ -263,7 +296,10 @@ pub fn read_bundle<R: Read, S: Sink>(
                 let v: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| BundleError::BadDescriptor(format!("oci-layout: {e}")))?;
                 if v["imageLayoutVersion"] != "1.0.0" {
-                    return Err(BundleError::BadDescriptor("oci-layout: imageLayoutVersion is not 1.0.0".into()).into());
+                    return Err(BundleError::BadDescriptor(
+                        "oci-layout: imageLayoutVersion is not 1.0.0".into(),
+                    )
+                    .into());
                 }
             }
             EntryName::Index => {
@@ -291,7 +327,12 @@ pub fn read_bundle<R: Read, S: Sink>(
                 let size = entry.header().size().map_err(read_err)?;
                 let label = name.path();
                 if size != blob.size {
-                    return Err(BundleError::SizeMismatch { entry: label, expected: blob.size, actual: size }.into());
+                    return Err(BundleError::SizeMismatch {
+                        entry: label,
+                        expected: blob.size,
+                        actual: size,
+                    }
+                    .into());
                 }
                 progress.item(&label);
                 let mut reader = HashingReader::new(&mut entry, progress);
@@ -309,10 +350,17 @@ pub fn read_bundle<R: Read, S: Sink>(
                 io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
                 let (actual, n) = reader.finish();
                 if n < size {
-                    return Err(BundleError::Truncated { entry: label, read: n, expected: size }.into());
+                    return Err(
+                        BundleError::Truncated { entry: label, read: n, expected: size }.into()
+                    );
                 }
                 if actual != blob.digest {
-                    return Err(BundleError::DigestMismatch { entry: label, expected: blob.digest.clone(), actual }.into());
+                    return Err(BundleError::DigestMismatch {
+                        entry: label,
+                        expected: blob.digest.clone(),
+                        actual,
+                    }
+                    .into());
                 }
                 if let Some(staged) = staged {
                     sink.commit(blob, staged)?;
@@ -325,17 +373,140 @@ pub fn read_bundle<R: Read, S: Sink>(
         }
     }
     progress.finish();
-    drop(entries);
     check_end(archive.into_inner(), data_end).map_err(|e| match e {
         End::Io(e) => read_err(e),
         End::Bad(what) => BundleError::Truncated { entry: what, read: 0, expected: 1024 },
     })?;
     if !have_index {
-        return Err(BundleError::OutOfOrder { expected: "index.json", found: "end of bundle".into(), offset: 0 }.into());
+        return Err(BundleError::OutOfOrder {
+            expected: "index.json",
+            found: "end of bundle".into(),
+            offset: 0,
+        }
+        .into());
     }
     if seen.len() < listed.len() {
-        let first = d.blobs.iter().find(|b| !seen.contains_key(&b.digest)).expect("some blob unseen");
-        return Err(BundleError::Incomplete { missing: listed.len() - seen.len(), first: first.digest.clone() }.into());
+        let first =
+            d.blobs.iter().find(|b| !seen.contains_key(&b.digest)).expect("some blob unseen");
+        return Err(BundleError::Incomplete {
+            missing: listed.len() - seen.len(),
+            first: first.digest.clone(),
+        }
+        .into());
     }
     Ok((verified, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use tender_keys::SigningKey;
+
+    use super::*;
+    use crate::{
+        BlobRef, BundleWriter, FORMAT, NoProgress, SignedDescriptor, StackId, signing_message,
+    };
+
+    /// Keeps every committed blob in memory.
+    #[derive(Default)]
+    struct Collect(BTreeMap<Digest, Vec<u8>>);
+
+    impl Sink for Collect {
+        type Error = BundleError;
+        type Staged = Vec<u8>;
+        fn accept(&mut self, _: &VerifiedDescriptor) -> Result<Accept, BundleError> {
+            Ok(Accept::Read)
+        }
+        fn wants(&mut self, _: &BlobRecord) -> bool {
+            true
+        }
+        fn stage(&mut self, _: &BlobRecord, data: &mut dyn Read) -> Result<Vec<u8>, BundleError> {
+            let mut v = Vec::new();
+            data.read_to_end(&mut v).unwrap();
+            Ok(v)
+        }
+        fn commit(&mut self, b: &BlobRecord, staged: Vec<u8>) -> Result<(), BundleError> {
+            self.0.insert(b.digest.clone(), staged);
+            Ok(())
+        }
+    }
+
+    fn bundle(blobs: &[Vec<u8>], key: &SigningKey) -> Vec<u8> {
+        let mut records: Vec<BlobRecord> = Vec::new();
+        for b in blobs {
+            let d = Digest::of(b);
+            if !records.iter().any(|r| r.digest == d) {
+                records.push(BlobRecord {
+                    digest: d,
+                    size: b.len() as u64,
+                    media_type: "application/octet-stream".into(),
+                });
+            }
+        }
+        let index = crate::oci_archive_index(&[]);
+        let d = Descriptor {
+            format: FORMAT.into(),
+            stack: StackId {
+                name: "s".to_string().try_into().unwrap(),
+                version: "1".to_string().try_into().unwrap(),
+            },
+            sequence: 1,
+            created: "2026-01-01T00:00:00Z".into(),
+            manifests: vec![],
+            images: vec![],
+            oci_index: BlobRef { digest: Digest::of(&index), size: index.len() as u64 },
+            blobs: records.clone(),
+        };
+        let raw = d.to_bytes();
+        let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
+        let mut w =
+            BundleWriter::new(Vec::new(), &PathBuf::from("mem"), &signed, &index, 0).unwrap();
+        for r in &records {
+            let data = blobs.iter().find(|b| Digest::of(b) == r.digest).unwrap();
+            w.append_blob(r, &data[..], &PathBuf::from("mem"), &NoProgress).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn write_then_read_returns_every_blob(
+            blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..6)
+        ) {
+            let key = SigningKey::generate().unwrap();
+            let bytes = bundle(&blobs, &key);
+            let trust = Trust::new(vec![key.public()]);
+            let mut sink = Collect::default();
+            let (v, summary) = read_bundle(&bytes[..], Path::new("mem"), &trust, &mut sink, &NoProgress).unwrap();
+            prop_assert_eq!(summary.blobs, v.descriptor.blobs.len());
+            for b in &blobs {
+                prop_assert_eq!(sink.0.get(&Digest::of(b)), Some(b));
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_or_cut_is_refused_or_harmless(seed in any::<u64>()) {
+            let key = SigningKey::generate().unwrap();
+            let blobs = vec![vec![7u8; 700], b"manifest".to_vec()];
+            let good = bundle(&blobs, &key);
+            let trust = Trust::new(vec![key.public()]);
+            let at = (seed as usize) % good.len();
+            let mut flipped = good.clone();
+            flipped[at] ^= 1 << (seed % 8);
+            let mut sink = Collect::default();
+            // A flip in tar padding between entries is not covered by any
+            // digest: it may pass, but then every blob is still intact.
+            if read_bundle(&flipped[..], Path::new("mem"), &trust, &mut sink, &NoProgress).is_ok() {
+                for b in &blobs {
+                    prop_assert_eq!(sink.0.get(&Digest::of(b)), Some(b));
+                }
+            }
+            let mut sink = Collect::default();
+            prop_assert!(read_bundle(&good[..at], Path::new("mem"), &trust, &mut sink, &NoProgress).is_err());
+        }
+    }
 }

@@ -25,9 +25,11 @@ impl Bar {
         }
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         Bar(bar)
     }
@@ -77,7 +79,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
                 StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
-                StoreError::Key(_) | StoreError::NoTrustedKeys { .. } | StoreError::Downgrade { .. } | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+                StoreError::Key(_)
+                | StoreError::NoTrustedKeys { .. }
+                | StoreError::Downgrade { .. }
+                | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
                 _ => 1,
             };
         }

@@ -190,11 +190,11 @@ impl PublicKey {
     /// Check one signature over `message`.
     pub fn verify(&self, message: &[u8], sig: &Signature) -> Result<(), KeyError> {
         let keyid = self.key_id();
-        let bytes: [u8; 64] = B64
-            .decode(sig.sig.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| KeyError::MalformedSignature { keyid: keyid.clone() })?;
+        let bytes: [u8; 64] =
+            B64.decode(sig.sig.as_bytes())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| KeyError::MalformedSignature { keyid: keyid.clone() })?;
         self.0
             .verify(message, &ed25519_dalek::Signature::from_bytes(&bytes))
             .map_err(|_| KeyError::BadSignature { keyid })
@@ -300,7 +300,10 @@ mod tests {
         let b = SigningKey::generate().unwrap();
         let trust = Trust::new(vec![a.public()]);
         let sig = a.sign(b"hello");
-        assert_eq!(trust.verify(b"hello", &[sig.clone()]).unwrap(), vec![a.public().key_id()]);
+        assert_eq!(
+            trust.verify(b"hello", std::slice::from_ref(&sig)).unwrap(),
+            vec![a.public().key_id()]
+        );
         assert!(matches!(trust.verify(b"hellp", &[sig]), Err(KeyError::BadSignature { .. })));
         assert!(matches!(
             trust.verify(b"hello", &[b.sign(b"hello")]),

@@ -74,17 +74,28 @@ pub fn resolve_image(
     let mut blobs = Vec::new();
     let mut plats = Vec::new();
 
-    let add_manifest = |m_digest: &Digest, m_type: &str, m_size: u64, want: Option<&Platform>, blobs: &mut Vec<(BlobRecord, BlobData)>| -> Result<PlatformManifest, StackError> {
+    let add_manifest = |m_digest: &Digest,
+                        m_type: &str,
+                        m_size: u64,
+                        want: Option<&Platform>,
+                        blobs: &mut Vec<(BlobRecord, BlobData)>|
+     -> Result<PlatformManifest, StackError> {
         let bytes = source.read_small(reference, m_digest, m_size)?;
-        let m = ImageManifest::from_reader(&bytes[..]).map_err(|e| bad(format!("manifest {m_digest}: {e}")))?;
+        let m = ImageManifest::from_reader(&bytes[..])
+            .map_err(|e| bad(format!("manifest {m_digest}: {e}")))?;
         let config = m.config();
-        let cdigest: Digest = config.digest().to_string().parse().map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
+        let cdigest: Digest = config
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
         let platform = match want {
             Some(p) => p.clone(),
             None => {
                 // A bare manifest: its platform is in its config.
                 let cbytes = source.read_small(reference, &cdigest, config.size())?;
-                let c: serde_json::Value = serde_json::from_slice(&cbytes).map_err(|e| bad(format!("config {cdigest}: {e}")))?;
+                let c: serde_json::Value = serde_json::from_slice(&cbytes)
+                    .map_err(|e| bad(format!("config {cdigest}: {e}")))?;
                 Platform {
                     os: c["os"].as_str().unwrap_or("").into(),
                     arch: c["architecture"].as_str().unwrap_or("").into(),
@@ -92,17 +103,39 @@ pub fn resolve_image(
                 }
             }
         };
-        blobs.push((BlobRecord { digest: m_digest.clone(), size: m_size, media_type: m_type.into() }, from_source.clone()));
-        blobs.push((BlobRecord { digest: cdigest.clone(), size: config.size(), media_type: config.media_type().to_string() }, from_source.clone()));
+        blobs.push((
+            BlobRecord { digest: m_digest.clone(), size: m_size, media_type: m_type.into() },
+            from_source.clone(),
+        ));
+        blobs.push((
+            BlobRecord {
+                digest: cdigest.clone(),
+                size: config.size(),
+                media_type: config.media_type().to_string(),
+            },
+            from_source.clone(),
+        ));
         for l in m.layers() {
-            let ld: Digest = l.digest().to_string().parse().map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
-            blobs.push((BlobRecord { digest: ld, size: l.size(), media_type: l.media_type().to_string() }, from_source.clone()));
+            let ld: Digest = l
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
+            blobs.push((
+                BlobRecord { digest: ld, size: l.size(), media_type: l.media_type().to_string() },
+                from_source.clone(),
+            ));
         }
-        Ok(PlatformManifest { platform: platform.to_string(), manifest: m_digest.clone(), config: cdigest })
+        Ok(PlatformManifest {
+            platform: platform.to_string(),
+            manifest: m_digest.clone(),
+            config: cdigest,
+        })
     };
 
     let (carried_digest, carried_size) = if is_index(&media_type) {
-        let index = ImageIndex::from_reader(&top[..]).map_err(|e| bad(format!("index {digest}: {e}")))?;
+        let index =
+            ImageIndex::from_reader(&top[..]).map_err(|e| bad(format!("index {digest}: {e}")))?;
         let mut keep = Vec::new();
         let mut available = Vec::new();
         for (i, child) in index.manifests().iter().enumerate() {
@@ -113,7 +146,9 @@ pub fn resolve_image(
                 variant: p.variant().clone(),
             };
             available.push(p.to_string());
-            if platforms.iter().any(|want| want.accepts(&p)) && is_manifest(&child.media_type().to_string()) {
+            if platforms.iter().any(|want| want.accepts(&p))
+                && is_manifest(child.media_type().as_ref())
+            {
                 keep.push((i, p));
             }
         }
@@ -127,19 +162,38 @@ pub fn resolve_image(
         let mut child_blobs = Vec::new();
         for (i, p) in &keep {
             let child = &index.manifests()[*i];
-            let cd: Digest = child.digest().to_string().parse().map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
-            plats.push(add_manifest(&cd, &child.media_type().to_string(), child.size(), Some(p), &mut child_blobs)?);
+            let cd: Digest = child
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
+            plats.push(add_manifest(
+                &cd,
+                child.media_type().as_ref(),
+                child.size(),
+                Some(p),
+                &mut child_blobs,
+            )?);
         }
         let (top_record, top_data) = if keep.len() == index.manifests().len() {
-            (BlobRecord { digest: digest.clone(), size, media_type: media_type.clone() }, from_source.clone())
+            (
+                BlobRecord { digest: digest.clone(), size, media_type: media_type.clone() },
+                from_source.clone(),
+            )
         } else {
             // Registries refuse an index whose children are missing: carry a
             // reduced one, with every other field as the source wrote it.
-            let mut v: serde_json::Value = serde_json::from_slice(&top).map_err(|e| bad(e.to_string()))?;
-            let kept: Vec<serde_json::Value> = keep.iter().map(|(i, _)| v["manifests"][*i].clone()).collect();
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&top).map_err(|e| bad(e.to_string()))?;
+            let kept: Vec<serde_json::Value> =
+                keep.iter().map(|(i, _)| v["manifests"][*i].clone()).collect();
             v["manifests"] = serde_json::Value::Array(kept);
             let bytes = serde_json::to_vec(&v).expect("json serializes");
-            let rec = BlobRecord { digest: Digest::of(&bytes), size: bytes.len() as u64, media_type: media_type.clone() };
+            let rec = BlobRecord {
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+                media_type: media_type.clone(),
+            };
             (rec, BlobData::Memory(bytes))
         };
         let carried = (top_record.digest.clone(), top_record.size);

@@ -4,7 +4,8 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 /// Kinds whose pod template sits at `spec.template.spec`.
-const TEMPLATE_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"];
+const TEMPLATE_KINDS: &[&str] =
+    &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"];
 const CONTAINER_LISTS: &[&str] = &["initContainers", "containers", "ephemeralContainers"];
 
 /// The pod spec of an object, if its kind carries one.
@@ -37,7 +38,9 @@ fn collect(obj: &Value, out: &mut Vec<String>) -> Result<(), String> {
                     }
                 }
                 Some(Value::String(_)) | None => {}
-                Some(other) => return Err(format!("a container's image is not a string: {other:?}")),
+                Some(other) => {
+                    return Err(format!("a container's image is not a string: {other:?}"));
+                }
             }
         }
     }
@@ -49,10 +52,13 @@ fn collect(obj: &Value, out: &mut Vec<String>) -> Result<(), String> {
 pub fn images_in_yaml(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).map_err(|e| format!("document {}: not valid YAML: {e}", i + 1))?;
+        let v = Value::deserialize(doc)
+            .map_err(|e| format!("document {}: not valid YAML: {e}", i + 1))?;
         match &v {
             Value::Null => continue,
-            Value::Mapping(_) => collect(&v, &mut out).map_err(|e| format!("document {}: {e}", i + 1))?,
+            Value::Mapping(_) => {
+                collect(&v, &mut out).map_err(|e| format!("document {}: {e}", i + 1))?
+            }
             _ => return Err(format!("document {}: not a Kubernetes object (a mapping)", i + 1)),
         }
     }
@@ -84,7 +90,10 @@ kind: ConfigMap
 data: {image: "not/an-image:1"}
 ---
 "#;
-        assert_eq!(images_in_yaml(y).unwrap(), vec!["r/init:1", "r/a:1", "r/cron@sha256:00", "r/debug:2"]);
+        assert_eq!(
+            images_in_yaml(y).unwrap(),
+            vec!["r/init:1", "r/a:1", "r/cron@sha256:00", "r/debug:2"]
+        );
     }
 
     #[test]

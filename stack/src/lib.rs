@@ -60,7 +60,9 @@ pub enum StackError {
     #[error("invalid platform {0:?}: expected os/arch[/variant], such as linux/arm64")]
     BadPlatform(String),
     /// No source covers a reference.
-    #[error("image {reference} (named in {files}): no source supplies it; add a `sources` entry whose prefix covers it")]
+    #[error(
+        "image {reference} (named in {files}): no source supplies it; add a `sources` entry whose prefix covers it"
+    )]
     NoSource {
         /// The reference.
         reference: String,

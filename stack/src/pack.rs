@@ -8,16 +8,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tender_bundle::{
-    BlobRecord, BlobRef, BundleWriter, Descriptor, Digest, FORMAT, ImageRecord, ManifestFile, Progress,
-    SignedDescriptor, StackId, StackName, Version, YAML_MEDIA_TYPE, oci_archive_index, signing_message,
+    BlobRecord, BlobRef, BundleWriter, Descriptor, Digest, FORMAT, ImageRecord, ManifestFile,
+    Progress, SignedDescriptor, StackId, StackName, Version, YAML_MEDIA_TYPE, oci_archive_index,
+    signing_message,
 };
 use tender_keys::SigningKey;
 
+use crate::StackError;
 use crate::image::{BlobData, resolve_image};
 use crate::k8s::images_in_yaml;
 use crate::source::{ImageSource, OciLayoutSource};
 use crate::stackfile::StackFile;
-use crate::StackError;
 
 /// Largest Kubernetes manifest file read.
 const MAX_MANIFEST_FILE: u64 = 16 << 20;
@@ -40,7 +41,10 @@ pub struct Plan {
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plan").field("images", &self.images.len()).field("blobs", &self.blobs.len()).finish()
+        f.debug_struct("Plan")
+            .field("images", &self.images.len())
+            .field("blobs", &self.blobs.len())
+            .finish()
     }
 }
 
@@ -52,7 +56,10 @@ impl Plan {
         let mut sources: Vec<Box<dyn ImageSource>> = stack
             .sources
             .iter()
-            .map(|s| Box::new(OciLayoutSource::new(s.prefix.clone(), s.oci_layout.clone())) as Box<dyn ImageSource>)
+            .map(|s| {
+                Box::new(OciLayoutSource::new(s.prefix.clone(), s.oci_layout.clone()))
+                    as Box<dyn ImageSource>
+            })
             .collect();
         sources.extend(extra);
 
@@ -62,17 +69,23 @@ impl Plan {
         let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for (rel, path) in &stack.manifests {
-            let len = fs::metadata(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?.len();
+            let len = fs::metadata(path)
+                .map_err(|e| StackError::Io { path: path.clone(), source: e })?
+                .len();
             if len > MAX_MANIFEST_FILE {
                 return Err(StackError::BadManifest {
                     path: path.clone(),
                     reason: format!("{len} bytes, more than {MAX_MANIFEST_FILE}"),
                 });
             }
-            let bytes = fs::read(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| StackError::BadManifest { path: path.clone(), reason: "not UTF-8 text".into() })?;
-            let found = images_in_yaml(text).map_err(|reason| StackError::BadManifest { path: path.clone(), reason })?;
+            let bytes =
+                fs::read(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| StackError::BadManifest {
+                path: path.clone(),
+                reason: "not UTF-8 text".into(),
+            })?;
+            let found = images_in_yaml(text)
+                .map_err(|reason| StackError::BadManifest { path: path.clone(), reason })?;
             for r in found {
                 if !refs.contains_key(&r) {
                     order.push(r.clone());
@@ -99,7 +112,8 @@ impl Plan {
             let Some(si) = sources.iter().position(|s| s.covers(&reference)) else {
                 return Err(StackError::NoSource { files: refs[&reference].join(", "), reference });
             };
-            let resolved = resolve_image(sources[si].as_ref(), &reference, &stack.platforms, images.len())?;
+            let resolved =
+                resolve_image(sources[si].as_ref(), &reference, &stack.platforms, images.len())?;
             images.push(resolved.record);
             image_source.push(si);
             blobs.extend(resolved.blobs);
@@ -115,11 +129,16 @@ impl Plan {
         self.blobs.iter().map(|(b, _)| b.size).sum()
     }
 
-    fn open<'a>(&'a self, blob: &BlobRecord, data: &'a BlobData) -> Result<(Box<dyn Read + Send + 'a>, PathBuf), StackError> {
+    fn open<'a>(
+        &'a self,
+        blob: &BlobRecord,
+        data: &'a BlobData,
+    ) -> Result<(Box<dyn Read + Send + 'a>, PathBuf), StackError> {
         Ok(match data {
             BlobData::Memory(bytes) => (Box::new(&bytes[..]), PathBuf::from("(reduced index)")),
             BlobData::File(path) => {
-                let f = File::open(path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
+                let f = File::open(path)
+                    .map_err(|e| StackError::Io { path: path.clone(), source: e })?;
                 (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), path.clone())
             }
             BlobData::Source { image } => {
@@ -199,8 +218,10 @@ pub fn pack(
         let path = path.to_owned();
         move |source| StackError::Io { path, source }
     };
-    let tmp = tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(&dir).map_err(io(&dir))?;
-    let mut w = BundleWriter::new(BufWriter::with_capacity(1 << 20, tmp), out, &signed, &oci_index, secs)?;
+    let tmp =
+        tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(&dir).map_err(io(&dir))?;
+    let mut w =
+        BundleWriter::new(BufWriter::with_capacity(1 << 20, tmp), out, &signed, &oci_index, secs)?;
     progress.start("pack", plan.total_bytes());
     for (blob, data) in &plan.blobs {
         let (reader, location) = plan.open(blob, data)?;

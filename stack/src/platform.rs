@@ -19,9 +19,13 @@ impl Platform {
     /// Parse `os/arch[/variant]`.
     pub fn parse(s: &str) -> Result<Platform, StackError> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        let ok = |p: &str| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        };
         match parts[..] {
-            [os, arch] if ok(os) && ok(arch) => Ok(Platform { os: os.into(), arch: arch.into(), variant: None }),
+            [os, arch] if ok(os) && ok(arch) => {
+                Ok(Platform { os: os.into(), arch: arch.into(), variant: None })
+            }
             [os, arch, v] if ok(os) && ok(arch) && ok(v) => {
                 Ok(Platform { os: os.into(), arch: arch.into(), variant: Some(v.into()) })
             }

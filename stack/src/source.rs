@@ -38,11 +38,18 @@ pub trait ImageSource: Send + Sync {
     fn open(&self, reference: &str, digest: &Digest, size: u64) -> Result<BlobReader, StackError>;
 
     /// Read a small JSON blob whole, verified against its digest and size.
-    fn read_small(&self, reference: &str, digest: &Digest, size: u64) -> Result<Vec<u8>, StackError> {
+    fn read_small(
+        &self,
+        reference: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, StackError> {
         if size > MAX_JSON_BLOB_BYTES {
             return Err(StackError::BadImage {
                 reference: reference.into(),
-                reason: format!("{digest} is {size} bytes, more than {MAX_JSON_BLOB_BYTES} for a manifest"),
+                reason: format!(
+                    "{digest} is {size} bytes, more than {MAX_JSON_BLOB_BYTES} for a manifest"
+                ),
             });
         }
         let b = self.open(reference, digest, size)?;
@@ -85,7 +92,9 @@ fn split(rest: &str) -> Parts<'_> {
         None => (rest, None),
     };
     match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => Parts { repo: &name[..i], tag: Some(&name[i + 1..]), digest },
+        Some(i) if !name[i..].contains('/') => {
+            Parts { repo: &name[..i], tag: Some(&name[i + 1..]), digest }
+        }
         _ => Parts { repo: name, tag: None, digest },
     }
 }
@@ -118,28 +127,40 @@ impl ImageSource for OciLayoutSource {
         let layout = self.layout_dir(reference)?;
         let parts = split(&reference[self.prefix.len()..]);
         let index_path = layout.join("index.json");
-        let meta = fs::metadata(&index_path).map_err(|e| StackError::Io { path: index_path.clone(), source: e })?;
+        let meta = fs::metadata(&index_path)
+            .map_err(|e| StackError::Io { path: index_path.clone(), source: e })?;
         if meta.len() > MAX_JSON_BLOB_BYTES {
-            return Err(StackError::BadImage { reference: reference.into(), reason: "index.json too large".into() });
+            return Err(StackError::BadImage {
+                reference: reference.into(),
+                reason: "index.json too large".into(),
+            });
         }
-        let bytes = fs::read(&index_path).map_err(|e| StackError::Io { path: index_path.clone(), source: e })?;
-        let index: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| StackError::BadImage {
-            reference: reference.into(),
-            reason: format!("{}: {e}", index_path.display()),
-        })?;
+        let bytes = fs::read(&index_path)
+            .map_err(|e| StackError::Io { path: index_path.clone(), source: e })?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| StackError::BadImage {
+                reference: reference.into(),
+                reason: format!("{}: {e}", index_path.display()),
+            })?;
         let entries = index["manifests"].as_array().cloned().unwrap_or_default();
         let to_resolved = |e: &serde_json::Value| -> Result<Resolved, StackError> {
             let bad = |reason: String| StackError::BadImage { reference: reference.into(), reason };
-            let digest: Digest = e["digest"].as_str().unwrap_or("").parse().map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
-            let size = e["size"].as_u64().ok_or_else(|| bad(format!("{}: entry without size", index_path.display())))?;
-            let media_type = e["mediaType"].as_str().unwrap_or(crate::image::OCI_MANIFEST).to_owned();
+            let digest: Digest = e["digest"]
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
+            let size = e["size"]
+                .as_u64()
+                .ok_or_else(|| bad(format!("{}: entry without size", index_path.display())))?;
+            let media_type =
+                e["mediaType"].as_str().unwrap_or(crate::image::OCI_MANIFEST).to_owned();
             Ok(Resolved { digest, media_type, size })
         };
         // A digest pins the image, whatever the tag says.
         if let Some(d) = parts.digest {
-            let want: Digest = d.parse().map_err(|e: tender_bundle::BundleError| StackError::BadImage {
-                reference: reference.into(),
-                reason: e.to_string(),
+            let want: Digest = d.parse().map_err(|e: tender_bundle::BundleError| {
+                StackError::BadImage { reference: reference.into(), reason: e.to_string() }
             })?;
             if let Some(e) = entries.iter().find(|e| e["digest"].as_str() == Some(want.as_str())) {
                 return to_resolved(e);

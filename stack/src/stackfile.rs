@@ -68,12 +68,16 @@ impl StackFile {
     /// Read and validate a stack file; expands the manifest globs.
     pub fn load(path: &Path) -> Result<StackFile, StackError> {
         let bad = |reason: String| StackError::BadStackFile { path: path.to_owned(), reason };
-        let len = fs::metadata(path).map_err(|e| StackError::Io { path: path.to_owned(), source: e })?.len();
+        let len = fs::metadata(path)
+            .map_err(|e| StackError::Io { path: path.to_owned(), source: e })?
+            .len();
         if len > MAX_STACK_FILE {
             return Err(bad(format!("{len} bytes, more than {MAX_STACK_FILE}")));
         }
-        let text = fs::read_to_string(path).map_err(|e| StackError::Io { path: path.to_owned(), source: e })?;
-        let raw: Raw = serde_yaml::from_str(&text).map_err(|e| bad(format!("not a valid stack file: {e}")))?;
+        let text = fs::read_to_string(path)
+            .map_err(|e| StackError::Io { path: path.to_owned(), source: e })?;
+        let raw: Raw =
+            serde_yaml::from_str(&text).map_err(|e| bad(format!("not a valid stack file: {e}")))?;
         let name = StackName::try_from(raw.name).map_err(|e| bad(e.to_string()))?;
         // `version: 1.0` parses as a float in YAML; take its text as written.
         let version = match raw.version {
@@ -94,13 +98,17 @@ impl StackFile {
         let mut manifests = BTreeMap::new();
         for pattern in &raw.manifests {
             if pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
-                return Err(bad(format!("manifest pattern {pattern:?} must be relative to the stack file, without `..`")));
+                return Err(bad(format!(
+                    "manifest pattern {pattern:?} must be relative to the stack file, without `..`"
+                )));
             }
             let full = base.join(pattern);
-            let matches = glob::glob(&full.to_string_lossy()).map_err(|e| bad(format!("pattern {pattern:?}: {e}")))?;
+            let matches = glob::glob(&full.to_string_lossy())
+                .map_err(|e| bad(format!("pattern {pattern:?}: {e}")))?;
             let mut found = false;
             for m in matches {
-                let m = m.map_err(|e| StackError::Io { path: e.path().to_owned(), source: e.into() })?;
+                let m =
+                    m.map_err(|e| StackError::Io { path: e.path().to_owned(), source: e.into() })?;
                 if !m.is_file() {
                     continue;
                 }
@@ -110,7 +118,10 @@ impl StackFile {
                 found = true;
             }
             if !found {
-                return Err(StackError::PatternMatchesNothing { stack: path.to_owned(), pattern: pattern.clone() });
+                return Err(StackError::PatternMatchesNothing {
+                    stack: path.to_owned(),
+                    pattern: pattern.clone(),
+                });
             }
         }
         let sources = raw

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tempfile::NamedTempFile;
-use tender_bundle::{Accept, BlobRecord, Digest, Progress, Sink, StackName, Version, VerifiedDescriptor, read_bundle};
+use tender_bundle::{
+    Accept, BlobRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor, Version, read_bundle,
+};
 use tender_keys::KeyId;
 
 use crate::fsutil::{io_err, sync_dir, write_atomic};
@@ -67,13 +69,24 @@ impl Sink for ImportSink<'_> {
             if rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest)) {
                 return Ok(Accept::Stop);
             }
-            if held.sequence == d.sequence && rec.digest != v.digest && self.downgrade == Downgrade::Refuse {
-                return Err(StoreError::SequenceConflict { stack: name.clone(), sequence: d.sequence, held: rec.digest });
+            if held.sequence == d.sequence
+                && rec.digest != v.digest
+                && self.downgrade == Downgrade::Refuse
+            {
+                return Err(StoreError::SequenceConflict {
+                    stack: name.clone(),
+                    sequence: d.sequence,
+                    held: rec.digest,
+                });
             }
         }
         let highest = self.store.highest_sequence(name)?;
         if d.sequence < highest && self.downgrade == Downgrade::Refuse {
-            return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, highest });
+            return Err(StoreError::Downgrade {
+                stack: name.clone(),
+                sequence: d.sequence,
+                highest,
+            });
         }
         Ok(Accept::Read)
     }
@@ -82,19 +95,30 @@ impl Sink for ImportSink<'_> {
         !self.store.has_blob(&blob.digest)
     }
 
-    fn stage(&mut self, _blob: &BlobRecord, data: &mut dyn Read) -> Result<NamedTempFile, StoreError> {
-        let tmp = tempfile::Builder::new().prefix("blob-").tempfile_in(&self.staging).map_err(io_err(&self.staging))?;
+    fn stage(
+        &mut self,
+        _blob: &BlobRecord,
+        data: &mut dyn Read,
+    ) -> Result<NamedTempFile, StoreError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.staging)
+            .map_err(io_err(&self.staging))?;
         let path = tmp.path().to_owned();
         let mut w = BufWriter::with_capacity(1 << 20, tmp);
         io::copy(data, &mut w).map_err(io_err(&path))?;
-        let tmp = w.into_inner().map_err(|e| StoreError::Io { path: path.clone(), source: e.into_error() })?;
+        let tmp = w
+            .into_inner()
+            .map_err(|e| StoreError::Io { path: path.clone(), source: e.into_error() })?;
         tmp.as_file().sync_all().map_err(io_err(&path))?;
         Ok(tmp)
     }
 
     fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
         let target = self.store.blob_path(&blob.digest);
-        staged.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
+        staged
+            .persist(&target)
+            .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
         Ok(())
     }
 }
@@ -149,9 +173,14 @@ impl Store {
             return Ok(report);
         }
         sync_dir(&self.blobs_dir())?;
-        let missing: Vec<&BlobRecord> = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
+        let missing: Vec<&BlobRecord> =
+            d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
         if let Some(first) = missing.first() {
-            return Err(tender_bundle::BundleError::Incomplete { missing: missing.len(), first: first.digest.clone() }.into());
+            return Err(tender_bundle::BundleError::Incomplete {
+                missing: missing.len(),
+                first: first.digest.clone(),
+            }
+            .into());
         }
         let record = VersionRecord {
             descriptor: String::from_utf8(v.raw.clone()).map_err(|e| StoreError::BadRecord {
@@ -169,7 +198,8 @@ impl Store {
         write_atomic(&dir, &format!("{}.json", d.stack.version), &bytes)?;
         let highest = self.highest_sequence(&d.stack.name)?;
         if d.sequence > highest {
-            let state = serde_json::to_vec(&StackState { highest_sequence: d.sequence }).expect("state serializes");
+            let state = serde_json::to_vec(&StackState { highest_sequence: d.sequence })
+                .expect("state serializes");
             write_atomic(&dir, "state.json", &state)?;
         }
         Ok(report)

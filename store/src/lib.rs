@@ -81,7 +81,9 @@ pub enum StoreError {
         highest: u64,
     },
     /// Same stack and sequence, different content: a replay or a mistake.
-    #[error("stack {stack} sequence {sequence} was already imported with different content ({held})")]
+    #[error(
+        "stack {stack} sequence {sequence} was already imported with different content ({held})"
+    )]
     SequenceConflict {
         /// The stack.
         stack: StackName,
@@ -212,10 +214,17 @@ impl Store {
     /// Take the store's exclusive lock, or fail at once if it is held.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         let path = self.root.join("lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         match f.try_lock() {
             Ok(()) => Ok(StoreLock { _file: f }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy { path: self.root.clone() }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::Busy { path: self.root.clone() })
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
         }
     }
@@ -265,8 +274,10 @@ impl Store {
         for entry in read_dir_sorted(&dir)? {
             if entry.extension().is_some_and(|e| e == "pub") {
                 let pem = fs::read_to_string(&entry).map_err(io_err(&entry))?;
-                let key = PublicKey::from_pem(&pem)
-                    .map_err(|e| StoreError::BadRecord { path: entry.clone(), reason: e.to_string() })?;
+                let key = PublicKey::from_pem(&pem).map_err(|e| StoreError::BadRecord {
+                    path: entry.clone(),
+                    reason: e.to_string(),
+                })?;
                 keys.push(key);
             }
         }
@@ -306,18 +317,23 @@ impl Store {
             }
             for path in read_dir_sorted(&stack)? {
                 let is_record = path.extension().is_some_and(|e| e == "json")
-                    && path.file_name().is_some_and(|n| n != "state.json" && !n.to_string_lossy().starts_with('.'));
+                    && path.file_name().is_some_and(|n| {
+                        n != "state.json" && !n.to_string_lossy().starts_with('.')
+                    });
                 if !is_record {
                     continue;
                 }
                 let bytes = fs::read(&path).map_err(io_err(&path))?;
-                let rec: VersionRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::BadRecord { path: path.clone(), reason: e.to_string() })?;
+                let rec: VersionRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    StoreError::BadRecord { path: path.clone(), reason: e.to_string() }
+                })?;
                 let d = rec.parse(&path)?;
                 out.push((path, rec, d));
             }
         }
-        out.sort_by(|a, b| (a.2.stack.name.as_str(), a.2.sequence).cmp(&(b.2.stack.name.as_str(), b.2.sequence)));
+        out.sort_by(|a, b| {
+            (a.2.stack.name.as_str(), a.2.sequence).cmp(&(b.2.stack.name.as_str(), b.2.sequence))
+        });
         Ok(out)
     }
 
@@ -349,7 +365,8 @@ impl Store {
         let total: u64 = blobs.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
         progress.start("fsck", total);
         for path in blobs {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let Ok(expected) = Digest::from_hex(&name) else {
                 report.stray.push(path);
                 continue;
@@ -379,7 +396,11 @@ impl Store {
         for (_, _, d) in self.versions()? {
             let missing = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).count();
             if missing > 0 {
-                report.incomplete_versions.push((d.stack.name.to_string(), d.stack.version.to_string(), missing));
+                report.incomplete_versions.push((
+                    d.stack.name.to_string(),
+                    d.stack.version.to_string(),
+                    missing,
+                ));
             }
         }
         Ok(report)

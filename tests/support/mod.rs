@@ -33,13 +33,21 @@ impl Run {
 
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn fails(self, code: i32, needle: &str) -> Run {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         assert!(self.stderr.contains(needle), "stderr should mention {needle:?}:\n{}", self.stderr);
         self
     }
@@ -66,12 +74,25 @@ impl Env {
 
     pub fn shore(&self, args: &[&str]) -> Run {
         Run::from(
-            Command::new(SHORE).args(args).current_dir(self.path()).env_remove("TENDER_SIGNING_KEY").output().unwrap(),
+            Command::new(SHORE)
+                .args(args)
+                .current_dir(self.path())
+                .env_remove("TENDER_SIGNING_KEY")
+                .output()
+                .unwrap(),
         )
     }
 
     pub fn ship(&self, args: &[&str]) -> Run {
-        Run::from(Command::new(SHIP).arg("--store").arg(self.store()).args(args).current_dir(self.path()).output().unwrap())
+        Run::from(
+            Command::new(SHIP)
+                .arg("--store")
+                .arg(self.store())
+                .args(args)
+                .current_dir(self.path())
+                .output()
+                .unwrap(),
+        )
     }
 
     /// Pack release `rel` with `key` and `sequence` into `out`.
@@ -96,7 +117,8 @@ impl Env {
     pub fn assert_store_sound(&self, versions: usize) {
         let fsck = self.ship(&["fsck"]).ok();
         assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
-        let list: serde_json::Value = serde_json::from_str(&self.ship(&["--json", "list"]).ok().stdout).unwrap();
+        let list: serde_json::Value =
+            serde_json::from_str(&self.ship(&["--json", "list"]).ok().stdout).unwrap();
         assert_eq!(list.as_array().unwrap().len(), versions, "{list}");
         let staging: Vec<_> = fs::read_dir(self.store().join("staging")).unwrap().collect();
         assert!(staging.is_empty(), "staging must be empty: {staging:?}");
@@ -148,9 +170,4 @@ pub fn write_entries(path: &Path, entries: &Entries) {
         b.append(&h, &data[..]).unwrap();
     }
     fs::write(path, b.into_inner().unwrap()).unwrap();
-}
-
-/// Index of the first entry whose path contains `needle`.
-pub fn find(entries: &Entries, needle: &str) -> usize {
-    entries.iter().position(|(_, p, _)| String::from_utf8_lossy(p).contains(needle)).unwrap()
 }

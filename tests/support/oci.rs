@@ -177,7 +177,10 @@ pub fn write_demo_stack(dir: &Path, release: u32) {
         &ImageSpec {
             tag: "1.0.0",
             arches: &["amd64", "arm64"],
-            layers: vec![base.clone(), vec![("srv/ui/index.html", "<h1>bridge {arch}</h1>\n".into())]],
+            layers: vec![
+                base.clone(),
+                vec![("srv/ui/index.html", "<h1>bridge {arch}</h1>\n".into())],
+            ],
             compression: Compression::Zstd,
             types: Types::Oci,
         },

@@ -76,12 +76,17 @@ fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.cmd {
         Cmd::Trust { cmd: TrustCmd::Add { key } } => {
-            let pem = fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
+            let pem =
+                fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
             if pem.contains("PRIVATE KEY") {
-                anyhow::bail!("{} is a private key: give the ship the .pub file, never the .key", key.display());
+                anyhow::bail!(
+                    "{} is a private key: give the ship the .pub file, never the .key",
+                    key.display()
+                );
             }
             let store = Store::init(&cli.store)?;
-            let id = store.trust_add(&pem).with_context(|| format!("trusting {}", key.display()))?;
+            let id =
+                store.trust_add(&pem).with_context(|| format!("trusting {}", key.display()))?;
             if json {
                 print_json(&json!({"added": id}));
             } else {
@@ -89,8 +94,11 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Trust { cmd: TrustCmd::List } => {
-            let keys: Vec<String> =
-                Store::open(&cli.store)?.trusted_keys()?.iter().map(|k| k.key_id().to_string()).collect();
+            let keys: Vec<String> = Store::open(&cli.store)?
+                .trusted_keys()?
+                .iter()
+                .map(|k| k.key_id().to_string())
+                .collect();
             if json {
                 print_json(&json!({"keys": keys}));
             } else {
@@ -108,8 +116,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Verify { bundle } => {
             let trust = Store::open(&cli.store)?.trust()?;
             let bar = Bar::new(json);
-            let (v, summary) = read_bundle(open_bundle(&bundle)?, &bundle, &trust, &mut VerifyOnly, &bar)
-                .with_context(|| format!("verifying {}", bundle.display()))?;
+            let (v, summary) =
+                read_bundle(open_bundle(&bundle)?, &bundle, &trust, &mut VerifyOnly, &bar)
+                    .with_context(|| format!("verifying {}", bundle.display()))?;
             let d = &v.descriptor;
             if json {
                 print_json(&json!({
@@ -138,7 +147,10 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&r);
             } else if r.already_imported {
-                println!("{} {} (sequence {}) is already imported: nothing to do", r.stack, r.version, r.sequence);
+                println!(
+                    "{} {} (sequence {}) is already imported: nothing to do",
+                    r.stack, r.version, r.sequence
+                );
             } else {
                 println!(
                     "imported {} {} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
@@ -159,7 +171,10 @@ fn run(cli: Cli) -> Result<i32> {
             } else if versions.is_empty() {
                 println!("no stacks");
             } else {
-                println!("{:<20} {:<12} {:>12} {:>10} {:>7}  COMPLETE", "STACK", "VERSION", "SEQUENCE", "SIZE", "IMAGES");
+                println!(
+                    "{:<20} {:<12} {:>12} {:>10} {:>7}  COMPLETE",
+                    "STACK", "VERSION", "SEQUENCE", "SIZE", "IMAGES"
+                );
                 for v in versions {
                     println!(
                         "{:<20} {:<12} {:>12} {:>10} {:>7}  {}",
@@ -190,7 +205,10 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("INCOMPLETE {s} {v}: {n} blob(s) missing");
                 }
                 for p in &r.staging_leftovers {
-                    println!("LEFTOVER {} (from an interrupted import; the next import removes it)", p.display());
+                    println!(
+                        "LEFTOVER {} (from an interrupted import; the next import removes it)",
+                        p.display()
+                    );
                 }
                 if r.is_clean() {
                     println!("store is clean");

@@ -13,7 +13,11 @@ use tender_keys::SigningKey;
 use tender_stack::{PackOptions, Plan, StackFile, pack};
 
 #[derive(Parser)]
-#[command(name = "tender-shore", version, about = "Pack signed, content-addressed stack bundles for ships")]
+#[command(
+    name = "tender-shore",
+    version,
+    about = "Pack signed, content-addressed stack bundles for ships"
+)]
 struct Cli {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -47,13 +51,13 @@ enum Cmd {
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {} (refusing to overwrite an existing key)", path.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+    let mut f =
+        OpenOptions::new().write(true).create_new(true).mode(mode).open(path).with_context(
+            || format!("creating {} (refusing to overwrite an existing key)", path.display()),
+        )?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn keygen(out: &Path, json: bool) -> Result<()> {
@@ -80,8 +84,9 @@ fn keygen(out: &Path, json: bool) -> Result<()> {
 fn load_key(path: Option<&Path>) -> Result<SigningKey> {
     let pem = match path {
         Some(p) => fs::read_to_string(p).with_context(|| format!("reading key {}", p.display()))?,
-        None => std::env::var("TENDER_SIGNING_KEY")
-            .context("no signing key: give --key FILE or set TENDER_SIGNING_KEY to the key file's contents")?,
+        None => std::env::var("TENDER_SIGNING_KEY").context(
+            "no signing key: give --key FILE or set TENDER_SIGNING_KEY to the key file's contents",
+        )?,
     };
     let what = path.map_or("TENDER_SIGNING_KEY".to_string(), |p| p.display().to_string());
     SigningKey::from_pem(&pem).with_context(|| format!("reading signing key from {what}"))
@@ -94,7 +99,8 @@ fn main() {
         Cmd::Pack { stack, key, out, sequence } => (|| {
             let key = load_key(key.as_deref())?;
             let file = StackFile::load(&stack)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
+            let out = out
+                .unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
             let plan = Plan::resolve(file, Vec::new())?;
             let bar = Bar::new(cli.json);
             let report = pack(&plan, &key, &PackOptions { sequence, created: None }, &out, &bar)
