@@ -29,7 +29,7 @@ pub use descriptor::{
 };
 pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
-pub use hashing::HashingReader;
+pub use hashing::{CopyError, copy_hashed};
 pub use progress::{NoProgress, Progress};
 pub use reader::{Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle};
 pub use writer::{BundleWriter, SignedDescriptor, oci_archive_index};

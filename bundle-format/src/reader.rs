@@ -2,14 +2,15 @@
 //! entry verified as it passes.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use tender_keys::{KeyId, Signature, Trust};
 
 use crate::entry::EntryName;
+use crate::hashing::{CopyError, copy_hashed};
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
-use crate::{BlobRecord, BundleError, Descriptor, Digest, HashingReader, Progress, Signatures};
+use crate::{BlobRecord, BundleError, Descriptor, Digest, Progress, Signatures};
 
 /// A descriptor whose signatures checked against the trust given.
 #[derive(Clone, Debug)]
@@ -27,25 +28,25 @@ pub struct VerifiedDescriptor {
 }
 
 /// Where verified blobs go. The reader calls [`Sink::accept`] once the
-/// signature checked, then for each blob either hashes it only (when
-/// [`Sink::wants`] says no) or hands it to [`Sink::stage`] and, only after
-/// its digest checked, to [`Sink::commit`].
+/// signature checked; then for each blob it either only hashes it (when
+/// [`Sink::wants`] says no) or copies it into what [`Sink::stage`] returns
+/// and, only after its digest checked, hands that to [`Sink::commit`]. The
+/// reader does the copying and the hashing, so no sink can skip a check.
 pub trait Sink {
     /// The sink's error; bundle errors convert into it.
     type Error: From<BundleError>;
-    /// A blob written but not yet committed (dropping it must discard it).
-    type Staged;
+    /// Where a blob is written before it is verified (dropping it must
+    /// discard it).
+    type Staged: Write;
     /// The descriptor verified: read on, or stop before any blob (for
     /// instance, when this exact bundle is already held). An error stops too.
     fn accept(&mut self, bundle: &VerifiedDescriptor) -> Result<Accept, Self::Error>;
     /// Whether this blob should be staged (false: verify and discard).
     fn wants(&mut self, blob: &BlobRecord) -> bool;
-    /// Write the blob's bytes somewhere temporary. `data` must be read to its end.
-    fn stage(
-        &mut self,
-        blob: &BlobRecord,
-        data: &mut dyn Read,
-    ) -> Result<Self::Staged, Self::Error>;
+    /// Somewhere temporary to write the blob's bytes.
+    fn stage(&mut self, blob: &BlobRecord) -> Result<Self::Staged, Self::Error>;
+    /// The error for a failed write to `staged` (naming its path).
+    fn write_failed(&self, staged: &Self::Staged, err: io::Error) -> Self::Error;
     /// The staged bytes matched their digest: make them permanent.
     fn commit(&mut self, blob: &BlobRecord, staged: Self::Staged) -> Result<(), Self::Error>;
 }
@@ -65,17 +66,20 @@ pub struct VerifyOnly;
 
 impl Sink for VerifyOnly {
     type Error = BundleError;
-    type Staged = ();
+    type Staged = io::Sink;
     fn accept(&mut self, _: &VerifiedDescriptor) -> Result<Accept, BundleError> {
         Ok(Accept::Read)
     }
     fn wants(&mut self, _: &BlobRecord) -> bool {
         false
     }
-    fn stage(&mut self, _: &BlobRecord, _: &mut dyn Read) -> Result<(), BundleError> {
-        Ok(())
+    fn stage(&mut self, _: &BlobRecord) -> Result<io::Sink, BundleError> {
+        Ok(io::sink())
     }
-    fn commit(&mut self, _: &BlobRecord, _: ()) -> Result<(), BundleError> {
+    fn write_failed(&self, _: &io::Sink, err: io::Error) -> BundleError {
+        BundleError::Write { path: "(nowhere)".into(), source: err }
+    }
+    fn commit(&mut self, _: &BlobRecord, _: io::Sink) -> Result<(), BundleError> {
         Ok(())
     }
 }
@@ -335,20 +339,19 @@ pub fn read_bundle<R: Read, S: Sink>(
                     .into());
                 }
                 progress.item(&label);
-                let mut reader = HashingReader::new(&mut entry, progress);
-                let staged = if sink.wants(blob) {
-                    let staged = sink.stage(blob, &mut reader);
-                    if let Some(e) = reader.take_read_error() {
-                        return Err(read_err(e).into());
-                    }
-                    Some(staged?)
-                } else {
-                    io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
-                    None
+                let mut staged = if sink.wants(blob) { Some(sink.stage(blob)?) } else { None };
+                let copied = match staged.as_mut() {
+                    Some(w) => copy_hashed(&mut entry, &mut *w, size, progress),
+                    None => copy_hashed(&mut entry, io::sink(), size, progress),
                 };
-                // A sink may stop early; the digest covers every byte.
-                io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
-                let (actual, n) = reader.finish();
+                let (actual, n) = match copied {
+                    Ok(r) => r,
+                    Err(CopyError::Read(e)) => return Err(read_err(e).into()),
+                    Err(CopyError::Write(e)) => {
+                        let staged = staged.expect("only a staged blob is written");
+                        return Err(sink.write_failed(&staged, e));
+                    }
+                };
                 if n < size {
                     return Err(
                         BundleError::Truncated { entry: label, read: n, expected: size }.into()
@@ -423,10 +426,11 @@ mod tests {
         fn wants(&mut self, _: &BlobRecord) -> bool {
             true
         }
-        fn stage(&mut self, _: &BlobRecord, data: &mut dyn Read) -> Result<Vec<u8>, BundleError> {
-            let mut v = Vec::new();
-            data.read_to_end(&mut v).unwrap();
-            Ok(v)
+        fn stage(&mut self, _: &BlobRecord) -> Result<Vec<u8>, BundleError> {
+            Ok(Vec::new())
+        }
+        fn write_failed(&self, _: &Vec<u8>, err: io::Error) -> BundleError {
+            BundleError::Write { path: "mem".into(), source: err }
         }
         fn commit(&mut self, b: &BlobRecord, staged: Vec<u8>) -> Result<(), BundleError> {
             self.0.insert(b.digest.clone(), staged);

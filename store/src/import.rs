@@ -1,7 +1,7 @@
 //! Import: verify a bundle in one streaming pass and merge it into the store.
 
 use std::fs;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -95,26 +95,20 @@ impl Sink for ImportSink<'_> {
         !self.store.has_blob(&blob.digest)
     }
 
-    fn stage(
-        &mut self,
-        _blob: &BlobRecord,
-        data: &mut dyn Read,
-    ) -> Result<NamedTempFile, StoreError> {
-        let tmp = tempfile::Builder::new()
+    fn stage(&mut self, _blob: &BlobRecord) -> Result<NamedTempFile, StoreError> {
+        tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.staging)
-            .map_err(io_err(&self.staging))?;
-        let path = tmp.path().to_owned();
-        let mut w = BufWriter::with_capacity(1 << 20, tmp);
-        io::copy(data, &mut w).map_err(io_err(&path))?;
-        let tmp = w
-            .into_inner()
-            .map_err(|e| StoreError::Io { path: path.clone(), source: e.into_error() })?;
-        tmp.as_file().sync_all().map_err(io_err(&path))?;
-        Ok(tmp)
+            .map_err(io_err(&self.staging))
+    }
+
+    fn write_failed(&self, staged: &NamedTempFile, err: io::Error) -> StoreError {
+        StoreError::Io { path: staged.path().to_owned(), source: err }
     }
 
     fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
+        // Durable before it is visible under its digest.
+        staged.as_file().sync_all().map_err(io_err(staged.path()))?;
         let target = self.store.blob_path(&blob.digest);
         staged
             .persist(&target)
