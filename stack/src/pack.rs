@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -233,6 +234,8 @@ pub fn pack(
         .finish()?
         .into_inner()
         .map_err(|e| StackError::Io { path: out.to_owned(), source: e.into_error() })?;
+    // tempfile creates 0600; a bundle is for others to read (sticks, servers).
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(io(out))?;
     tmp.as_file().sync_all().map_err(io(out))?;
     let bytes = tmp.as_file().metadata().map_err(io(out))?.len();
     tmp.persist(out).map_err(|e| StackError::Io { path: out.to_owned(), source: e.error })?;

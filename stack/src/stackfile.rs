@@ -76,8 +76,18 @@ impl StackFile {
         }
         let text = fs::read_to_string(path)
             .map_err(|e| StackError::Io { path: path.to_owned(), source: e })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate stack file text as if read from `path` (manifest
+    /// globs are expanded relative to its directory).
+    pub fn parse(text: &str, path: &Path) -> Result<StackFile, StackError> {
+        let bad = |reason: String| StackError::BadStackFile { path: path.to_owned(), reason };
+        if text.len() as u64 > MAX_STACK_FILE {
+            return Err(bad(format!("{} bytes, more than {MAX_STACK_FILE}", text.len())));
+        }
         let raw: Raw =
-            serde_yaml::from_str(&text).map_err(|e| bad(format!("not a valid stack file: {e}")))?;
+            serde_yaml::from_str(text).map_err(|e| bad(format!("not a valid stack file: {e}")))?;
         let name = StackName::try_from(raw.name).map_err(|e| bad(e.to_string()))?;
         // `version: 1.0` parses as a float in YAML; take its text as written.
         let version = match raw.version {
