@@ -186,10 +186,11 @@ impl Store {
             imported: now_rfc3339(),
         };
         let dir = self.stack_dir(&d.stack.name);
-        crate::create_dirs(&dir)?;
+        let versions = dir.join("versions");
+        crate::create_dirs(&versions)?;
         let mut bytes = serde_json::to_vec_pretty(&record).expect("record serializes");
         bytes.push(b'\n');
-        write_atomic(&dir, &format!("{}.json", d.stack.version), &bytes)?;
+        write_atomic(&versions, &format!("{}.json", d.stack.version), &bytes)?;
         let highest = self.highest_sequence(&d.stack.name)?;
         if d.sequence > highest {
             let state = serde_json::to_vec(&StackState { highest_sequence: d.sequence })

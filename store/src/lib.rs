@@ -6,8 +6,9 @@
 //!   blobs/sha256/<hex>        verified blobs, named by digest
 //!   staging/                  blobs being written; moved into blobs/ once verified
 //!   trust/<keyid>.pub         trusted public keys (SPKI PEM)
-//!   stacks/<name>/<version>.json   one record per complete stack version
+//!   stacks/<name>/versions/<version>.json   one record per complete stack version
 //!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
+//!   stacks/<name>/history.json  what was applied when, and the version in force
 //! ```
 //!
 //! Every file is written to a temporary name in its directory, fsynced, and
@@ -24,9 +25,11 @@ use tender_bundle::{BundleError, Descriptor, Digest, Progress, StackName, Versio
 use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
 
 mod fsutil;
+mod history;
 mod import;
 
 use fsutil::{create_dirs, io_err, write_atomic};
+pub use history::{GcReport, History, HistoryEntry, Outcome};
 pub use import::{Downgrade, ImportReport};
 
 /// Errors of the ship store.
@@ -91,6 +94,14 @@ pub enum StoreError {
         sequence: u64,
         /// The descriptor digest held.
         held: Digest,
+    },
+    /// No such stack version in the store.
+    #[error("stack {stack} has no stored version {version}")]
+    NoSuchVersion {
+        /// The stack.
+        stack: StackName,
+        /// The version asked for.
+        version: String,
     },
     /// A store record that cannot be read.
     #[error("{}: invalid record: {reason}", path.display())]
@@ -315,11 +326,13 @@ impl Store {
             if !stack.is_dir() {
                 continue;
             }
-            for path in read_dir_sorted(&stack)? {
+            let dir = stack.join("versions");
+            if !dir.is_dir() {
+                continue;
+            }
+            for path in read_dir_sorted(&dir)? {
                 let is_record = path.extension().is_some_and(|e| e == "json")
-                    && path.file_name().is_some_and(|n| {
-                        n != "state.json" && !n.to_string_lossy().starts_with('.')
-                    });
+                    && path.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'));
                 if !is_record {
                     continue;
                 }

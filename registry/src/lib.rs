@@ -1,0 +1,305 @@
+//! A thin layer over `oci-client` for what tender does with registries:
+//! push a verified image from the ship's store into the ship's registry,
+//! skipping blobs it already holds.
+//!
+//! Plain HTTP is used only for loopback registries and those the operator
+//! lists as insecure ([`Transport`]); everything else is TLS.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use futures::{TryStreamExt, stream};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use oci_spec::image::ImageManifest;
+use serde::Serialize;
+use tender_bundle::{Digest, ImageRecord, Progress};
+
+/// Registry errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A reference that cannot be parsed.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    BadReference {
+        /// The reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry answered with an error or could not be reached.
+    #[error("registry {registry}: {what}: {reason}")]
+    Registry {
+        /// host:port.
+        registry: String,
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// A local file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A stored manifest that cannot be parsed.
+    #[error("manifest {digest}: {reason}")]
+    BadManifest {
+        /// Its digest.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How to reach a registry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS for every registry but loopback ones (the default).
+    #[default]
+    TlsExceptLoopback,
+    /// Also plain HTTP for these `host:port`s, named by the operator.
+    PlainHttpFor(Vec<String>),
+}
+
+/// Whether `host[:port]` is a loopback address.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { registry });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Strip the registry host from a reference: `shore.example/fleet/a:1` ->
+/// (`fleet/a`, Some(`1`)). Docker Hub short names keep their `library/`.
+pub fn repository_and_tag(reference: &str) -> Result<(String, Option<String>), RegistryError> {
+    let r: Reference = reference
+        .parse()
+        .map_err(|e: oci_client::ParseError| RegistryError::BadReference { reference: reference.into(), reason: e.to_string() })?;
+    Ok((r.repository().to_owned(), r.tag().map(String::from)))
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PushReport {
+    /// Images pushed: (source reference, reference in the target registry pinned by digest).
+    pub images: Vec<(String, String)>,
+    /// Blobs uploaded.
+    pub blobs_pushed: usize,
+    /// Their bytes.
+    pub bytes_pushed: u64,
+    /// Blobs the registry already had.
+    pub blobs_present: usize,
+    /// Their bytes.
+    pub bytes_present: u64,
+}
+
+/// A registry client with its own runtime; every call blocks.
+pub struct Registry {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    host: String,
+    auth: RegistryAuth,
+    concurrency: usize,
+}
+
+/// Read `auths` from a Docker config file (`~/.docker/config.json` or
+/// `--authfile`): Basic credentials for `host`, if any.
+pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryError> {
+    use base64::Engine as _;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
+        Err(e) => return Err(RegistryError::Io { path: path.into(), source: e }),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| RegistryError::Io { path: path.into(), source: std::io::Error::other(e) })?;
+    let Some(entry) = v["auths"].get(host).or_else(|| v["auths"].get(format!("https://{host}"))) else {
+        return Ok(RegistryAuth::Anonymous);
+    };
+    if let Some(token) = entry["registrytoken"].as_str() {
+        return Ok(RegistryAuth::Bearer(token.into()));
+    }
+    let Some(b64) = entry["auth"].as_str() else { return Ok(RegistryAuth::Anonymous) };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| RegistryError::Io { path: path.into(), source: std::io::Error::other(e) })?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (user, pass) = raw.split_once(':').unwrap_or((&raw, ""));
+    Ok(RegistryAuth::Basic(user.into(), pass.into()))
+}
+
+impl Registry {
+    /// A client for the registry at `host` (`host:port`).
+    pub fn new(host: &str, transport: &Transport, auth: RegistryAuth) -> Result<Registry, RegistryError> {
+        let mut plain: Vec<String> = match transport {
+            Transport::TlsExceptLoopback => vec![],
+            Transport::PlainHttpFor(v) => v.clone(),
+        };
+        if is_loopback(host) {
+            plain.push(host.to_owned());
+        }
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(plain),
+            use_monolithic_push: true,
+            ..Default::default()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(RegistryError::Runtime)?;
+        Ok(Registry { rt, client: Client::new(config), host: host.to_owned(), auth, concurrency: 4 })
+    }
+
+    fn err(&self, what: String) -> impl FnOnce(oci_client::errors::OciDistributionError) -> RegistryError + '_ {
+        move |e| RegistryError::Registry { registry: self.host.clone(), what, reason: e.to_string() }
+    }
+
+    fn reference(&self, repo: &str, tag: Option<&str>, digest: Option<&Digest>) -> Reference {
+        match (tag, digest) {
+            (_, Some(d)) => Reference::with_digest(self.host.clone(), repo.into(), d.to_string()),
+            (Some(t), None) => Reference::with_tag(self.host.clone(), repo.into(), t.into()),
+            (None, None) => Reference::with_tag(self.host.clone(), repo.into(), "latest".into()),
+        }
+    }
+
+    /// Push one image from the store into this registry under the same
+    /// repository path and tag. `blob_path` gives where a stored blob lives.
+    /// Blobs the registry holds are skipped (one HEAD each). Returns the
+    /// reference pinned by digest.
+    pub fn push_image(
+        &self,
+        image: &ImageRecord,
+        blob_path: &(dyn Fn(&Digest) -> PathBuf + Sync),
+        progress: &dyn Progress,
+        report: &mut PushReport,
+    ) -> Result<String, RegistryError> {
+        let (repo, tag) = repository_and_tag(&image.reference)?;
+        let read = |d: &Digest| {
+            let p = blob_path(d);
+            std::fs::read(&p).map_err(|e| RegistryError::Io { path: p, source: e })
+        };
+        // Config and layers of every platform, once.
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        let mut manifests = Vec::new();
+        for p in &image.platforms {
+            let bytes = read(&p.manifest)?;
+            let m = ImageManifest::from_reader(&bytes[..])
+                .map_err(|e| RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() })?;
+            for d in std::iter::once(m.config()).chain(m.layers()) {
+                let digest: Digest = d
+                    .digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|e: tender_bundle::BundleError| RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() })?;
+                if !blobs.iter().any(|(b, _)| *b == digest) {
+                    blobs.push((digest, d.size()));
+                }
+            }
+            let mt = m.media_type().as_ref().map(|t| t.to_string()).unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+            manifests.push((p.manifest.clone(), mt, bytes));
+        }
+        let pushed = AtomicUsize::new(0);
+        let pushed_bytes = AtomicU64::new(0);
+        let present = AtomicUsize::new(0);
+        let present_bytes = AtomicU64::new(0);
+        progress.start("push", blobs.iter().map(|(_, s)| s).sum());
+        let by_digest = self.reference(&repo, None, Some(&image.digest));
+        self.rt.block_on(async {
+            self.client
+                .auth(&by_digest, &self.auth, RegistryOperation::Push)
+                .await
+                .map_err(self.err(format!("authenticating for {repo}")))?;
+            stream::iter(blobs.iter().map(Ok::<_, RegistryError>))
+                .try_for_each_concurrent(self.concurrency, |(digest, size)| {
+                    let (r, pushed, pushed_bytes, present, present_bytes) =
+                        (&by_digest, &pushed, &pushed_bytes, &present, &present_bytes);
+                    async move {
+                        let exists = self
+                            .client
+                            .blob_exists(r, digest.as_str())
+                            .await
+                            .map_err(self.err(format!("checking blob {digest}")))?;
+                        if exists {
+                            present.fetch_add(1, Ordering::Relaxed);
+                            present_bytes.fetch_add(*size, Ordering::Relaxed);
+                            progress.advance(*size);
+                            return Ok(());
+                        }
+                        let path = blob_path(digest);
+                        let file = tokio::fs::File::open(&path)
+                            .await
+                            .map_err(|e| RegistryError::Io { path: path.clone(), source: e })?;
+                        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+                            .map_err(oci_client::errors::OciDistributionError::from);
+                        self.client
+                            .push_blob_stream(r, body, digest.as_str(), Some(*size))
+                            .await
+                            .map_err(self.err(format!("pushing blob {digest} from {}", path.display())))?;
+                        pushed.fetch_add(1, Ordering::Relaxed);
+                        pushed_bytes.fetch_add(*size, Ordering::Relaxed);
+                        progress.advance(*size);
+                        Ok(())
+                    }
+                })
+                .await?;
+            for (digest, mt, bytes) in &manifests {
+                let r = self.reference(&repo, None, Some(digest));
+                self.client
+                    .push_manifest_raw(&r, bytes.clone(), mt.parse().expect("media types are header-safe"))
+                    .await
+                    .map_err(self.err(format!("pushing manifest {digest}")))?;
+            }
+            // The top object under the tag: an index over the platforms, or
+            // the single manifest.
+            let top = read(&image.digest)?;
+            let target = self.reference(&repo, tag.as_deref(), tag.is_none().then_some(&image.digest));
+            self.client
+                .push_manifest_raw(&target, top, image.media_type.parse().expect("media types are header-safe"))
+                .await
+                .map_err(self.err(format!("pushing {} as {target}", image.digest)))?;
+            Ok::<_, RegistryError>(())
+        })?;
+        progress.finish();
+        report.blobs_pushed += pushed.into_inner();
+        report.bytes_pushed += pushed_bytes.into_inner();
+        report.blobs_present += present.into_inner();
+        report.bytes_present += present_bytes.into_inner();
+        let pinned = format!("{}/{}@{}", self.host, repo, image.digest);
+        report.images.push((image.reference.clone(), pinned.clone()));
+        Ok(pinned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        for yes in ["localhost:32000", "127.0.0.1:5000", "[::1]:5000", "localhost"] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in ["registry.example:443", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn strips_the_registry_host() {
+        assert_eq!(
+            repository_and_tag("shore.example/fleet/sensor-fusion:1.1.0").unwrap(),
+            ("fleet/sensor-fusion".into(), Some("1.1.0".into()))
+        );
+        assert_eq!(repository_and_tag("127.0.0.1:5000/a/b:2").unwrap(), ("a/b".into(), Some("2".into())));
+        let (repo, tag) = repository_and_tag(&format!("r.example/a@sha256:{}", "0".repeat(64))).unwrap();
+        assert_eq!((repo.as_str(), tag), ("a", None));
+    }
+}

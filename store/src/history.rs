@@ -1,0 +1,192 @@
+//! What was applied when, per stack; choosing versions; garbage collection.
+
+use std::collections::HashSet;
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+use tender_bundle::{Descriptor, Digest, StackName, Version};
+
+use crate::fsutil::{io_err, sync_dir, write_atomic};
+use crate::{Store, StoreError, VersionRecord, now_rfc3339};
+
+/// How an apply ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Images loaded and manifests applied.
+    Applied,
+    /// Images loaded into the registry only (`load`).
+    Loaded,
+    /// Something failed; `detail` says what.
+    Failed,
+}
+
+/// One entry of a stack's history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The version.
+    pub version: Version,
+    /// Its sequence.
+    pub sequence: u64,
+    /// Its descriptor digest.
+    pub digest: Digest,
+    /// When, RFC 3339.
+    pub at: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What failed, or what was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A stack's apply history; `current` is the version last applied successfully.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    /// The version in force.
+    pub current: Option<HistoryEntry>,
+    /// Every attempt, oldest first.
+    pub entries: Vec<HistoryEntry>,
+}
+
+impl History {
+    /// The version applied successfully before the current one.
+    pub fn previous(&self) -> Option<&HistoryEntry> {
+        let current = self.current.as_ref()?;
+        let mut applied = self.entries.iter().rev().filter(|e| e.outcome == Outcome::Applied);
+        // Skip the current one's latest application, then anything equal to it.
+        applied.find(|e| e.digest != current.digest)
+    }
+}
+
+/// What `gc` removed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Versions removed: (stack, version).
+    pub versions_removed: Vec<(String, String)>,
+    /// Blobs removed.
+    pub blobs_removed: usize,
+    /// Their bytes.
+    pub bytes_removed: u64,
+}
+
+impl Store {
+    fn history_path(&self, name: &StackName) -> std::path::PathBuf {
+        self.stack_dir(name).join("history.json")
+    }
+
+    /// A stack's history (empty if never applied).
+    pub fn history(&self, name: &StackName) -> Result<History, StoreError> {
+        let path = self.history_path(name);
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Record an attempt; a successful apply becomes the current version.
+    pub fn record(
+        &self,
+        d: &Descriptor,
+        digest: &Digest,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<HistoryEntry, StoreError> {
+        let _lock = self.lock()?;
+        let name = &d.stack.name;
+        let mut h = self.history(name)?;
+        let entry = HistoryEntry {
+            version: d.stack.version.clone(),
+            sequence: d.sequence,
+            digest: digest.clone(),
+            at: now_rfc3339(),
+            outcome,
+            detail,
+        };
+        h.entries.push(entry.clone());
+        if outcome == Outcome::Applied {
+            h.current = Some(entry.clone());
+        }
+        let dir = self.stack_dir(name);
+        crate::create_dirs(&dir)?;
+        write_atomic(&dir, "history.json", &serde_json::to_vec_pretty(&h).expect("history serializes"))?;
+        Ok(entry)
+    }
+
+    /// Stack names held.
+    pub fn stacks(&self) -> Result<Vec<StackName>, StoreError> {
+        let mut names: Vec<StackName> = self.versions()?.into_iter().map(|(_, _, d)| d.stack.name).collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// A stored version of `name`: `version`, or the newest complete one
+    /// (highest sequence).
+    pub fn version(
+        &self,
+        name: &StackName,
+        version: Option<&Version>,
+    ) -> Result<(VersionRecord, Descriptor), StoreError> {
+        let mut candidates: Vec<_> = self
+            .versions()?
+            .into_iter()
+            .filter(|(_, _, d)| d.stack.name == *name && version.is_none_or(|v| d.stack.version == *v))
+            .collect();
+        if version.is_none() {
+            candidates.retain(|(_, _, d)| d.blobs.iter().all(|b| self.has_blob(&b.digest)));
+        }
+        candidates.sort_by_key(|(_, _, d)| d.sequence);
+        match candidates.pop() {
+            Some((_, rec, d)) => Ok((rec, d)),
+            None => Err(StoreError::NoSuchVersion {
+                stack: name.clone(),
+                version: version.map(|v| v.to_string()).unwrap_or_else(|| "(newest complete)".into()),
+            }),
+        }
+    }
+
+    /// Blobs of a version that the store lacks.
+    pub fn missing_blobs(&self, d: &Descriptor) -> Vec<Digest> {
+        d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).map(|b| b.digest.clone()).collect()
+    }
+
+    /// Keep the newest `keep` versions of each stack and the applied one;
+    /// remove the other version records, then every blob no kept version uses.
+    pub fn gc(&self, keep: usize) -> Result<GcReport, StoreError> {
+        let _lock = self.lock()?;
+        let mut report = GcReport::default();
+        let mut versions = self.versions()?;
+        // Newest first within each stack.
+        versions.sort_by(|a, b| (a.2.stack.name.as_str(), std::cmp::Reverse(a.2.sequence)).cmp(&(b.2.stack.name.as_str(), std::cmp::Reverse(b.2.sequence))));
+        let mut kept_blobs: HashSet<Digest> = HashSet::new();
+        let mut seen_per_stack: std::collections::HashMap<String, usize> = Default::default();
+        for (path, rec, d) in versions {
+            let n = seen_per_stack.entry(d.stack.name.to_string()).or_default();
+            *n += 1;
+            let applied = self.history(&d.stack.name)?.current.is_some_and(|c| c.digest == rec.digest);
+            if *n <= keep || applied {
+                kept_blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
+                continue;
+            }
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            report.versions_removed.push((d.stack.name.to_string(), d.stack.version.to_string()));
+        }
+        for dir in crate::read_dir_sorted(&self.root.join("stacks"))? {
+            if dir.join("versions").is_dir() {
+                sync_dir(&dir.join("versions"))?;
+            }
+        }
+        for path in crate::read_dir_sorted(&self.blobs_dir())? {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Ok(d) = Digest::from_hex(&name) else { continue };
+            if !kept_blobs.contains(&d) {
+                let len = path.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                report.blobs_removed += 1;
+                report.bytes_removed += len;
+            }
+        }
+        sync_dir(&self.blobs_dir())?;
+        Ok(report)
+    }
+}
