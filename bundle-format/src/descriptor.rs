@@ -49,6 +49,13 @@ impl TryFrom<String> for StackName {
     }
 }
 
+impl std::str::FromStr for StackName {
+    type Err = BundleError;
+    fn from_str(s: &str) -> Result<Self, BundleError> {
+        StackName::try_from(s.to_owned())
+    }
+}
+
 impl From<StackName> for String {
     fn from(n: StackName) -> String {
         n.0
@@ -86,6 +93,13 @@ impl TryFrom<String> for Version {
         } else {
             Err(BundleError::InvalidName { what: "version", value: s })
         }
+    }
+}
+
+impl std::str::FromStr for Version {
+    type Err = BundleError;
+    fn from_str(s: &str) -> Result<Self, BundleError> {
+        Version::try_from(s.to_owned())
     }
 }
 

@@ -10,7 +10,10 @@ use serde_json::json;
 use tender_bundle::{VerifyOnly, read_bundle};
 use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
 use tender_keys::KeyId;
-use tender_store::{Downgrade, Store};
+use tender_bundle::{StackName, Version};
+use tender_deploy::RegistryTarget;
+use tender_registry::{RegistryAuth, Transport};
+use tender_store::{Downgrade, ImportReport, Store};
 
 #[derive(Parser)]
 #[command(name = "tender-ship", version, about = "Verify and import signed stack bundles aboard")]
@@ -47,8 +50,111 @@ enum Cmd {
     },
     /// Stacks and versions held.
     List,
+    /// Push a stored version's images into the ship's registry (for ships
+    /// where a GitOps agent applies).
+    Load {
+        /// The stack.
+        stack: StackName,
+        /// The version; default: the newest complete one.
+        version: Option<Version>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Load a stored version and apply it to the cluster, pinned by digest.
+    /// Given a bundle or a directory (a mounted stick) instead of a stack
+    /// name, imports it first and applies what it brought, once verified.
+    Apply {
+        /// A stack name, or a bundle file or directory to import first.
+        target: String,
+        /// The version; default: the newest complete one.
+        version: Option<Version>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Print the rewritten manifests (stdout) and the push plan (stderr); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-apply the version applied before the current one, or VERSION, from
+    /// the store. Fetches nothing.
+    Rollback {
+        /// The stack.
+        stack: StackName,
+        /// The version; default: the one applied before the current.
+        version: Option<Version>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Per stack: the applied version, the versions held, and the history.
+    Status,
+    /// Remove versions beyond the newest N of each stack (never the applied
+    /// one), then every blob no kept version uses.
+    Gc {
+        /// Versions to keep per stack.
+        #[arg(long)]
+        keep: usize,
+    },
     /// Re-hash every blob and report damage (exit 4 when any).
     Fsck,
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// The ship's registry (microk8s: localhost:32000). Plain HTTP on
+    /// loopback, TLS elsewhere.
+    #[arg(long, default_value = "localhost:32000")]
+    registry: String,
+    /// Also use plain HTTP for this registry (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure: Vec<String>,
+    /// Docker-style auth file; default: ~/.docker/config.json.
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn target(&self) -> RegistryTarget {
+        let transport = if self.insecure.is_empty() {
+            Transport::TlsExceptLoopback
+        } else {
+            Transport::PlainHttpFor(self.insecure.clone())
+        };
+        RegistryTarget { host: self.registry.clone(), transport }
+    }
+
+    fn auth(&self) -> Result<RegistryAuth> {
+        let path = match &self.authfile {
+            Some(p) => p.clone(),
+            None => match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(".docker/config.json"),
+                None => return Ok(RegistryAuth::Anonymous),
+            },
+        };
+        Ok(tender_registry::auth_from_file(&path, &self.registry)?)
+    }
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Kubeconfig; default: $KUBECONFIG, then ~/.kube/config.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.kubeconfig {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        let home = std::env::var_os("HOME").context("no --kubeconfig, $KUBECONFIG or $HOME")?;
+        Ok(PathBuf::from(home).join(".kube/config"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -70,6 +176,98 @@ enum TrustCmd {
 fn open_bundle(path: &Path) -> Result<BufReader<File>> {
     let f = File::open(path).with_context(|| format!("opening bundle {}", path.display()))?;
     Ok(BufReader::with_capacity(1 << 20, f))
+}
+
+/// Bundles at `path`: the file itself, or every `*.tender` file in a directory.
+fn bundles_at(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut found = Vec::new();
+    for e in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+        let p = e.with_context(|| format!("reading {}", path.display()))?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "tender") {
+            found.push(p);
+        }
+    }
+    found.sort();
+    anyhow::ensure!(!found.is_empty(), "no *.tender bundle in {}", path.display());
+    Ok(found)
+}
+
+fn import_all(store: &Store, path: &Path, policy: Downgrade, json: bool) -> Result<Vec<ImportReport>> {
+    let mut reports = Vec::new();
+    for bundle in bundles_at(path)? {
+        let bar = Bar::new(json);
+        let r = store
+            .import(open_bundle(&bundle)?, &bundle, policy, &bar)
+            .with_context(|| format!("importing {}", bundle.display()))?;
+        if !json {
+            if r.already_imported {
+                println!("{} {} (sequence {}) is already imported: nothing to do", r.stack, r.version, r.sequence);
+            } else {
+                println!(
+                    "imported {} {} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
+                    r.stack,
+                    r.version,
+                    r.sequence,
+                    human(r.bytes_new),
+                    r.blobs_new,
+                    human(r.bytes_held),
+                    r.blobs_held
+                );
+            }
+        }
+        reports.push(r);
+    }
+    Ok(reports)
+}
+
+/// Load and apply (or, without a cluster, load only) one stored version.
+fn deploy_version(
+    store: &Store,
+    stack: &StackName,
+    version: Option<&Version>,
+    registry: &RegistryArgs,
+    cluster: Option<&ClusterArgs>,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let (rec, d) = store.version(stack, version)?;
+    tender_deploy::require_complete(store, &d)?;
+    let target = registry.target();
+    if dry_run {
+        let rendered = tender_deploy::render(store, &d, &target.host)?;
+        for (from, to) in &rendered.pins {
+            eprintln!("push {from} -> {to}");
+        }
+        eprintln!("{} {}: {} images, {} blobs, {} (blobs the registry holds will be skipped)",
+            d.stack.name, d.stack.version, d.images.len(), d.blobs.len(), human(d.total_blob_bytes()));
+        print!("{}", rendered.to_yaml());
+        return Ok(());
+    }
+    let kubeconfig = cluster.map(|c| c.path()).transpose()?;
+    let bar = Bar::new(json);
+    let r = tender_deploy::deploy(store, &d, &rec.digest, &target, registry.auth()?, kubeconfig.as_deref(), &bar)
+        .with_context(|| format!("{} {} {}", if kubeconfig.is_some() { "applying" } else { "loading" }, d.stack.name, d.stack.version))?;
+    if json {
+        print_json(&r);
+    } else {
+        println!(
+            "{} {} {}: pushed {} in {} blobs, {} already in {}",
+            if r.cluster.is_some() { "applied" } else { "loaded" },
+            r.stack,
+            r.version,
+            human(r.push.bytes_pushed),
+            r.push.blobs_pushed,
+            human(r.push.bytes_present),
+            target.host
+        );
+        if let Some(c) = &r.cluster {
+            println!("{} objects applied, {} deleted", c.applied.len(), c.deleted.len());
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -140,28 +338,93 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Import { bundle, allow_downgrade } => {
             let store = Store::open(&cli.store)?;
             let policy = if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse };
-            let bar = Bar::new(json);
-            let r = store
-                .import(open_bundle(&bundle)?, &bundle, policy, &bar)
-                .with_context(|| format!("importing {}", bundle.display()))?;
+            let reports = import_all(&store, &bundle, policy, json)?;
+            if json {
+                if reports.len() == 1 {
+                    print_json(&reports[0]);
+                } else {
+                    print_json(&reports);
+                }
+            }
+        }
+        Cmd::Load { stack, version, registry } => {
+            let store = Store::open(&cli.store)?;
+            deploy_version(&store, &stack, version.as_ref(), &registry, None, false, json)?;
+        }
+        Cmd::Apply { target, version, registry, cluster, dry_run } => {
+            let store = Store::open(&cli.store)?;
+            let path = Path::new(&target);
+            if path.exists() {
+                // The engineer's one command: import, then apply what came in.
+                let reports = import_all(&store, path, Downgrade::Refuse, json)?;
+                let mut applied = Vec::new();
+                for r in reports.iter().rev() {
+                    if !applied.contains(&r.stack) {
+                        applied.push(r.stack.clone());
+                        deploy_version(&store, &r.stack, Some(&r.version), &registry, Some(&cluster), dry_run, json)?;
+                    }
+                }
+            } else {
+                let stack = StackName::try_from(target.clone())
+                    .with_context(|| format!("{target:?} is neither a stack name nor an existing path"))?;
+                deploy_version(&store, &stack, version.as_ref(), &registry, Some(&cluster), dry_run, json)?;
+            }
+        }
+        Cmd::Rollback { stack, version, registry, cluster } => {
+            let store = Store::open(&cli.store)?;
+            let version = match version {
+                Some(v) => v,
+                None => store
+                    .history(&stack)?
+                    .previous()
+                    .map(|e| e.version.clone())
+                    .with_context(|| format!("{stack}: no earlier applied version to roll back to"))?,
+            };
+            deploy_version(&store, &stack, Some(&version), &registry, Some(&cluster), false, json)?;
+        }
+        Cmd::Status => {
+            let store = Store::open(&cli.store)?;
+            let versions = store.list()?;
+            let mut out = Vec::new();
+            for stack in store.stacks()? {
+                let h = store.history(&stack)?;
+                let held: Vec<_> = versions.iter().filter(|v| v.stack == stack).collect();
+                out.push(json!({
+                    "stack": stack,
+                    "applied": h.current.as_ref().map(|c| &c.version),
+                    "versions": held,
+                    "history": h.entries,
+                }));
+                if !json {
+                    let applied = h.current.as_ref().map_or("(none)".to_string(), |c| c.version.to_string());
+                    println!("{stack}: applied {applied}");
+                    for v in &held {
+                        println!(
+                            "  {} (sequence {}) {} {}",
+                            v.version.as_str(),
+                            v.sequence,
+                            human(v.size),
+                            if v.complete { "complete" } else { "INCOMPLETE" }
+                        );
+                    }
+                    for e in h.entries.iter().rev().take(10) {
+                        println!("  {} {:?} {} {}", e.at, e.outcome, e.version.as_str(), e.detail.as_deref().unwrap_or(""));
+                    }
+                }
+            }
+            if json {
+                print_json(&out);
+            }
+        }
+        Cmd::Gc { keep } => {
+            let r = Store::open(&cli.store)?.gc(keep)?;
             if json {
                 print_json(&r);
-            } else if r.already_imported {
-                println!(
-                    "{} {} (sequence {}) is already imported: nothing to do",
-                    r.stack, r.version, r.sequence
-                );
             } else {
-                println!(
-                    "imported {} {} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
-                    r.stack,
-                    r.version,
-                    r.sequence,
-                    human(r.bytes_new),
-                    r.blobs_new,
-                    human(r.bytes_held),
-                    r.blobs_held
-                );
+                for (s, v) in &r.versions_removed {
+                    println!("removed {s} {v}");
+                }
+                println!("removed {} blobs, {}", r.blobs_removed, human(r.bytes_removed));
             }
         }
         Cmd::List => {
