@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real binaries.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod oci;
 
 use std::collections::BTreeMap;
@@ -170,4 +171,71 @@ pub fn write_entries(path: &Path, entries: &Entries) {
         b.append(&h, &data[..]).unwrap();
     }
     fs::write(path, b.into_inner().unwrap()).unwrap();
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Debian's `docker-registry` (the CNCF distribution registry) on
+/// 127.0.0.1, stopped by PID when dropped.
+pub struct Registry {
+    pub port: u16,
+    pub root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let mut r = Registry { port: free_port(), root: tempfile::tempdir().unwrap(), child: None };
+        r.restart();
+        r
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again) on the same port and storage.
+    pub fn restart(&mut self) {
+        let config = self.root.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{}}}\n",
+                self.root.path().join("data").display(),
+                self.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is needed (apt-get install docker-registry)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
