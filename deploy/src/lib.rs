@@ -15,6 +15,7 @@ use tender_stack::k8s;
 use tender_store::{Outcome, Store, StoreError};
 
 pub mod cluster;
+pub mod serve;
 
 pub use cluster::{ClusterReport, FIELD_MANAGER, ObjectRef, STACK_LABEL};
 
@@ -72,6 +73,14 @@ pub enum DeployError {
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
+    /// `serve` cannot listen.
+    #[error("cannot serve on {listen}: {reason}")]
+    Serve {
+        /// The address.
+        listen: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Where the ship's registry is.

@@ -90,6 +90,12 @@ enum Cmd {
     },
     /// Per stack: the applied version, the versions held, and the history.
     Status,
+    /// Serve the store as a read-only OCI registry (complete versions only).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:32000")]
+        listen: String,
+    },
     /// Remove versions beyond the newest N of each stack (never the applied
     /// one), then every blob no kept version uses.
     Gc {
@@ -415,6 +421,16 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&out);
             }
+        }
+        Cmd::Serve { listen } => {
+            let store = Store::open(&cli.store)?;
+            tender_deploy::serve::serve(store, &listen, |addr| {
+                if json {
+                    print_json(&json!({"listening": addr}));
+                } else {
+                    println!("serving {} read-only on http://{addr}", cli.store.display());
+                }
+            })?;
         }
         Cmd::Gc { keep } => {
             let r = Store::open(&cli.store)?.gc(keep)?;
