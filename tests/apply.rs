@@ -75,12 +75,21 @@ fn apply_from_a_bundle_then_upgrade_prune_and_roll_back() {
         let body: serde_json::Value = serde_json::from_str(&p.body).unwrap();
         assert_eq!(body["metadata"]["labels"]["tender.io/stack"], "awareness", "{body}");
     }
-    let deploy = patches.iter().find(|p| p.path == "/apis/apps/v1/namespaces/awareness/deployments/sensor-fusion").unwrap();
+    let deploy = patches
+        .iter()
+        .find(|p| p.path == "/apis/apps/v1/namespaces/awareness/deployments/sensor-fusion")
+        .unwrap();
     let body: serde_json::Value = serde_json::from_str(&deploy.body).unwrap();
     let image = body["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
-    assert!(image.starts_with(&format!("{}/fleet/sensor-fusion@sha256:", s.registry.host())), "{image}");
+    assert!(
+        image.starts_with(&format!("{}/fleet/sensor-fusion@sha256:", s.registry.host())),
+        "{image}"
+    );
     assert!(skopeo_inspect(image), "the pinned image is in the ship's registry");
-    assert!(skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())), "and its tag");
+    assert!(
+        skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())),
+        "and its tag"
+    );
     assert!(skopeo_inspect(&format!("{}/fleet/ais-gateway:1.0.0", s.registry.host())));
     assert_eq!(s.status()[0]["applied"], "1.0.0");
 
@@ -88,7 +97,8 @@ fn apply_from_a_bundle_then_upgrade_prune_and_roll_back() {
     s.env.ship(&["import", "v2.tender"]).ok();
     s.ship(&["apply", "awareness"]).ok();
     let reqs = s.api.take();
-    let deletes: Vec<_> = reqs.iter().filter(|r| r.method == "DELETE").map(|r| r.path.clone()).collect();
+    let deletes: Vec<_> =
+        reqs.iter().filter(|r| r.method == "DELETE").map(|r| r.path.clone()).collect();
     assert_eq!(deletes, ["/api/v1/namespaces/awareness/configmaps/old-config"]);
     assert_eq!(s.status()[0]["applied"], "1.1.0");
 
@@ -98,7 +108,8 @@ fn apply_from_a_bundle_then_upgrade_prune_and_roll_back() {
     assert!(reqs.iter().any(|r| r.method == "PATCH" && r.path.ends_with("/configmaps/old-config")));
     let st = s.status();
     assert_eq!(st[0]["applied"], "1.0.0");
-    let outcomes: Vec<_> = st[0]["history"].as_array().unwrap().iter().map(|h| h["outcome"].clone()).collect();
+    let outcomes: Vec<_> =
+        st[0]["history"].as_array().unwrap().iter().map(|h| h["outcome"].clone()).collect();
     assert_eq!(outcomes, ["applied", "applied", "applied"]);
 }
 
@@ -107,11 +118,22 @@ fn dry_run_prints_pinned_manifests_and_changes_nothing() {
     let s = Ship::new();
     s.env.ship(&["import", "v1.tender"]).ok();
     let r = s.ship(&["apply", "awareness", "--dry-run"]).ok();
-    assert!(r.stdout.contains(&format!("image: {}/fleet/bridge-ui@sha256:", s.registry.host())), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("image: {}/fleet/bridge-ui@sha256:", s.registry.host())),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("shore.registry.example"), "{}", r.stdout);
-    assert!(r.stderr.contains("push shore.registry.example/fleet/sensor-fusion:1.0.0 ->"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("push shore.registry.example/fleet/sensor-fusion:1.0.0 ->"),
+        "{}",
+        r.stderr
+    );
     assert!(s.api.take().is_empty(), "no request to the cluster");
-    assert!(!skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())), "nothing pushed");
+    assert!(
+        !skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())),
+        "nothing pushed"
+    );
     assert_eq!(s.status()[0]["applied"], serde_json::Value::Null);
 }
 
@@ -136,9 +158,11 @@ fn registry_down_mid_apply_then_rerun_continues() {
 fn load_only_pushes_and_skips_what_the_registry_holds() {
     let s = Ship::new();
     s.env.ship(&["import", "v1.tender"]).ok();
-    let first: serde_json::Value = serde_json::from_str(&s.ship(&["--json", "load", "awareness"]).ok().stdout).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(&s.ship(&["--json", "load", "awareness"]).ok().stdout).unwrap();
     assert!(first["push"]["blobs_pushed"].as_u64().unwrap() > 0);
-    let again: serde_json::Value = serde_json::from_str(&s.ship(&["--json", "load", "awareness"]).ok().stdout).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&s.ship(&["--json", "load", "awareness"]).ok().stdout).unwrap();
     assert_eq!(again["push"]["blobs_pushed"], 0, "{again}");
     assert!(s.api.take().is_empty());
     assert_eq!(s.status()[0]["applied"], serde_json::Value::Null, "load applies nothing");
@@ -166,7 +190,8 @@ fn api_server_refusal_is_recorded_and_rollback_still_works() {
 fn incomplete_version_names_missing_blobs() {
     let s = Ship::new();
     s.env.ship(&["import", "v1.tender"]).ok();
-    let blob = fs::read_dir(s.env.store().join("blobs/sha256")).unwrap().next().unwrap().unwrap().path();
+    let blob =
+        fs::read_dir(s.env.store().join("blobs/sha256")).unwrap().next().unwrap().unwrap().path();
     fs::remove_file(&blob).unwrap();
     let name = blob.file_name().unwrap().to_string_lossy().to_string();
     s.ship(&["apply", "awareness", "1.0.0"]).fails(1, &name);
@@ -182,7 +207,8 @@ fn gc_keeps_newest_and_applied() {
     s.env.ship(&["gc", "--keep", "1"]).ok();
     assert_eq!(s.status()[0]["versions"].as_array().unwrap().len(), 2);
     s.ship(&["apply", "awareness"]).ok();
-    let r: serde_json::Value = serde_json::from_str(&s.env.ship(&["--json", "gc", "--keep", "1"]).ok().stdout).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&s.env.ship(&["--json", "gc", "--keep", "1"]).ok().stdout).unwrap();
     assert_eq!(r["versions_removed"][0][1], "1.0.0");
     assert!(r["blobs_removed"].as_u64().unwrap() > 0);
     s.env.assert_store_sound(1);

@@ -57,11 +57,25 @@ fn skopeo_copies_from_serve_and_writes_are_refused() {
     // Pushing to it is refused: it is read-only.
     let push = run(
         "skopeo",
-        &["copy", "-q", "--dest-tls-verify=false", &dest, &format!("docker://{addr}/fleet/other:1")],
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &dest,
+            &format!("docker://{addr}/fleet/other:1"),
+        ],
     );
     assert!(!push.status.success());
     // Only what a complete version holds is served.
-    let out = run("skopeo", &["inspect", "--raw", "--tls-verify=false", &format!("docker://{addr}/fleet/sensor-fusion:9.9.9")]);
+    let out = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{addr}/fleet/sensor-fusion:9.9.9"),
+        ],
+    );
     assert!(!out.status.success());
 }
 
@@ -105,8 +119,16 @@ fn ctr_pulls_from_serve() {
     fs::create_dir_all(&cdir).unwrap();
     let (_containerd, sock) = containerd(&cdir);
     let image = format!("{addr}/fleet/sensor-fusion:1.0.0");
-    let out = run("ctr", &["--address", &sock, "images", "pull", "--plain-http", "--all-platforms", &image]);
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        "ctr",
+        &["--address", &sock, "images", "pull", "--plain-http", "--all-platforms", &image],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ls = run("ctr", &["--address", &sock, "images", "ls", "-q"]);
     assert!(String::from_utf8_lossy(&ls.stdout).contains(&image));
     let check = run("ctr", &["--address", &sock, "images", "check"]);

@@ -48,8 +48,14 @@ impl ObjectRef {
         let api_version = s(obj.get("apiVersion")).ok_or("an object without apiVersion")?;
         let kind = s(obj.get("kind")).ok_or("an object without kind")?;
         let meta = obj.get("metadata");
-        let name = s(meta.and_then(|m| m.get("name"))).ok_or_else(|| format!("a {kind} without metadata.name"))?;
-        Ok(ObjectRef { api_version, kind, namespace: s(meta.and_then(|m| m.get("namespace"))), name })
+        let name = s(meta.and_then(|m| m.get("name")))
+            .ok_or_else(|| format!("a {kind} without metadata.name"))?;
+        Ok(ObjectRef {
+            api_version,
+            kind,
+            namespace: s(meta.and_then(|m| m.get("namespace"))),
+            name,
+        })
     }
 
     fn gvk(&self) -> GroupVersionKind {
@@ -89,17 +95,23 @@ pub fn apply(
     objects: &[Value],
     prune: &[ObjectRef],
 ) -> Result<ClusterReport, DeployError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DeployError::Runtime)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DeployError::Runtime)?;
     rt.block_on(async {
         let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| DeployError::Kubeconfig {
             path: kubeconfig.to_owned(),
             reason: e.to_string(),
         })?;
-        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| {
-            DeployError::Kubeconfig { path: kubeconfig.to_owned(), reason: e.to_string() }
+        let config =
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(
+                |e| DeployError::Kubeconfig { path: kubeconfig.to_owned(), reason: e.to_string() },
+            )?;
+        let client = Client::try_from(config).map_err(|e| DeployError::Kubeconfig {
+            path: kubeconfig.to_owned(),
+            reason: e.to_string(),
         })?;
-        let client = Client::try_from(config)
-            .map_err(|e| DeployError::Kubeconfig { path: kubeconfig.to_owned(), reason: e.to_string() })?;
         let mut report = ClusterReport::default();
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for obj in objects {
@@ -107,9 +119,9 @@ pub fn apply(
             let mut obj = obj.clone();
             obj["metadata"]["labels"][STACK_LABEL] = Value::String(stack.to_owned());
             let api = api_for(&client, &id).await?;
-            api.patch(&id.name, &params, &Patch::Apply(&obj))
-                .await
-                .map_err(|e| DeployError::Cluster { object: id.to_string(), answer: e.to_string() })?;
+            api.patch(&id.name, &params, &Patch::Apply(&obj)).await.map_err(|e| {
+                DeployError::Cluster { object: id.to_string(), answer: e.to_string() }
+            })?;
             report.applied.push(id.to_string());
         }
         for id in prune {
@@ -118,7 +130,12 @@ pub fn apply(
                 Ok(_) => report.deleted.push(id.to_string()),
                 // Already gone is what we wanted.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(DeployError::Cluster { object: id.to_string(), answer: e.to_string() }),
+                Err(e) => {
+                    return Err(DeployError::Cluster {
+                        object: id.to_string(),
+                        answer: e.to_string(),
+                    });
+                }
             }
         }
         Ok(report)

@@ -29,7 +29,10 @@ pub enum DeployError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The version is not complete in the store.
-    #[error("{stack} {version} is not complete: {} blob(s) missing, first {first}; import the rest first", missing)]
+    #[error(
+        "{stack} {version} is not complete: {} blob(s) missing, first {first}; import the rest first",
+        missing
+    )]
     Incomplete {
         /// Stack.
         stack: String,
@@ -144,7 +147,9 @@ pub fn render(store: &Store, d: &Descriptor, registry: &str) -> Result<Rendered,
         let mut objs = k8s::objects_in_yaml(&text)
             .map_err(|reason| DeployError::BadManifest { path: m.path.clone(), reason })?;
         for o in &mut objs {
-            k8s::rewrite_images(o, &|r| pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone()));
+            k8s::rewrite_images(o, &|r| {
+                pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone())
+            });
         }
         objects.extend(objs);
     }
@@ -170,7 +175,11 @@ pub fn load(
 }
 
 /// Objects the previous applied version had that `rendered` no longer has.
-pub fn to_prune(store: &Store, d: &Descriptor, rendered: &Rendered) -> Result<Vec<ObjectRef>, DeployError> {
+pub fn to_prune(
+    store: &Store,
+    d: &Descriptor,
+    rendered: &Rendered,
+) -> Result<Vec<ObjectRef>, DeployError> {
     let history = store.history(&d.stack.name)?;
     let Some(current) = history.current else { return Ok(vec![]) };
     let previous = match store.version(&d.stack.name, Some(&current.version)) {
@@ -180,7 +189,9 @@ pub fn to_prune(store: &Store, d: &Descriptor, rendered: &Rendered) -> Result<Ve
         Err(e) => return Err(e.into()),
     };
     let ids = |objs: &[Value]| -> Result<BTreeSet<ObjectRef>, DeployError> {
-        objs.iter().map(|o| ObjectRef::of(o).map_err(|reason| DeployError::BadObject { reason })).collect()
+        objs.iter()
+            .map(|o| ObjectRef::of(o).map_err(|reason| DeployError::BadObject { reason }))
+            .collect()
     };
     let now = ids(&rendered.objects)?;
     let before = ids(&render(store, &previous, "unused")?.objects)?;
@@ -221,7 +232,12 @@ pub fn deploy(
                 Some(cluster::apply(kc, d.stack.name.as_str(), &rendered.objects, &prune)?)
             }
         };
-        Ok(ApplyReport { stack: d.stack.name.to_string(), version: d.stack.version.to_string(), push, cluster })
+        Ok(ApplyReport {
+            stack: d.stack.name.to_string(),
+            version: d.stack.version.to_string(),
+            push,
+            cluster,
+        })
     };
     match run() {
         Ok(r) => {

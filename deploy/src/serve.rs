@@ -5,14 +5,20 @@
 //! repository path (the reference without the shore registry's host).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use oci_spec::image::ImageManifest;
 use tender_bundle::Digest;
 use tender_store::Store;
-use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
+use tokio_util::io::ReaderStream;
 
 use crate::DeployError;
 
@@ -33,18 +39,25 @@ fn catalog(store: &Store) -> Result<Catalog, DeployError> {
         if !store.missing_blobs(&d).is_empty() {
             continue;
         }
-        let media: HashMap<&Digest, &str> = d.blobs.iter().map(|b| (&b.digest, b.media_type.as_str())).collect();
+        let media: HashMap<&Digest, &str> =
+            d.blobs.iter().map(|b| (&b.digest, b.media_type.as_str())).collect();
         for image in &d.images {
-            let Ok((repo, tag)) = tender_registry::repository_and_tag(&image.reference) else { continue };
+            let Ok((repo, tag)) = tender_registry::repository_and_tag(&image.reference) else {
+                continue;
+            };
             if let Some(tag) = tag {
                 let key = (repo.clone(), tag);
                 if c.tags.get(&key).is_none_or(|(_, _, seq)| *seq <= d.sequence) {
-                    c.tags.insert(key, (image.digest.clone(), image.media_type.clone(), d.sequence));
+                    c.tags
+                        .insert(key, (image.digest.clone(), image.media_type.clone(), d.sequence));
                 }
             }
             c.manifests.insert((repo.clone(), image.digest.clone()), image.media_type.clone());
             for p in &image.platforms {
-                let mt = media.get(&p.manifest).copied().unwrap_or("application/vnd.oci.image.manifest.v1+json");
+                let mt = media
+                    .get(&p.manifest)
+                    .copied()
+                    .unwrap_or("application/vnd.oci.image.manifest.v1+json");
                 c.manifests.insert((repo.clone(), p.manifest.clone()), mt.to_owned());
                 let Ok(bytes) = std::fs::read(store.blob_path(&p.manifest)) else { continue };
                 let Ok(m) = ImageManifest::from_reader(&bytes[..]) else { continue };
@@ -59,16 +72,22 @@ fn catalog(store: &Store) -> Result<Catalog, DeployError> {
     Ok(c)
 }
 
-fn header(k: &str, v: &str) -> Header {
-    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("ASCII header")
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn json_response(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Docker-Distribution-API-Version", "registry/2.0")
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+        .expect("valid response")
 }
 
-fn error(status: u16, code: &str, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    let body = serde_json::json!({"errors": [{"code": code, "message": message}]}).to_string();
-    Response::from_data(body)
-        .with_status_code(StatusCode(status))
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Docker-Distribution-API-Version", "registry/2.0"))
+fn error(status: u16, code: &str, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        serde_json::json!({"errors": [{"code": code, "message": message}]}).to_string(),
+    )
 }
 
 struct Shared {
@@ -87,105 +106,119 @@ impl Shared {
     }
 }
 
-fn handle(shared: &Shared, req: Request) {
-    let head = *req.method() == Method::Head;
-    if !matches!(req.method(), Method::Get | Method::Head) {
-        let _ = req.respond(error(405, "UNSUPPORTED", "this registry is read-only"));
-        return;
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        return error(405, "UNSUPPORTED", "this registry is read-only");
     }
-    let url = req.url().split('?').next().unwrap_or("").to_owned();
+    let url = req.uri().path().to_owned();
     if url == "/v2/" || url == "/v2" {
-        let _ = req.respond(
-            Response::from_string("{}")
-                .with_header(header("Content-Type", "application/json"))
-                .with_header(header("Docker-Distribution-API-Version", "registry/2.0")),
-        );
-        return;
+        return json_response(200, "{}".into());
     }
     let catalog = match shared.catalog() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = req.respond(error(500, "UNKNOWN", &e.to_string()));
-            return;
-        }
+        Err(e) => return error(500, "UNKNOWN", &e.to_string()),
     };
     let Some(rest) = url.strip_prefix("/v2/") else {
-        let _ = req.respond(error(404, "NAME_UNKNOWN", "not found"));
-        return;
+        return error(404, "NAME_UNKNOWN", "not found");
     };
     if let Some(repo) = rest.strip_suffix("/tags/list") {
         let mut tags: Vec<&str> =
             catalog.tags.keys().filter(|(r, _)| r == repo).map(|(_, t)| t.as_str()).collect();
         tags.sort();
-        let resp = if tags.is_empty() {
-            error(404, "NAME_UNKNOWN", &format!("{repo} is not in a complete version"))
-        } else {
-            Response::from_data(serde_json::json!({"name": repo, "tags": tags}).to_string())
-                .with_header(header("Content-Type", "application/json"))
-        };
-        let _ = req.respond(resp);
-        return;
+        if tags.is_empty() {
+            return error(404, "NAME_UNKNOWN", &format!("{repo} is not in a complete version"));
+        }
+        return json_response(200, serde_json::json!({"name": repo, "tags": tags}).to_string());
     }
     let found = if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
         let hit = match reference.parse::<Digest>() {
             Ok(d) => catalog.manifests.get(&(repo.to_owned(), d.clone())).map(|mt| (d, mt.clone())),
-            Err(_) => catalog.tags.get(&(repo.to_owned(), reference.to_owned())).map(|(d, mt, _)| (d.clone(), mt.clone())),
+            Err(_) => catalog
+                .tags
+                .get(&(repo.to_owned(), reference.to_owned()))
+                .map(|(d, mt, _)| (d.clone(), mt.clone())),
         };
-        hit.ok_or_else(|| error(404, "MANIFEST_UNKNOWN", &format!("{repo}:{reference} is not in a complete version")))
+        hit.ok_or_else(|| {
+            error(
+                404,
+                "MANIFEST_UNKNOWN",
+                &format!("{repo}:{reference} is not in a complete version"),
+            )
+        })
     } else if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
         match digest.parse::<Digest>() {
-            Ok(d) if catalog.blobs.contains(&(repo.to_owned(), d.clone())) => Ok((d, "application/octet-stream".into())),
-            _ => Err(error(404, "BLOB_UNKNOWN", &format!("{repo}@{digest} is not in a complete version"))),
+            Ok(d) if catalog.blobs.contains(&(repo.to_owned(), d.clone())) => {
+                Ok((d, "application/octet-stream".into()))
+            }
+            _ => Err(error(
+                404,
+                "BLOB_UNKNOWN",
+                &format!("{repo}@{digest} is not in a complete version"),
+            )),
         }
     } else {
         Err(error(404, "NAME_UNKNOWN", "not found"))
     };
     let (digest, media_type) = match found {
         Ok(x) => x,
-        Err(resp) => {
-            let _ = req.respond(resp);
-            return;
-        }
+        Err(resp) => return resp,
     };
     let path = shared.store.blob_path(&digest);
-    let file = match File::open(&path) {
+    let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) => {
-            let _ = req.respond(error(500, "UNKNOWN", &format!("{}: {e}", path.display())));
-            return;
-        }
+        Err(e) => return error(500, "UNKNOWN", &format!("{}: {e}", path.display())),
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let headers = vec![
-        header("Content-Type", &media_type),
-        header("Docker-Content-Digest", digest.as_str()),
-        header("Docker-Distribution-API-Version", "registry/2.0"),
-    ];
-    let body: Box<dyn std::io::Read + Send> = if head { Box::new(std::io::empty()) } else { Box::new(file) };
-    let _ = req.respond(Response::new(StatusCode(200), headers, body, Some(len as usize), None));
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body: Body = if head {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        StreamBody::new(ReaderStream::with_capacity(file, 1 << 20).map_ok(Frame::data)).boxed()
+    };
+    Response::builder()
+        .status(200)
+        .header("Content-Type", media_type)
+        .header("Content-Length", len)
+        .header("Docker-Content-Digest", digest.as_str())
+        .header("Docker-Distribution-API-Version", "registry/2.0")
+        .body(body)
+        .expect("valid response")
 }
 
-/// Serve the store on `listen` until the process ends.
+/// Serve the store on `listen` until the process ends. `ready` gets the
+/// bound address (useful with port 0).
 pub fn serve(store: Store, listen: &str, ready: impl FnOnce(&str)) -> Result<(), DeployError> {
-    let server = Server::http(listen).map_err(|e| DeployError::Serve { listen: listen.into(), reason: e.to_string() })?;
+    let serve_err =
+        |e: std::io::Error| DeployError::Serve { listen: listen.into(), reason: e.to_string() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DeployError::Runtime)?;
     let shared = Arc::new(Shared {
         catalog: Mutex::new((Instant::now(), Arc::new(catalog(&store)?))),
         store,
     });
-    let server = Arc::new(server);
-    ready(&server.server_addr().to_string());
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (server, shared) = (server.clone(), shared.clone());
-            std::thread::spawn(move || {
-                while let Ok(req) = server.recv() {
-                    handle(&shared, req);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(())
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(serve_err)?;
+        ready(&listener.local_addr().map_err(serve_err)?.to_string());
+        loop {
+            let (stream, _) = listener.accept().await.map_err(serve_err)?;
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+                });
+                // A client that speaks TLS to this plain-HTTP port gets an
+                // immediate 400 and a closed connection, so it falls back to
+                // HTTP at once; a stalled client is dropped after 30 s.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
 }

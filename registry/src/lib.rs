@@ -71,7 +71,9 @@ pub enum Transport {
 
 /// Whether `host[:port]` is a loopback address.
 pub fn is_loopback(registry: &str) -> bool {
-    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { registry });
+    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) { h } else { registry }
+    });
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -79,9 +81,9 @@ pub fn is_loopback(registry: &str) -> bool {
 /// Strip the registry host from a reference: `shore.example/fleet/a:1` ->
 /// (`fleet/a`, Some(`1`)). Docker Hub short names keep their `library/`.
 pub fn repository_and_tag(reference: &str) -> Result<(String, Option<String>), RegistryError> {
-    let r: Reference = reference
-        .parse()
-        .map_err(|e: oci_client::ParseError| RegistryError::BadReference { reference: reference.into(), reason: e.to_string() })?;
+    let r: Reference = reference.parse().map_err(|e: oci_client::ParseError| {
+        RegistryError::BadReference { reference: reference.into(), reason: e.to_string() }
+    })?;
     Ok((r.repository().to_owned(), r.tag().map(String::from)))
 }
 
@@ -120,7 +122,8 @@ pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryE
     };
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| RegistryError::Io { path: path.into(), source: std::io::Error::other(e) })?;
-    let Some(entry) = v["auths"].get(host).or_else(|| v["auths"].get(format!("https://{host}"))) else {
+    let Some(entry) = v["auths"].get(host).or_else(|| v["auths"].get(format!("https://{host}")))
+    else {
         return Ok(RegistryAuth::Anonymous);
     };
     if let Some(token) = entry["registrytoken"].as_str() {
@@ -137,7 +140,11 @@ pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryE
 
 impl Registry {
     /// A client for the registry at `host` (`host:port`).
-    pub fn new(host: &str, transport: &Transport, auth: RegistryAuth) -> Result<Registry, RegistryError> {
+    pub fn new(
+        host: &str,
+        transport: &Transport,
+        auth: RegistryAuth,
+    ) -> Result<Registry, RegistryError> {
         let mut plain: Vec<String> = match transport {
             Transport::TlsExceptLoopback => vec![],
             Transport::PlainHttpFor(v) => v.clone(),
@@ -155,11 +162,24 @@ impl Registry {
             .enable_all()
             .build()
             .map_err(RegistryError::Runtime)?;
-        Ok(Registry { rt, client: Client::new(config), host: host.to_owned(), auth, concurrency: 4 })
+        Ok(Registry {
+            rt,
+            client: Client::new(config),
+            host: host.to_owned(),
+            auth,
+            concurrency: 4,
+        })
     }
 
-    fn err(&self, what: String) -> impl FnOnce(oci_client::errors::OciDistributionError) -> RegistryError + '_ {
-        move |e| RegistryError::Registry { registry: self.host.clone(), what, reason: e.to_string() }
+    fn err(
+        &self,
+        what: String,
+    ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> RegistryError + '_ {
+        move |e| RegistryError::Registry {
+            registry: self.host.clone(),
+            what,
+            reason: e.to_string(),
+        }
     }
 
     fn reference(&self, repo: &str, tag: Option<&str>, digest: Option<&Digest>) -> Reference {
@@ -191,19 +211,26 @@ impl Registry {
         let mut manifests = Vec::new();
         for p in &image.platforms {
             let bytes = read(&p.manifest)?;
-            let m = ImageManifest::from_reader(&bytes[..])
-                .map_err(|e| RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() })?;
+            let m = ImageManifest::from_reader(&bytes[..]).map_err(|e| {
+                RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() }
+            })?;
             for d in std::iter::once(m.config()).chain(m.layers()) {
-                let digest: Digest = d
-                    .digest()
-                    .to_string()
-                    .parse()
-                    .map_err(|e: tender_bundle::BundleError| RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() })?;
+                let digest: Digest =
+                    d.digest().to_string().parse().map_err(|e: tender_bundle::BundleError| {
+                        RegistryError::BadManifest {
+                            digest: p.manifest.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
                 if !blobs.iter().any(|(b, _)| *b == digest) {
                     blobs.push((digest, d.size()));
                 }
             }
-            let mt = m.media_type().as_ref().map(|t| t.to_string()).unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+            let mt = m
+                .media_type()
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
             manifests.push((p.manifest.clone(), mt, bytes));
         }
         let pushed = AtomicUsize::new(0);
@@ -242,7 +269,9 @@ impl Registry {
                         self.client
                             .push_blob_stream(r, body, digest.as_str(), Some(*size))
                             .await
-                            .map_err(self.err(format!("pushing blob {digest} from {}", path.display())))?;
+                            .map_err(
+                            self.err(format!("pushing blob {digest} from {}", path.display())),
+                        )?;
                         pushed.fetch_add(1, Ordering::Relaxed);
                         pushed_bytes.fetch_add(*size, Ordering::Relaxed);
                         progress.advance(*size);
@@ -253,16 +282,25 @@ impl Registry {
             for (digest, mt, bytes) in &manifests {
                 let r = self.reference(&repo, None, Some(digest));
                 self.client
-                    .push_manifest_raw(&r, bytes.clone(), mt.parse().expect("media types are header-safe"))
+                    .push_manifest_raw(
+                        &r,
+                        bytes.clone(),
+                        mt.parse().expect("media types are header-safe"),
+                    )
                     .await
                     .map_err(self.err(format!("pushing manifest {digest}")))?;
             }
             // The top object under the tag: an index over the platforms, or
             // the single manifest.
             let top = read(&image.digest)?;
-            let target = self.reference(&repo, tag.as_deref(), tag.is_none().then_some(&image.digest));
+            let target =
+                self.reference(&repo, tag.as_deref(), tag.is_none().then_some(&image.digest));
             self.client
-                .push_manifest_raw(&target, top, image.media_type.parse().expect("media types are header-safe"))
+                .push_manifest_raw(
+                    &target,
+                    top,
+                    image.media_type.parse().expect("media types are header-safe"),
+                )
                 .await
                 .map_err(self.err(format!("pushing {} as {target}", image.digest)))?;
             Ok::<_, RegistryError>(())
@@ -298,8 +336,12 @@ mod tests {
             repository_and_tag("shore.example/fleet/sensor-fusion:1.1.0").unwrap(),
             ("fleet/sensor-fusion".into(), Some("1.1.0".into()))
         );
-        assert_eq!(repository_and_tag("127.0.0.1:5000/a/b:2").unwrap(), ("a/b".into(), Some("2".into())));
-        let (repo, tag) = repository_and_tag(&format!("r.example/a@sha256:{}", "0".repeat(64))).unwrap();
+        assert_eq!(
+            repository_and_tag("127.0.0.1:5000/a/b:2").unwrap(),
+            ("a/b".into(), Some("2".into()))
+        );
+        let (repo, tag) =
+            repository_and_tag(&format!("r.example/a@sha256:{}", "0".repeat(64))).unwrap();
         assert_eq!((repo.as_str(), tag), ("a", None));
     }
 }

@@ -51,9 +51,16 @@ fn pod_spec_mut(obj: &mut Value) -> Option<&mut Value> {
     let kind = obj.get("kind")?.as_str()?.to_owned();
     match kind.as_str() {
         "Pod" => obj.get_mut("spec"),
-        "CronJob" => obj.get_mut("spec")?.get_mut("jobTemplate")?.get_mut("spec")?.get_mut("template")?.get_mut("spec"),
+        "CronJob" => obj
+            .get_mut("spec")?
+            .get_mut("jobTemplate")?
+            .get_mut("spec")?
+            .get_mut("template")?
+            .get_mut("spec"),
         "PodTemplate" => obj.get_mut("template")?.get_mut("spec"),
-        k if TEMPLATE_KINDS.contains(&k) => obj.get_mut("spec")?.get_mut("template")?.get_mut("spec"),
+        k if TEMPLATE_KINDS.contains(&k) => {
+            obj.get_mut("spec")?.get_mut("template")?.get_mut("spec")
+        }
         _ => None,
     }
 }
@@ -86,11 +93,14 @@ pub fn rewrite_images(obj: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
 pub fn objects_in_yaml(text: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).map_err(|e| format!("document {}: not valid YAML: {e}", i + 1))?;
+        let v = Value::deserialize(doc)
+            .map_err(|e| format!("document {}: not valid YAML: {e}", i + 1))?;
         match v {
             Value::Null => {}
             Value::Mapping(_) if v.get("kind").and_then(Value::as_str) == Some("List") => {
-                out.extend(v.get("items").and_then(Value::as_sequence).into_iter().flatten().cloned());
+                out.extend(
+                    v.get("items").and_then(Value::as_sequence).into_iter().flatten().cloned(),
+                );
             }
             Value::Mapping(_) => out.push(v),
             _ => return Err(format!("document {}: not a Kubernetes object (a mapping)", i + 1)),
@@ -157,7 +167,10 @@ data: {image: "not/an-image:1"}
         }
         let out = serde_yaml::to_string(&objs).unwrap();
         assert_eq!(out.matches("local/a@sha256:00").count(), 2, "{out}");
-        assert!(out.contains("b:2") && out.contains("image: a:1"), "ConfigMap data untouched: {out}");
+        assert!(
+            out.contains("b:2") && out.contains("image: a:1"),
+            "ConfigMap data untouched: {out}"
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ impl Store {
     pub fn history(&self, name: &StackName) -> Result<History, StoreError> {
         let path = self.history_path(name);
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
             Err(e) => Err(StoreError::Io { path, source: e }),
         }
@@ -109,13 +110,18 @@ impl Store {
         }
         let dir = self.stack_dir(name);
         crate::create_dirs(&dir)?;
-        write_atomic(&dir, "history.json", &serde_json::to_vec_pretty(&h).expect("history serializes"))?;
+        write_atomic(
+            &dir,
+            "history.json",
+            &serde_json::to_vec_pretty(&h).expect("history serializes"),
+        )?;
         Ok(entry)
     }
 
     /// Stack names held.
     pub fn stacks(&self) -> Result<Vec<StackName>, StoreError> {
-        let mut names: Vec<StackName> = self.versions()?.into_iter().map(|(_, _, d)| d.stack.name).collect();
+        let mut names: Vec<StackName> =
+            self.versions()?.into_iter().map(|(_, _, d)| d.stack.name).collect();
         names.dedup();
         Ok(names)
     }
@@ -130,7 +136,9 @@ impl Store {
         let mut candidates: Vec<_> = self
             .versions()?
             .into_iter()
-            .filter(|(_, _, d)| d.stack.name == *name && version.is_none_or(|v| d.stack.version == *v))
+            .filter(|(_, _, d)| {
+                d.stack.name == *name && version.is_none_or(|v| d.stack.version == *v)
+            })
             .collect();
         if version.is_none() {
             candidates.retain(|(_, _, d)| d.blobs.iter().all(|b| self.has_blob(&b.digest)));
@@ -140,7 +148,9 @@ impl Store {
             Some((_, rec, d)) => Ok((rec, d)),
             None => Err(StoreError::NoSuchVersion {
                 stack: name.clone(),
-                version: version.map(|v| v.to_string()).unwrap_or_else(|| "(newest complete)".into()),
+                version: version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "(newest complete)".into()),
             }),
         }
     }
@@ -157,13 +167,17 @@ impl Store {
         let mut report = GcReport::default();
         let mut versions = self.versions()?;
         // Newest first within each stack.
-        versions.sort_by(|a, b| (a.2.stack.name.as_str(), std::cmp::Reverse(a.2.sequence)).cmp(&(b.2.stack.name.as_str(), std::cmp::Reverse(b.2.sequence))));
+        versions.sort_by(|a, b| {
+            (a.2.stack.name.as_str(), std::cmp::Reverse(a.2.sequence))
+                .cmp(&(b.2.stack.name.as_str(), std::cmp::Reverse(b.2.sequence)))
+        });
         let mut kept_blobs: HashSet<Digest> = HashSet::new();
         let mut seen_per_stack: std::collections::HashMap<String, usize> = Default::default();
         for (path, rec, d) in versions {
             let n = seen_per_stack.entry(d.stack.name.to_string()).or_default();
             *n += 1;
-            let applied = self.history(&d.stack.name)?.current.is_some_and(|c| c.digest == rec.digest);
+            let applied =
+                self.history(&d.stack.name)?.current.is_some_and(|c| c.digest == rec.digest);
             if *n <= keep || applied {
                 kept_blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
                 continue;
@@ -177,7 +191,8 @@ impl Store {
             }
         }
         for path in crate::read_dir_sorted(&self.blobs_dir())? {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let Ok(d) = Digest::from_hex(&name) else { continue };
             if !kept_blobs.contains(&d) {
                 let len = path.metadata().map(|m| m.len()).unwrap_or(0);

@@ -75,7 +75,9 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, refuse: Arc<Mute
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
-        let (path, query) = target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.into(), q.into()));
+        let (path, query) = target
+            .split_once('?')
+            .map_or((target.clone(), String::new()), |(p, q)| (p.into(), q.into()));
         let (mut len, mut content_type) = (0usize, String::new());
         loop {
             let mut h = String::new();
@@ -118,5 +120,6 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, refuse: Arc<Mute
 
 /// kube sends the apply body as JSON (which is YAML); echo it back.
 fn echo(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body).map_or_else(|_| r#"{"kind":"Unknown"}"#.to_string(), |v| v.to_string())
+    serde_json::from_str::<serde_json::Value>(body)
+        .map_or_else(|_| r#"{"kind":"Unknown"}"#.to_string(), |v| v.to_string())
 }

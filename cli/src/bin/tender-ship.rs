@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use tender_bundle::{StackName, Version};
 use tender_bundle::{VerifyOnly, read_bundle};
 use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
-use tender_keys::KeyId;
-use tender_bundle::{StackName, Version};
 use tender_deploy::RegistryTarget;
+use tender_keys::KeyId;
 use tender_registry::{RegistryAuth, Transport};
 use tender_store::{Downgrade, ImportReport, Store};
 
@@ -201,7 +201,12 @@ fn bundles_at(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn import_all(store: &Store, path: &Path, policy: Downgrade, json: bool) -> Result<Vec<ImportReport>> {
+fn import_all(
+    store: &Store,
+    path: &Path,
+    policy: Downgrade,
+    json: bool,
+) -> Result<Vec<ImportReport>> {
     let mut reports = Vec::new();
     for bundle in bundles_at(path)? {
         let bar = Bar::new(json);
@@ -210,7 +215,10 @@ fn import_all(store: &Store, path: &Path, policy: Downgrade, json: bool) -> Resu
             .with_context(|| format!("importing {}", bundle.display()))?;
         if !json {
             if r.already_imported {
-                println!("{} {} (sequence {}) is already imported: nothing to do", r.stack, r.version, r.sequence);
+                println!(
+                    "{} {} (sequence {}) is already imported: nothing to do",
+                    r.stack, r.version, r.sequence
+                );
             } else {
                 println!(
                     "imported {} {} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
@@ -247,15 +255,36 @@ fn deploy_version(
         for (from, to) in &rendered.pins {
             eprintln!("push {from} -> {to}");
         }
-        eprintln!("{} {}: {} images, {} blobs, {} (blobs the registry holds will be skipped)",
-            d.stack.name, d.stack.version, d.images.len(), d.blobs.len(), human(d.total_blob_bytes()));
+        eprintln!(
+            "{} {}: {} images, {} blobs, {} (blobs the registry holds will be skipped)",
+            d.stack.name,
+            d.stack.version,
+            d.images.len(),
+            d.blobs.len(),
+            human(d.total_blob_bytes())
+        );
         print!("{}", rendered.to_yaml());
         return Ok(());
     }
     let kubeconfig = cluster.map(|c| c.path()).transpose()?;
     let bar = Bar::new(json);
-    let r = tender_deploy::deploy(store, &d, &rec.digest, &target, registry.auth()?, kubeconfig.as_deref(), &bar)
-        .with_context(|| format!("{} {} {}", if kubeconfig.is_some() { "applying" } else { "loading" }, d.stack.name, d.stack.version))?;
+    let r = tender_deploy::deploy(
+        store,
+        &d,
+        &rec.digest,
+        &target,
+        registry.auth()?,
+        kubeconfig.as_deref(),
+        &bar,
+    )
+    .with_context(|| {
+        format!(
+            "{} {} {}",
+            if kubeconfig.is_some() { "applying" } else { "loading" },
+            d.stack.name,
+            d.stack.version
+        )
+    })?;
     if json {
         print_json(&r);
     } else {
@@ -367,24 +396,39 @@ fn run(cli: Cli) -> Result<i32> {
                 for r in reports.iter().rev() {
                     if !applied.contains(&r.stack) {
                         applied.push(r.stack.clone());
-                        deploy_version(&store, &r.stack, Some(&r.version), &registry, Some(&cluster), dry_run, json)?;
+                        deploy_version(
+                            &store,
+                            &r.stack,
+                            Some(&r.version),
+                            &registry,
+                            Some(&cluster),
+                            dry_run,
+                            json,
+                        )?;
                     }
                 }
             } else {
-                let stack = StackName::try_from(target.clone())
-                    .with_context(|| format!("{target:?} is neither a stack name nor an existing path"))?;
-                deploy_version(&store, &stack, version.as_ref(), &registry, Some(&cluster), dry_run, json)?;
+                let stack = StackName::try_from(target.clone()).with_context(|| {
+                    format!("{target:?} is neither a stack name nor an existing path")
+                })?;
+                deploy_version(
+                    &store,
+                    &stack,
+                    version.as_ref(),
+                    &registry,
+                    Some(&cluster),
+                    dry_run,
+                    json,
+                )?;
             }
         }
         Cmd::Rollback { stack, version, registry, cluster } => {
             let store = Store::open(&cli.store)?;
             let version = match version {
                 Some(v) => v,
-                None => store
-                    .history(&stack)?
-                    .previous()
-                    .map(|e| e.version.clone())
-                    .with_context(|| format!("{stack}: no earlier applied version to roll back to"))?,
+                None => store.history(&stack)?.previous().map(|e| e.version.clone()).with_context(
+                    || format!("{stack}: no earlier applied version to roll back to"),
+                )?,
             };
             deploy_version(&store, &stack, Some(&version), &registry, Some(&cluster), false, json)?;
         }
@@ -402,7 +446,8 @@ fn run(cli: Cli) -> Result<i32> {
                     "history": h.entries,
                 }));
                 if !json {
-                    let applied = h.current.as_ref().map_or("(none)".to_string(), |c| c.version.to_string());
+                    let applied =
+                        h.current.as_ref().map_or("(none)".to_string(), |c| c.version.to_string());
                     println!("{stack}: applied {applied}");
                     for v in &held {
                         println!(
@@ -414,7 +459,13 @@ fn run(cli: Cli) -> Result<i32> {
                         );
                     }
                     for e in h.entries.iter().rev().take(10) {
-                        println!("  {} {:?} {} {}", e.at, e.outcome, e.version.as_str(), e.detail.as_deref().unwrap_or(""));
+                        println!(
+                            "  {} {:?} {} {}",
+                            e.at,
+                            e.outcome,
+                            e.version.as_str(),
+                            e.detail.as_deref().unwrap_or("")
+                        );
                     }
                 }
             }
