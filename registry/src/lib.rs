@@ -6,6 +6,9 @@
 //! lists as insecure ([`Transport`]); everything else is TLS.
 #![deny(missing_docs)]
 
+mod source;
+pub use source::{ATTEMPTS, RegistrySource};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

@@ -69,7 +69,7 @@ pub fn resolve_image(
 ) -> Result<ResolvedImage, StackError> {
     let bad = |reason: String| StackError::BadImage { reference: reference.into(), reason };
     let Resolved { digest, media_type, size } = source.resolve(reference)?;
-    let top = source.read_small(reference, &digest, size)?;
+    let top = source.read_manifest(reference, &digest, size)?;
     let from_source = BlobData::Source { image };
     let mut blobs = Vec::new();
     let mut plats = Vec::new();
@@ -80,7 +80,7 @@ pub fn resolve_image(
                         want: Option<&Platform>,
                         blobs: &mut Vec<(BlobRecord, BlobData)>|
      -> Result<PlatformManifest, StackError> {
-        let bytes = source.read_small(reference, m_digest, m_size)?;
+        let bytes = source.read_manifest(reference, m_digest, m_size)?;
         let m = ImageManifest::from_reader(&bytes[..])
             .map_err(|e| bad(format!("manifest {m_digest}: {e}")))?;
         let config = m.config();

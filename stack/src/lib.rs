@@ -95,6 +95,15 @@ pub enum StackError {
         /// What is wrong.
         reason: String,
     },
+    /// Resolving an image failed; names the files that name it.
+    #[error("image named in {files}: {source}")]
+    Named {
+        /// The manifest files (or stack file) naming the image.
+        files: String,
+        /// What failed.
+        #[source]
+        source: Box<StackError>,
+    },
     /// A bundle-format error (including digest mismatches of source blobs).
     #[error(transparent)]
     Bundle(#[from] tender_bundle::BundleError),

@@ -114,7 +114,11 @@ impl Plan {
                 return Err(StackError::NoSource { files: refs[&reference].join(", "), reference });
             };
             let resolved =
-                resolve_image(sources[si].as_ref(), &reference, &stack.platforms, images.len())?;
+                resolve_image(sources[si].as_ref(), &reference, &stack.platforms, images.len())
+                    .map_err(|e| StackError::Named {
+                        files: refs[&reference].join(", "),
+                        source: Box::new(e),
+                    })?;
             images.push(resolved.record);
             image_source.push(si);
             blobs.extend(resolved.blobs);
@@ -123,6 +127,26 @@ impl Plan {
         let mut seen = HashSet::new();
         blobs.retain(|(b, _)| seen.insert(b.digest.clone()));
         Ok(Plan { stack, manifests, images, blobs, sources, image_source })
+    }
+
+    /// Let each source fetch ahead what packing will read from it.
+    fn prefetch(&self, progress: &dyn Progress) -> Result<(), StackError> {
+        for (si, source) in self.sources.iter().enumerate() {
+            let wanted: Vec<(String, Digest, u64)> = self
+                .blobs
+                .iter()
+                .filter_map(|(b, data)| match data {
+                    BlobData::Source { image } if self.image_source[*image] == si => {
+                        Some((self.images[*image].reference.clone(), b.digest.clone(), b.size))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !wanted.is_empty() {
+                source.prefetch(&wanted, progress)?;
+            }
+        }
+        Ok(())
     }
 
     /// Bytes of all blobs.
@@ -223,6 +247,7 @@ pub fn pack(
         tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(&dir).map_err(io(&dir))?;
     let mut w =
         BundleWriter::new(BufWriter::with_capacity(1 << 20, tmp), out, &signed, &oci_index, secs)?;
+    plan.prefetch(progress)?;
     progress.start("pack", plan.total_bytes());
     for (blob, data) in &plan.blobs {
         let (reader, location) = plan.open(blob, data)?;

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
-use tender_bundle::{Digest, limits::MAX_JSON_BLOB_BYTES};
+use tender_bundle::{Digest, Progress, limits::MAX_JSON_BLOB_BYTES};
 
 use crate::StackError;
 
@@ -36,6 +36,18 @@ pub trait ImageSource: Send + Sync {
     fn resolve(&self, reference: &str) -> Result<Resolved, StackError>;
     /// Open a blob of the image that `reference` names.
     fn open(&self, reference: &str, digest: &Digest, size: u64) -> Result<BlobReader, StackError>;
+
+    /// Read a manifest or index whole, verified. Registries serve these from
+    /// another endpoint than blobs; a layout keeps both as blobs.
+    fn read_manifest(&self, reference: &str, digest: &Digest, size: u64) -> Result<Vec<u8>, StackError> {
+        self.read_small(reference, digest, size)
+    }
+
+    /// Fetch ahead, concurrently, the blobs that packing will open:
+    /// (reference, digest, size). Sources on disk have nothing to do.
+    fn prefetch(&self, _blobs: &[(String, Digest, u64)], _progress: &dyn Progress) -> Result<(), StackError> {
+        Ok(())
+    }
 
     /// Read a small JSON blob whole, verified against its digest and size.
     fn read_small(

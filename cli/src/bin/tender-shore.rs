@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tender_cli::{Bar, fail, human, print_json};
 use tender_keys::SigningKey;
+use tender_registry::{RegistrySource, Transport};
 use tender_stack::{PackOptions, Plan, StackFile, pack};
 
 #[derive(Parser)]
@@ -47,6 +48,12 @@ enum Cmd {
         /// Sequence number (monotonic per stack); default: now, in Unix seconds.
         #[arg(long)]
         sequence: Option<u64>,
+        /// Use plain HTTP for this registry (repeatable; loopback always may).
+        #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+        insecure: Vec<String>,
+        /// Docker-style auth file for registries; default: ~/.docker/config.json.
+        #[arg(long)]
+        authfile: Option<PathBuf>,
     },
 }
 
@@ -96,12 +103,24 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
-        Cmd::Pack { stack, key, out, sequence } => (|| {
+        Cmd::Pack { stack, key, out, sequence, insecure, authfile } => (|| {
             let key = load_key(key.as_deref())?;
             let file = StackFile::load(&stack)?;
             let out = out
                 .unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
-            let plan = Plan::resolve(file, Vec::new())?;
+            // Images no `sources` entry covers come from their registries;
+            // fetched blobs are cached beside the output, then removed.
+            let transport = if insecure.is_empty() {
+                Transport::TlsExceptLoopback
+            } else {
+                Transport::PlainHttpFor(insecure)
+            };
+            let out_dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            let registries = RegistrySource::new(transport, authfile, &out_dir)?;
+            let plan = Plan::resolve(file, vec![Box::new(registries)])?;
             let bar = Bar::new(cli.json);
             let report = pack(&plan, &key, &PackOptions { sequence, created: None }, &out, &bar)
                 .with_context(|| format!("packing {}", out.display()))?;
