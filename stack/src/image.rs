@@ -70,6 +70,12 @@ pub fn resolve_image(
     let bad = |reason: String| StackError::BadImage { reference: reference.into(), reason };
     let Resolved { digest, media_type, size } = source.resolve(reference)?;
     let top = source.read_manifest(reference, &digest, size)?;
+    // The bytes' own mediaType is authoritative: a layout's index.json lists
+    // Docker types under their OCI equivalents.
+    let declared: Option<String> = serde_json::from_slice::<serde_json::Value>(&top)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(String::from));
+    let media_type = declared.unwrap_or(media_type);
     let from_source = BlobData::Source { image };
     let mut blobs = Vec::new();
     let mut plats = Vec::new();
