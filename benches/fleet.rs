@@ -148,6 +148,54 @@ fn main() {
     let verify =
         median(&format!("{SHIP} --store {store} verify {bundle} >/dev/null"), rounds, &nothing);
 
+    // Push into a fresh docker-registry: tender-ship load from the store vs
+    // skopeo copy --all from the layouts, same images, same run.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let reg_root = work.join("registry");
+    let config = work.join("registry.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            reg_root.display()
+        ),
+    )
+    .unwrap();
+    let registry: std::cell::RefCell<Option<std::process::Child>> = Default::default();
+    let stop_registry = || {
+        if let Some(mut c) = registry.borrow_mut().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    };
+    let fresh_registry = || {
+        stop_registry();
+        let _ = fs::remove_dir_all(&reg_root);
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        *registry.borrow_mut() = Some(child);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let load = format!("{SHIP} --store {store} load awareness --registry 127.0.0.1:{port} >/dev/null");
+    let load_m = median(&load, rounds, &fresh_registry);
+    let load_again = median(&load, rounds, &nothing);
+    let mut skopeo_push = Vec::new();
+    for (image, tag) in [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")] {
+        skopeo_push.push(format!(
+            "skopeo copy -q --all --dest-tls-verify=false oci:{}:{tag} docker://127.0.0.1:{port}/fleet/{image}:{tag}",
+            fleet.join("layouts").join(image).display()
+        ));
+    }
+    let skopeo_push_m = median(&skopeo_push.join(" && "), rounds, &fresh_registry);
+    stop_registry();
+
     println!(
         "\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
         files.len(),
@@ -170,12 +218,20 @@ fn main() {
     row("cat bundle > file; sync", &cat_import, bundle_bytes);
     row("tender-ship import", &import, bundle_bytes);
     row("tender-ship verify", &verify, bundle_bytes);
+    row("tender-ship load (fresh registry)", &load_m, blob_bytes);
+    row("tender-ship load (all present)", &load_again, blob_bytes);
+    row("skopeo copy --all to registry", &skopeo_push_m, blob_bytes);
     let r = |a: &Measured, b: &Measured| b.time.as_secs_f64() / a.time.as_secs_f64();
     println!("\nratios (rate of tender / rate of baseline; targets in brackets)");
     println!("pack   / cat+sync     {:>6.2}   [>= 0.8]", r(&pack_m, &cat_pack));
     println!("pack   / skopeo       {:>6.2}   [>= 2.0]", r(&pack_m, &skopeo));
     println!("import / cat+sync     {:>6.2}   [>= 0.8]", r(&import, &cat_import));
     println!("verify / cat+sync     {:>6.2}", r(&verify, &cat_import));
+    println!(
+        "load time / skopeo push time {:>6.2}   [< 1.0]; load with all blobs present: {:.3} s",
+        load_m.time.as_secs_f64() / skopeo_push_m.time.as_secs_f64(),
+        load_again.time.as_secs_f64()
+    );
     println!(
         "peak RSS: pack {} MiB, import {} MiB, verify {} MiB   [< 64 MiB]",
         pack_m.max_rss_kib / 1024,
