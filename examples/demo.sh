@@ -20,3 +20,7 @@ $B/tender-shore pack "$W/stack-v2.yaml" --key "$W/ci.key" --sequence 2 --out "$W
 $B/tender-ship import "$W/awareness-1.1.0.tender"
 $B/tender-ship list
 $B/tender-ship fsck
+# What `apply` would push and apply (no registry or cluster needed to see it):
+$B/tender-ship apply awareness --dry-run --registry localhost:32000 > "$W/rendered.yaml"
+head -n 20 "$W/rendered.yaml"
+$B/tender-ship status
