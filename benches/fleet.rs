@@ -183,11 +183,14 @@ fn main() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    let load = format!("{SHIP} --store {store} load awareness --registry 127.0.0.1:{port} >/dev/null");
+    let load =
+        format!("{SHIP} --store {store} load awareness --registry 127.0.0.1:{port} >/dev/null");
     let load_m = median(&load, rounds, &fresh_registry);
     let load_again = median(&load, rounds, &nothing);
     let mut skopeo_push = Vec::new();
-    for (image, tag) in [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")] {
+    for (image, tag) in
+        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
+    {
         skopeo_push.push(format!(
             "skopeo copy -q --all --dest-tls-verify=false oci:{}:{tag} docker://127.0.0.1:{port}/fleet/{image}:{tag}",
             fleet.join("layouts").join(image).display()

@@ -146,6 +146,17 @@ pub struct BlobRecord {
     /// The OCI media type, or `application/yaml` for a Kubernetes manifest.
     #[serde(rename = "mediaType")]
     pub media_type: String,
+    /// Which media part carries it (1-based; a whole bundle is part 1 of 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub part: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A Kubernetes manifest file, carried byte for byte as a blob.
@@ -214,6 +225,10 @@ pub struct Descriptor {
     pub oci_index: BlobRef,
     /// Every blob, each once, in the order they stand in the bundle.
     pub blobs: Vec<BlobRecord>,
+    /// How many media parts carry the blobs (each part repeats this
+    /// descriptor and carries the blobs whose `part` is its number).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub parts: u32,
 }
 
 #[derive(Deserialize)]
@@ -253,8 +268,18 @@ impl Descriptor {
                 crate::limits::MAX_BLOBS
             ));
         }
+        if self.parts == 0 || self.parts > crate::limits::MAX_PARTS {
+            return bad(format!(
+                "{} parts, expected 1 to {}",
+                self.parts,
+                crate::limits::MAX_PARTS
+            ));
+        }
         let mut seen = BTreeSet::new();
         for b in &self.blobs {
+            if b.part == 0 || b.part > self.parts {
+                return bad(format!("blob {} is in part {} of {}", b.digest, b.part, self.parts));
+            }
             if !seen.insert(&b.digest) {
                 return bad(format!("blob {} listed twice", b.digest));
             }
@@ -294,6 +319,11 @@ impl Descriptor {
     pub fn total_blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }
+
+    /// The blobs media part `part` carries.
+    pub fn part_blobs(&self, part: u32) -> impl Iterator<Item = &BlobRecord> {
+        self.blobs.iter().filter(move |b| b.part == part)
+    }
 }
 
 /// The signatures entry: `{"signatures": [...]}`.
@@ -313,6 +343,7 @@ pub(crate) mod tests {
             digest: Digest::of(s),
             size: s.len() as u64,
             media_type: mt.into(),
+            part: 1,
         };
         let man = blob(b"kind: Pod", "application/yaml");
         let idx = blob(b"index", "application/vnd.oci.image.index.v1+json");
@@ -345,6 +376,7 @@ pub(crate) mod tests {
             }],
             oci_index: BlobRef { digest: Digest::of(b"{}"), size: 2 },
             blobs: vec![man, idx, m, c],
+            parts: 1,
         }
     }
 

@@ -7,6 +7,8 @@ use crate::{BundleError, Digest};
 pub const DESCRIPTOR_PATH: &str = "tender/descriptor.json";
 /// Path of the signatures entry (the second entry).
 pub const SIGNATURES_PATH: &str = "tender/signatures.json";
+/// Path of the (unsigned) part marker of a split bundle, after the signatures.
+pub const PART_PATH: &str = "tender/part.json";
 /// The OCI layout marker file.
 pub const OCI_LAYOUT_PATH: &str = "oci-layout";
 /// The OCI layout's index.
@@ -21,6 +23,8 @@ pub enum EntryName {
     Descriptor,
     /// `tender/signatures.json`.
     Signatures,
+    /// `tender/part.json`.
+    Part,
     /// `oci-layout`.
     OciLayout,
     /// `index.json`.
@@ -43,6 +47,7 @@ impl EntryName {
         Ok(match s {
             DESCRIPTOR_PATH => EntryName::Descriptor,
             SIGNATURES_PATH => EntryName::Signatures,
+            PART_PATH => EntryName::Part,
             OCI_LAYOUT_PATH => EntryName::OciLayout,
             INDEX_PATH => EntryName::Index,
             "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => {
@@ -60,6 +65,7 @@ impl EntryName {
         match self {
             EntryName::Descriptor => DESCRIPTOR_PATH.into(),
             EntryName::Signatures => SIGNATURES_PATH.into(),
+            EntryName::Part => PART_PATH.into(),
             EntryName::OciLayout => OCI_LAYOUT_PATH.into(),
             EntryName::Index => INDEX_PATH.into(),
             EntryName::Blob(d) => format!("blobs/sha256/{}", d.hex()),

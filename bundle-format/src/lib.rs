@@ -127,6 +127,16 @@ pub enum BundleError {
     /// A blob the descriptor does not list.
     #[error("blob {0} is not listed in the signed descriptor")]
     UnlistedBlob(Digest),
+    /// A blob in a part other than the one the descriptor assigns it to.
+    #[error("blob {digest} stands in part {part}, but the descriptor puts it in part {listed}")]
+    WrongPart {
+        /// The blob.
+        digest: Digest,
+        /// The part being read.
+        part: u32,
+        /// The part the descriptor names.
+        listed: u32,
+    },
     /// The same entry twice.
     #[error("entry {0} appears twice")]
     DuplicateEntry(String),

@@ -11,3 +11,5 @@ pub const MAX_INDEX_BYTES: u64 = 16 << 20;
 pub const MAX_BLOBS: usize = 100_000;
 /// Largest image index, manifest or config read into memory.
 pub const MAX_JSON_BLOB_BYTES: u64 = 4 << 20;
+/// Most media parts one version may be split into.
+pub const MAX_PARTS: u32 = 9999;

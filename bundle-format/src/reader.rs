@@ -97,6 +97,8 @@ pub struct ReadSummary {
     pub bytes_committed: u64,
     /// The sink stopped the read after the descriptor.
     pub stopped: bool,
+    /// Which media part this was (1 for a whole bundle).
+    pub part: u32,
 }
 
 fn kind_name(t: tar::EntryType) -> String {
@@ -284,11 +286,32 @@ pub fn read_bundle<R: Read, S: Sink>(
     let listed: HashMap<&Digest, &BlobRecord> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
     let mut seen: HashMap<&Digest, ()> = HashMap::with_capacity(listed.len());
     let (mut have_layout, mut have_index) = (false, false);
+    // Which media part this file is; a whole bundle is part 1 of 1.
+    let mut part: Option<u32> = None;
     let mut summary = ReadSummary::default();
     progress.start("verify", d.total_blob_bytes());
     while let Some((mut entry, name, _offset)) = next()? {
         match name {
             EntryName::Directory => {}
+            EntryName::Part => {
+                if part.is_some() || !seen.is_empty() {
+                    return Err(BundleError::DuplicateEntry(name.path()).into());
+                }
+                let bytes =
+                    read_small(&mut entry, "tender/part.json", MAX_SIGNATURES_BYTES, source)?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| BundleError::BadDescriptor(format!("tender/part.json: {e}")))?;
+                let k = v["part"]
+                    .as_u64()
+                    .filter(|k| (1..=u64::from(d.parts)).contains(k))
+                    .ok_or_else(|| {
+                        BundleError::BadDescriptor(format!(
+                            "tender/part.json: no part between 1 and {}",
+                            d.parts
+                        ))
+                    })?;
+                part = Some(k as u32);
+            }
             EntryName::Descriptor | EntryName::Signatures => {
                 return Err(BundleError::DuplicateEntry(name.path()).into());
             }
@@ -325,6 +348,15 @@ pub fn read_bundle<R: Read, S: Sink>(
                 let Some(blob) = listed.get(digest).copied() else {
                     return Err(BundleError::UnlistedBlob(digest.clone()).into());
                 };
+                let this_part = *part.get_or_insert(1);
+                if blob.part != this_part {
+                    return Err(BundleError::WrongPart {
+                        digest: blob.digest.clone(),
+                        part: this_part,
+                        listed: blob.part,
+                    }
+                    .into());
+                }
                 if seen.insert(&blob.digest, ()).is_some() {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
@@ -388,15 +420,17 @@ pub fn read_bundle<R: Read, S: Sink>(
         }
         .into());
     }
-    if seen.len() < listed.len() {
-        let first =
-            d.blobs.iter().find(|b| !seen.contains_key(&b.digest)).expect("some blob unseen");
-        return Err(BundleError::Incomplete {
-            missing: listed.len() - seen.len(),
-            first: first.digest.clone(),
-        }
-        .into());
+    let this_part = part.unwrap_or(1);
+    let missing: Vec<&Digest> =
+        d.part_blobs(this_part).map(|b| &b.digest).filter(|dg| !seen.contains_key(dg)).collect();
+    if let Some(first) = missing.first() {
+        return Err(
+            BundleError::Incomplete { missing: missing.len(), first: (*first).clone() }.into()
+        );
     }
+    drop(seen);
+    drop(listed);
+    summary.part = this_part;
     Ok((verified, summary))
 }
 
@@ -447,6 +481,7 @@ mod tests {
                     digest: d,
                     size: b.len() as u64,
                     media_type: "application/octet-stream".into(),
+                    part: 1,
                 });
             }
         }
@@ -463,11 +498,12 @@ mod tests {
             images: vec![],
             oci_index: BlobRef { digest: Digest::of(&index), size: index.len() as u64 },
             blobs: records.clone(),
+            parts: 1,
         };
         let raw = d.to_bytes();
         let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
         let mut w =
-            BundleWriter::new(Vec::new(), &PathBuf::from("mem"), &signed, &index, 0).unwrap();
+            BundleWriter::new(Vec::new(), &PathBuf::from("mem"), &signed, &index, 0, None).unwrap();
         for r in &records {
             let data = blobs.iter().find(|b| Digest::of(b) == r.digest).unwrap();
             w.append_blob(r, &data[..], &PathBuf::from("mem"), &NoProgress).unwrap();

@@ -66,19 +66,24 @@ pub struct BundleWriter<W: Write> {
 
 impl<W: Write> BundleWriter<W> {
     /// Start a bundle at `path` (named in errors): writes the descriptor, its
-    /// signatures, `oci-layout` and `index.json`.
+    /// signatures, the part marker of a split bundle, `oci-layout` and
+    /// `index.json`.
     pub fn new(
         out: W,
         path: &Path,
         signed: &SignedDescriptor,
         oci_index: &[u8],
         mtime: u64,
+        part: Option<u32>,
     ) -> Result<Self, BundleError> {
         let mut w = BundleWriter { tar: tar::Builder::new(out), path: path.to_owned(), mtime };
         let sigs = Signatures { signatures: signed.signatures.clone() };
         let sigs = serde_json::to_vec_pretty(&sigs).expect("signatures serialize");
         w.small(EntryName::Descriptor, &signed.raw)?;
         w.small(EntryName::Signatures, &sigs)?;
+        if let Some(part) = part {
+            w.small(EntryName::Part, serde_json::json!({ "part": part }).to_string().as_bytes())?;
+        }
         w.small(EntryName::OciLayout, OCI_LAYOUT_CONTENT)?;
         w.small(EntryName::Index, oci_index)?;
         Ok(w)

@@ -14,7 +14,9 @@ use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 use tender_bundle::{Digest, Progress, limits::MAX_JSON_BLOB_BYTES};
 use tender_stack::StackError;
-use tender_stack::image::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sniff_media_type};
+use tender_stack::image::{
+    DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sniff_media_type,
+};
 use tender_stack::source::{BlobReader, ImageSource, Resolved};
 
 use crate::{RegistryError, Transport, auth_from_file, is_loopback};
@@ -40,7 +42,11 @@ fn stack_err(reference: &str, e: impl std::fmt::Display) -> StackError {
 impl RegistrySource {
     /// A source using `transport` and the auth file (default
     /// `~/.docker/config.json`), caching blobs under `cache_in`.
-    pub fn new(transport: Transport, authfile: Option<PathBuf>, cache_in: &Path) -> Result<Self, RegistryError> {
+    pub fn new(
+        transport: Transport,
+        authfile: Option<PathBuf>,
+        cache_in: &Path,
+    ) -> Result<Self, RegistryError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,7 +56,14 @@ impl RegistrySource {
             .prefix(".tender-fetch-")
             .tempdir_in(cache_in)
             .map_err(|e| RegistryError::Io { path: cache_in.into(), source: e })?;
-        Ok(RegistrySource { rt, transport, authfile, clients: Mutex::new(HashMap::new()), cache, concurrency: 4 })
+        Ok(RegistrySource {
+            rt,
+            transport,
+            authfile,
+            clients: Mutex::new(HashMap::new()),
+            cache,
+            concurrency: 4,
+        })
     }
 
     fn client(&self, host: &str) -> Result<(Client, RegistryAuth), RegistryError> {
@@ -65,7 +78,10 @@ impl RegistrySource {
         if is_loopback(host) {
             plain.push(host.to_owned());
         }
-        let client = Client::new(ClientConfig { protocol: ClientProtocol::HttpsExcept(plain), ..Default::default() });
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(plain),
+            ..Default::default()
+        });
         let authfile = match &self.authfile {
             Some(p) => Some(p.clone()),
             None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")),
@@ -88,10 +104,15 @@ impl RegistrySource {
 
     /// Fetch a manifest (by tag or digest) with retries; returns its bytes.
     fn fetch_manifest(&self, reference: &str, r: &Reference) -> Result<Vec<u8>, StackError> {
-        let (client, auth) = self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
+        let (client, auth) =
+            self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
         let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
         self.rt.block_on(retry(reference, || async {
-            client.pull_manifest_raw(r, &auth, &accept).await.map(|(b, _)| b.to_vec()).map_err(|e| e.to_string())
+            client
+                .pull_manifest_raw(r, &auth, &accept)
+                .await
+                .map(|(b, _)| b.to_vec())
+                .map_err(|e| e.to_string())
         }))
     }
 
@@ -106,7 +127,8 @@ impl RegistrySource {
         if target.exists() {
             return Ok(());
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(self.cache.path()).map_err(|e| e.to_string())?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(self.cache.path()).map_err(|e| e.to_string())?;
         let mut s = client.pull_blob_stream(r, digest.as_str()).await.map_err(|e| e.to_string())?;
         let mut hasher = Sha256::new();
         let mut n = 0u64;
@@ -122,7 +144,9 @@ impl RegistrySource {
         let actual = Digest::from_hasher(hasher);
         if n != size || actual != *digest {
             // Not retried as a network fault would be: the registry served other bytes.
-            return Err(format!("blob {digest}: got {n} bytes hashing to {actual}, expected {size} bytes"));
+            return Err(format!(
+                "blob {digest}: got {n} bytes hashing to {actual}, expected {size} bytes"
+            ));
         }
         tmp.persist(&target).map_err(|e| e.to_string())?;
         Ok(())
@@ -172,29 +196,45 @@ impl ImageSource for RegistrySource {
             }
             .into());
         }
-        std::fs::write(self.cached(&digest), &bytes).map_err(|e| StackError::Io { path: self.cached(&digest), source: e })?;
+        std::fs::write(self.cached(&digest), &bytes)
+            .map_err(|e| StackError::Io { path: self.cached(&digest), source: e })?;
         Ok(Resolved { media_type: sniff_media_type(&bytes), size: bytes.len() as u64, digest })
     }
 
-    fn read_manifest(&self, reference: &str, digest: &Digest, size: u64) -> Result<Vec<u8>, StackError> {
+    fn read_manifest(
+        &self,
+        reference: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, StackError> {
         if !self.cached(digest).exists() {
             let r = Self::parse(reference)?;
-            let by_digest = Reference::with_digest(r.registry().into(), r.repository().into(), digest.to_string());
+            let by_digest = Reference::with_digest(
+                r.registry().into(),
+                r.repository().into(),
+                digest.to_string(),
+            );
             let bytes = self.fetch_manifest(reference, &by_digest)?;
-            std::fs::write(self.cached(digest), &bytes).map_err(|e| StackError::Io { path: self.cached(digest), source: e })?;
+            std::fs::write(self.cached(digest), &bytes)
+                .map_err(|e| StackError::Io { path: self.cached(digest), source: e })?;
         }
         // Verified against digest and size here, whatever the cache holds.
         self.read_small(reference, digest, size)
     }
 
-    fn prefetch(&self, blobs: &[(String, Digest, u64)], progress: &dyn Progress) -> Result<(), StackError> {
+    fn prefetch(
+        &self,
+        blobs: &[(String, Digest, u64)],
+        progress: &dyn Progress,
+    ) -> Result<(), StackError> {
         progress.start("fetch", blobs.iter().map(|(_, _, s)| s).sum());
         self.rt.block_on(
             stream::iter(blobs.iter().map(Ok::<_, StackError>)).try_for_each_concurrent(
                 self.concurrency,
                 |(reference, digest, size)| async move {
                     let r = Self::parse(reference)?;
-                    let (client, auth) = self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
+                    let (client, auth) =
+                        self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
                     client
                         .auth(&r, &auth, oci_client::RegistryOperation::Pull)
                         .await
@@ -213,10 +253,15 @@ impl ImageSource for RegistrySource {
         let path = self.cached(digest);
         if !path.exists() {
             let r = Self::parse(reference)?;
-            let (client, _) = self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
+            let (client, _) =
+                self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
             self.rt.block_on(retry(reference, || self.fetch_blob(&client, &r, digest, size)))?;
         }
-        let f = std::fs::File::open(&path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
-        Ok(BlobReader { reader: Box::new(std::io::BufReader::with_capacity(1 << 20, f)), location: path })
+        let f = std::fs::File::open(&path)
+            .map_err(|e| StackError::Io { path: path.clone(), source: e })?;
+        Ok(BlobReader {
+            reader: Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
+            location: path,
+        })
     }
 }

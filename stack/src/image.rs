@@ -110,7 +110,12 @@ pub fn resolve_image(
             }
         };
         blobs.push((
-            BlobRecord { digest: m_digest.clone(), size: m_size, media_type: m_type.into() },
+            BlobRecord {
+                digest: m_digest.clone(),
+                size: m_size,
+                media_type: m_type.into(),
+                part: 1,
+            },
             from_source.clone(),
         ));
         blobs.push((
@@ -118,6 +123,7 @@ pub fn resolve_image(
                 digest: cdigest.clone(),
                 size: config.size(),
                 media_type: config.media_type().to_string(),
+                part: 1,
             },
             from_source.clone(),
         ));
@@ -128,7 +134,12 @@ pub fn resolve_image(
                 .parse()
                 .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
             blobs.push((
-                BlobRecord { digest: ld, size: l.size(), media_type: l.media_type().to_string() },
+                BlobRecord {
+                    digest: ld,
+                    size: l.size(),
+                    media_type: l.media_type().to_string(),
+                    part: 1,
+                },
                 from_source.clone(),
             ));
         }
@@ -183,7 +194,12 @@ pub fn resolve_image(
         }
         let (top_record, top_data) = if keep.len() == index.manifests().len() {
             (
-                BlobRecord { digest: digest.clone(), size, media_type: media_type.clone() },
+                BlobRecord {
+                    digest: digest.clone(),
+                    size,
+                    media_type: media_type.clone(),
+                    part: 1,
+                },
                 from_source.clone(),
             )
         } else {
@@ -199,6 +215,7 @@ pub fn resolve_image(
                 digest: Digest::of(&bytes),
                 size: bytes.len() as u64,
                 media_type: media_type.clone(),
+                part: 1,
             };
             (rec, BlobData::Memory(bytes))
         };

@@ -104,6 +104,16 @@ pub enum StackError {
         #[source]
         source: Box<StackError>,
     },
+    /// `--split` smaller than what a part needs besides its blobs.
+    #[error(
+        "--split {size} is too small: each part needs {overhead} bytes for its descriptor and tar structure"
+    )]
+    BadSplit {
+        /// The size asked for.
+        size: u64,
+        /// What a part needs.
+        overhead: u64,
+    },
     /// A bundle-format error (including digest mismatches of source blobs).
     #[error(transparent)]
     Bundle(#[from] tender_bundle::BundleError),

@@ -96,7 +96,7 @@ impl Plan {
             let digest = Digest::of(&bytes);
             manifests.push(ManifestFile { path: rel.clone(), digest: digest.clone(), size: len });
             blobs.push((
-                BlobRecord { digest, size: len, media_type: YAML_MEDIA_TYPE.into() },
+                BlobRecord { digest, size: len, media_type: YAML_MEDIA_TYPE.into(), part: 1 },
                 BlobData::File(path.clone()),
             ));
         }
@@ -182,14 +182,18 @@ pub struct PackOptions {
     pub sequence: Option<u64>,
     /// The creation time; default: now.
     pub created: Option<SystemTime>,
+    /// Split into media parts of at most this many bytes.
+    pub split: Option<u64>,
 }
 
 /// What `pack` wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackReport {
-    /// The bundle.
+    /// The bundle (for a split one, the name its parts extend).
     pub path: PathBuf,
-    /// Its size in bytes.
+    /// The files written: the bundle, or its parts.
+    pub files: Vec<PathBuf>,
+    /// Their size in bytes.
     pub bytes: u64,
     /// Bytes of blobs.
     pub blob_bytes: u64,
@@ -221,7 +225,7 @@ pub fn pack(
     let created = options.created.unwrap_or_else(SystemTime::now);
     let secs = created.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let oci_index = oci_archive_index(&plan.images);
-    let descriptor = Descriptor {
+    let mut descriptor = Descriptor {
         format: FORMAT.into(),
         stack: StackId { name: plan.stack.name.clone(), version: plan.stack.version.clone() },
         sequence: options.sequence.unwrap_or(secs),
@@ -230,7 +234,11 @@ pub fn pack(
         images: plan.images.clone(),
         oci_index: BlobRef { digest: Digest::of(&oci_index), size: oci_index.len() as u64 },
         blobs: plan.blobs.iter().map(|(b, _)| b.clone()).collect(),
+        parts: 1,
     };
+    if let Some(size) = options.split {
+        assign_parts(&mut descriptor, size, oci_index.len() as u64)?;
+    }
     descriptor.validate()?;
     let raw = descriptor.to_bytes();
     let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
@@ -239,34 +247,35 @@ pub fn pack(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| StackError::Io { path, source }
-    };
-    let tmp =
-        tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(&dir).map_err(io(&dir))?;
-    let mut w =
-        BundleWriter::new(BufWriter::with_capacity(1 << 20, tmp), out, &signed, &oci_index, secs)?;
     plan.prefetch(progress)?;
     progress.start("pack", plan.total_bytes());
-    for (blob, data) in &plan.blobs {
-        let (reader, location) = plan.open(blob, data)?;
-        progress.item(&blob.digest.to_string());
-        w.append_blob(blob, reader, &location, progress)?;
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    for part in 1..=descriptor.parts {
+        // A whole bundle is OUT; parts are OUT.001, OUT.002, ...
+        let path = if options.split.is_some() {
+            PathBuf::from(format!("{}.{part:03}", out.display()))
+        } else {
+            out.to_owned()
+        };
+        let marker = options.split.is_some().then_some(part);
+        bytes += write_part(
+            plan,
+            &descriptor,
+            &signed,
+            &oci_index,
+            secs,
+            marker,
+            &path,
+            &dir,
+            progress,
+        )?;
+        files.push(path);
     }
     progress.finish();
-    let tmp = w
-        .finish()?
-        .into_inner()
-        .map_err(|e| StackError::Io { path: out.to_owned(), source: e.into_error() })?;
-    // tempfile creates 0600; a bundle is for others to read (sticks, servers).
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(io(out))?;
-    tmp.as_file().sync_all().map_err(io(out))?;
-    let bytes = tmp.as_file().metadata().map_err(io(out))?.len();
-    tmp.persist(out).map_err(|e| StackError::Io { path: out.to_owned(), source: e.error })?;
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io(&dir))?;
     Ok(PackReport {
         path: out.to_owned(),
+        files,
         bytes,
         blob_bytes: descriptor.total_blob_bytes(),
         blobs: descriptor.blobs.len(),
@@ -277,4 +286,96 @@ pub fn pack(
         sequence: descriptor.sequence,
         descriptor_digest: Digest::of(&signed.raw),
     })
+}
+
+/// Room kept for `tender/signatures.json` (one signature takes ~230 bytes;
+/// `tender-shore sign` may add more later).
+const SIGNATURES_BOUND: u64 = 4096;
+
+/// Bytes a part spends besides its blobs: a 512-byte header per entry, the
+/// metadata entries, padding, and the end marker.
+fn part_overhead(descriptor_bytes: u64, index_bytes: u64) -> u64 {
+    let entry = |n: u64| 512 + n.div_ceil(512) * 512;
+    entry(descriptor_bytes)
+        + entry(SIGNATURES_BOUND)
+        + entry(64)
+        + entry(64)
+        + entry(index_bytes)
+        + 1024
+}
+
+/// Put blobs into parts of at most `size` bytes each, in order. A blob that
+/// cannot fit in any part (larger than `size` less the overhead) travels
+/// alone in a part of its own, which is then larger than `size`.
+fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), StackError> {
+    // Size the descriptor with the widest part numbers it could hold.
+    let mut widest = d.clone();
+    widest.parts = tender_bundle::limits::MAX_PARTS;
+    widest.blobs.iter_mut().for_each(|b| b.part = tender_bundle::limits::MAX_PARTS);
+    let overhead = part_overhead(widest.to_bytes().len() as u64, index_bytes);
+    if size <= overhead {
+        return Err(StackError::BadSplit { size, overhead });
+    }
+    let room = size - overhead;
+    let (mut part, mut used) = (1u32, 0u64);
+    for b in &mut d.blobs {
+        let cost = 512 + b.size.div_ceil(512) * 512;
+        if used > 0 && used + cost > room {
+            part += 1;
+            used = 0;
+        }
+        b.part = part;
+        used += cost;
+    }
+    d.parts = part;
+    Ok(())
+}
+
+/// Write one part (or the whole bundle) to `path` via a temporary file in
+/// `dir`; returns its size.
+#[allow(clippy::too_many_arguments)]
+fn write_part(
+    plan: &Plan,
+    descriptor: &Descriptor,
+    signed: &SignedDescriptor,
+    oci_index: &[u8],
+    mtime: u64,
+    part: Option<u32>,
+    path: &Path,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<u64, StackError> {
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |source| StackError::Io { path: p, source }
+    };
+    let tmp = tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(dir).map_err(io(dir))?;
+    let mut w = BundleWriter::new(
+        BufWriter::with_capacity(1 << 20, tmp),
+        path,
+        signed,
+        oci_index,
+        mtime,
+        part,
+    )?;
+    let this = part.unwrap_or(1);
+    for ((blob, data), record) in plan.blobs.iter().zip(&descriptor.blobs) {
+        if record.part != this {
+            continue;
+        }
+        let (reader, location) = plan.open(blob, data)?;
+        progress.item(&blob.digest.to_string());
+        w.append_blob(record, reader, &location, progress)?;
+    }
+    let tmp = w
+        .finish()?
+        .into_inner()
+        .map_err(|e| StackError::Io { path: path.to_owned(), source: e.into_error() })?;
+    // tempfile creates 0600; a bundle is for others to read (sticks, servers).
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    let bytes = tmp.as_file().metadata().map_err(io(path))?.len();
+    tmp.persist(path).map_err(|e| StackError::Io { path: path.to_owned(), source: e.error })?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(bytes)
 }

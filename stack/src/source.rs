@@ -39,13 +39,22 @@ pub trait ImageSource: Send + Sync {
 
     /// Read a manifest or index whole, verified. Registries serve these from
     /// another endpoint than blobs; a layout keeps both as blobs.
-    fn read_manifest(&self, reference: &str, digest: &Digest, size: u64) -> Result<Vec<u8>, StackError> {
+    fn read_manifest(
+        &self,
+        reference: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, StackError> {
         self.read_small(reference, digest, size)
     }
 
     /// Fetch ahead, concurrently, the blobs that packing will open:
     /// (reference, digest, size). Sources on disk have nothing to do.
-    fn prefetch(&self, _blobs: &[(String, Digest, u64)], _progress: &dyn Progress) -> Result<(), StackError> {
+    fn prefetch(
+        &self,
+        _blobs: &[(String, Digest, u64)],
+        _progress: &dyn Progress,
+    ) -> Result<(), StackError> {
         Ok(())
     }
 

@@ -47,6 +47,16 @@ pub struct ImportReport {
     pub blobs_held: usize,
     /// Their bytes.
     pub bytes_held: u64,
+    /// Which media part this was (1 for a whole bundle).
+    pub part: u32,
+    /// How many parts the version has.
+    pub parts: u32,
+    /// How many of them the store now holds completely.
+    pub parts_complete: u32,
+    /// Bytes of the version the store still lacks.
+    pub bytes_missing: u64,
+    /// Whether every blob of the version is now in the store.
+    pub complete: bool,
 }
 
 struct ImportSink<'s> {
@@ -160,8 +170,15 @@ impl Store {
             bytes_new: summary.bytes_committed,
             blobs_held: summary.blobs - summary.blobs_committed,
             bytes_held: summary.bytes - summary.bytes_committed,
+            part: summary.part,
+            parts: d.parts,
+            parts_complete: 0,
+            bytes_missing: 0,
+            complete: false,
         };
         if summary.stopped {
+            report.parts_complete = d.parts;
+            report.complete = true;
             report.blobs_held = d.blobs.len();
             report.bytes_held = d.total_blob_bytes();
             return Ok(report);
@@ -169,13 +186,19 @@ impl Store {
         sync_dir(&self.blobs_dir())?;
         let missing: Vec<&BlobRecord> =
             d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
-        if let Some(first) = missing.first() {
+        // A whole bundle brings every blob; a part leaves the others' to them.
+        if let Some(first) = missing.iter().find(|b| b.part == summary.part) {
             return Err(tender_bundle::BundleError::Incomplete {
                 missing: missing.len(),
                 first: first.digest.clone(),
             }
             .into());
         }
+        report.part = summary.part;
+        report.bytes_missing = missing.iter().map(|b| b.size).sum();
+        report.parts_complete =
+            (1..=d.parts).filter(|p| !missing.iter().any(|b| b.part == *p)).count() as u32;
+        report.complete = missing.is_empty();
         let record = VersionRecord {
             descriptor: String::from_utf8(v.raw.clone()).map_err(|e| StoreError::BadRecord {
                 path: source.to_owned(),

@@ -160,6 +160,12 @@ pub struct VersionInfo {
     pub images: usize,
     /// Whether every blob is in the store.
     pub complete: bool,
+    /// Media parts the version was split into.
+    pub parts: u32,
+    /// Parts whose blobs are not all in the store.
+    pub parts_missing: Vec<u32>,
+    /// Bytes not yet in the store.
+    pub bytes_missing: u64,
     /// Descriptor digest.
     pub digest: Digest,
 }
@@ -355,17 +361,27 @@ impl Store {
         Ok(self
             .versions()?
             .into_iter()
-            .map(|(_, rec, d)| VersionInfo {
-                complete: d.blobs.iter().all(|b| self.has_blob(&b.digest)),
-                size: d.total_blob_bytes(),
-                blobs: d.blobs.len(),
-                images: d.images.len(),
-                stack: d.stack.name,
-                version: d.stack.version,
-                sequence: d.sequence,
-                created: d.created,
-                imported: rec.imported,
-                digest: rec.digest,
+            .map(|(_, rec, d)| {
+                let missing = self.missing_blobs(&d);
+                let missing: Vec<_> =
+                    d.blobs.iter().filter(|b| missing.contains(&b.digest)).collect();
+                let mut parts_missing: Vec<u32> = missing.iter().map(|b| b.part).collect();
+                parts_missing.dedup();
+                VersionInfo {
+                    complete: missing.is_empty(),
+                    parts: d.parts,
+                    parts_missing,
+                    bytes_missing: missing.iter().map(|b| b.size).sum(),
+                    size: d.total_blob_bytes(),
+                    blobs: d.blobs.len(),
+                    images: d.images.len(),
+                    stack: d.stack.name,
+                    version: d.stack.version,
+                    sequence: d.sequence,
+                    created: d.created,
+                    imported: rec.imported,
+                    digest: rec.digest,
+                }
             })
             .collect())
     }

@@ -141,8 +141,10 @@ pub fn build_image(layout: &Path, spec: &ImageSpec) -> String {
     let entries = top["manifests"].as_array_mut().unwrap();
     entries.retain(|e| e["annotations"]["org.opencontainers.image.ref.name"] != spec.tag);
     // Layout tools list OCI types in index.json, whatever the blob is.
-    entries.push(json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is,
-        "annotations": {"org.opencontainers.image.ref.name": spec.tag}}));
+    entries.push(
+        json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is,
+        "annotations": {"org.opencontainers.image.ref.name": spec.tag}}),
+    );
     fs::write(index_path, serde_json::to_vec(&top).unwrap()).unwrap();
     id
 }

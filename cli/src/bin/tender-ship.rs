@@ -192,12 +192,21 @@ fn bundles_at(path: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for e in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
         let p = e.with_context(|| format!("reading {}", path.display()))?.path();
-        if p.is_file() && p.extension().is_some_and(|x| x == "tender") {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // NAME.tender, or a part NAME.tender.001
+        let is_part = name
+            .rsplit_once(".tender.")
+            .is_some_and(|(_, n)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()));
+        if p.is_file() && (name.ends_with(".tender") || is_part) {
             found.push(p);
         }
     }
     found.sort();
-    anyhow::ensure!(!found.is_empty(), "no *.tender bundle in {}", path.display());
+    anyhow::ensure!(
+        !found.is_empty(),
+        "no *.tender bundle or *.tender.NNN part in {}",
+        path.display()
+    );
     Ok(found)
 }
 
@@ -208,22 +217,36 @@ fn import_all(
     json: bool,
 ) -> Result<Vec<ImportReport>> {
     let mut reports = Vec::new();
-    for bundle in bundles_at(path)? {
+    let mut failed: Option<anyhow::Error> = None;
+    let bundles = bundles_at(path)?;
+    let many = bundles.len() > 1;
+    for bundle in bundles {
         let bar = Bar::new(json);
-        let r = store
-            .import(open_bundle(&bundle)?, &bundle, policy, &bar)
-            .with_context(|| format!("importing {}", bundle.display()))?;
+        let r = match open_bundle(&bundle)
+            .and_then(|f| Ok(store.import(f, &bundle, policy, &bar)?))
+            .with_context(|| format!("importing {}", bundle.display()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // One bad part or stick must not stop the others.
+                if many {
+                    eprintln!("error: {e:#}");
+                }
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         if !json {
+            let what = if r.parts > 1 {
+                format!("{} {} part {} of {}", r.stack, r.version, r.part, r.parts)
+            } else {
+                format!("{} {}", r.stack, r.version)
+            };
             if r.already_imported {
-                println!(
-                    "{} {} (sequence {}) is already imported: nothing to do",
-                    r.stack, r.version, r.sequence
-                );
+                println!("{what} (sequence {}) is already imported: nothing to do", r.sequence);
             } else {
                 println!(
-                    "imported {} {} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
-                    r.stack,
-                    r.version,
+                    "imported {what} (sequence {}): {} new in {} blobs, {} already held in {} blobs",
                     r.sequence,
                     human(r.bytes_new),
                     r.blobs_new,
@@ -234,7 +257,32 @@ fn import_all(
         }
         reports.push(r);
     }
-    Ok(reports)
+    if !json {
+        // Per version, where it stands now (the last report of each is current).
+        let mut seen = Vec::new();
+        for r in reports.iter().rev() {
+            if seen.contains(&&r.digest) || r.parts == 1 {
+                continue;
+            }
+            seen.push(&r.digest);
+            if r.complete {
+                println!("{} {}: complete ({} parts)", r.stack, r.version, r.parts);
+            } else {
+                println!(
+                    "{} {}: {} of {} parts, {} missing",
+                    r.stack,
+                    r.version,
+                    r.parts_complete,
+                    r.parts,
+                    human(r.bytes_missing)
+                );
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
 }
 
 /// Load and apply (or, without a cluster, load only) one stored version.
@@ -450,12 +498,23 @@ fn run(cli: Cli) -> Result<i32> {
                         h.current.as_ref().map_or("(none)".to_string(), |c| c.version.to_string());
                     println!("{stack}: applied {applied}");
                     for v in &held {
+                        let state = if v.complete {
+                            "complete".to_string()
+                        } else {
+                            let parts: Vec<String> =
+                                v.parts_missing.iter().map(|p| p.to_string()).collect();
+                            format!(
+                                "INCOMPLETE: {} missing, in part(s) {} of {}",
+                                human(v.bytes_missing),
+                                parts.join(", "),
+                                v.parts
+                            )
+                        };
                         println!(
-                            "  {} (sequence {}) {} {}",
+                            "  {} (sequence {}) {} {state}",
                             v.version.as_str(),
                             v.sequence,
-                            human(v.size),
-                            if v.complete { "complete" } else { "INCOMPLETE" }
+                            human(v.size)
                         );
                     }
                     for e in h.entries.iter().rev().take(10) {
@@ -513,7 +572,11 @@ fn run(cli: Cli) -> Result<i32> {
                         v.sequence,
                         human(v.size),
                         v.images,
-                        if v.complete { "yes" } else { "no" }
+                        if v.complete {
+                            "yes".to_string()
+                        } else {
+                            format!("no ({} missing)", human(v.bytes_missing))
+                        }
                     );
                 }
             }

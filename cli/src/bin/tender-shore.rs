@@ -48,6 +48,10 @@ enum Cmd {
         /// Sequence number (monotonic per stack); default: now, in Unix seconds.
         #[arg(long)]
         sequence: Option<u64>,
+        /// Split into media parts of at most SIZE (e.g. 3900M for FAT32
+        /// sticks; K, M, G are powers of 1024): OUT.001, OUT.002, ...
+        #[arg(long, value_name = "SIZE", value_parser = tender_cli::parse_size)]
+        split: Option<u64>,
         /// Use plain HTTP for this registry (repeatable; loopback always may).
         #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
         insecure: Vec<String>,
@@ -103,7 +107,7 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
-        Cmd::Pack { stack, key, out, sequence, insecure, authfile } => (|| {
+        Cmd::Pack { stack, key, out, sequence, split, insecure, authfile } => (|| {
             let key = load_key(key.as_deref())?;
             let file = StackFile::load(&stack)?;
             let out = out
@@ -122,11 +126,17 @@ fn main() {
             let registries = RegistrySource::new(transport, authfile, &out_dir)?;
             let plan = Plan::resolve(file, vec![Box::new(registries)])?;
             let bar = Bar::new(cli.json);
-            let report = pack(&plan, &key, &PackOptions { sequence, created: None }, &out, &bar)
-                .with_context(|| format!("packing {}", out.display()))?;
+            let report =
+                pack(&plan, &key, &PackOptions { sequence, created: None, split }, &out, &bar)
+                    .with_context(|| format!("packing {}", out.display()))?;
             if cli.json {
                 print_json(&report);
             } else {
+                if report.files.len() > 1 {
+                    for f in &report.files {
+                        eprintln!("wrote {}", f.display());
+                    }
+                }
                 println!(
                     "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
                     report.stack,

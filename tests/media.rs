@@ -1,0 +1,179 @@
+//! Sneakernet media: a bundle split into parts that each verify on their
+//! own, imported in any order across runs and from a directory (a mounted
+//! stick), with what is missing reported.
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+
+use support::{Env, read_entries, write_entries};
+
+/// Pack release 1 split into exactly three parts; returns their paths.
+fn three_parts(env: &Env) -> Vec<PathBuf> {
+    for kib in 20..200 {
+        let split = format!("{kib}K");
+        let r = env.shore(&[
+            "--json",
+            "pack",
+            "stack-v1.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            "1",
+            "--split",
+            &split,
+            "--out",
+            "v1.tender",
+        ]);
+        if r.code != 0 {
+            continue; // too small for a part's own overhead
+        }
+        let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let files: Vec<PathBuf> = report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| PathBuf::from(f.as_str().unwrap()))
+            .collect();
+        for f in &files {
+            assert!(
+                fs::metadata(env.path().join(f)).unwrap().len() <= (kib << 10),
+                "{} exceeds {split}",
+                f.display()
+            );
+        }
+        if files.len() == 3 {
+            return files.iter().map(|f| env.path().join(f)).collect();
+        }
+        for f in files {
+            fs::remove_file(env.path().join(f)).unwrap();
+        }
+    }
+    panic!("no split size gives three parts");
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&env.ship(&["--json", "status"]).ok().stdout).unwrap()
+        [0]["versions"][0]
+        .clone()
+}
+
+#[test]
+fn parts_verify_alone_and_import_in_any_order_across_runs() {
+    let env = Env::new();
+    let parts = three_parts(&env);
+    for p in &parts {
+        assert!(
+            p.to_string_lossy().ends_with(&format!(
+                ".tender.00{}",
+                parts.iter().position(|x| x == p).unwrap() + 1
+            ))
+        );
+        env.ship(&["verify", p.to_str().unwrap()]).ok();
+    }
+    let out = env.ship(&["import", parts[2].to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("awareness 1.0.0 part 3 of 3"), "{}", out.stdout);
+    assert!(out.stdout.contains("1 of 3 parts"), "{}", out.stdout);
+    let st = status(&env);
+    assert_eq!(st["complete"], false);
+    assert_eq!(st["parts_missing"], serde_json::json!([1, 2]));
+    assert!(st["bytes_missing"].as_u64().unwrap() > 0);
+    env.ship(&["apply", "awareness", "1.0.0", "--dry-run"]).fails(1, "not complete");
+
+    env.ship(&["import", parts[0].to_str().unwrap()]).ok();
+    assert_eq!(status(&env)["parts_missing"], serde_json::json!([2]));
+    let out = env.ship(&["import", parts[1].to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("complete (3 parts)"), "{}", out.stdout);
+    assert_eq!(status(&env)["complete"], true);
+    env.assert_store_sound(1);
+
+    // Every blob the signed descriptor lists, and nothing else.
+    let blobs = |e: &Env| {
+        let mut v: Vec<_> = fs::read_dir(e.store().join("blobs/sha256"))
+            .unwrap()
+            .map(|x| x.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let d: serde_json::Value = serde_json::from_slice(&read_entries(&parts[0])[0].2).unwrap();
+    let mut want: Vec<_> = d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap()[7..].to_string())
+        .collect();
+    want.sort();
+    let have: Vec<String> =
+        blobs(&env).into_iter().map(|n| n.to_string_lossy().into_owned()).collect();
+    assert_eq!(have, want);
+}
+
+#[test]
+fn directory_import_reports_what_is_missing() {
+    let env = Env::new();
+    let parts = three_parts(&env);
+    let stick = env.path().join("usb");
+    fs::create_dir(&stick).unwrap();
+    for i in [0, 2] {
+        fs::copy(&parts[i], stick.join(parts[i].file_name().unwrap())).unwrap();
+    }
+    let before: Vec<_> = fs::read_dir(&stick)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    let out = env.ship(&["import", stick.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("awareness 1.0.0: 2 of 3 parts,"), "{}", out.stdout);
+    assert!(out.stdout.contains("missing"), "{}", out.stdout);
+    let after: Vec<_> = fs::read_dir(&stick)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(before, after, "import never writes to the stick");
+    assert_eq!(fs::read_dir(&stick).unwrap().count(), 2);
+    let text = env.ship(&["status"]).ok().stdout;
+    assert!(text.contains("INCOMPLETE") && text.contains("part(s) 2 of 3"), "{text}");
+}
+
+#[test]
+fn corrupted_part_is_refused_while_the_others_blobs_stay() {
+    let env = Env::new();
+    let parts = three_parts(&env);
+    let stick = env.path().join("usb");
+    fs::create_dir(&stick).unwrap();
+    for p in &parts {
+        fs::copy(p, stick.join(p.file_name().unwrap())).unwrap();
+    }
+    let bad = stick.join(parts[1].file_name().unwrap());
+    let mut entries = read_entries(&bad);
+    let last = entries.len() - 1;
+    let n = entries[last].2.len();
+    entries[last].2[n / 2] ^= 0x04;
+    write_entries(&bad, &entries);
+    let r = env.ship(&["import", stick.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(".tender.002") && r.stderr.contains("digest mismatch"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("2 of 3 parts"), "parts 1 and 3 went in: {}", r.stdout);
+    let st = status(&env);
+    assert_eq!(st["parts_missing"], serde_json::json!([2]));
+    // The good part 2 completes it.
+    env.ship(&["import", parts[1].to_str().unwrap()]).ok();
+    assert_eq!(status(&env)["complete"], true);
+    env.assert_store_sound(1);
+}
+
+#[test]
+fn a_blob_from_another_part_is_refused() {
+    let env = Env::new();
+    let parts = three_parts(&env);
+    let mut one = read_entries(&parts[0]);
+    let three = read_entries(&parts[2]);
+    one.push(three.last().unwrap().clone());
+    write_entries(&env.path().join("mixed.tender"), &one);
+    env.ship(&["verify", "mixed.tender"]).fails(3, "descriptor puts it in part 3");
+}
