@@ -268,3 +268,49 @@ fn store_without_trusted_keys_refuses() {
     env.ship(&["trust", "remove", &id]).ok();
     env.ship(&["import", "good.tender"]).fails(VERIFY_FAILED, "no trusted keys");
 }
+
+#[test]
+fn device_file_entry() {
+    let env = Env::new();
+    tampered(&env, |e| {
+        let (h, _, d) = &mut e[5];
+        h.set_entry_type(tar::EntryType::Char);
+        d.clear();
+    });
+    refused(&env, VERIFY_FAILED, "character device", false);
+}
+
+#[test]
+fn size_field_far_beyond_the_file() {
+    let env = Env::new();
+    let bundle = env.pack(1, "ci.key", 1, "good.tender");
+    let mut entries = read_entries(&bundle);
+    entries.truncate(6);
+    write_entries(&env.path().join("bad.tender"), &entries);
+    // Rewrite the last header to claim 1 TiB, with a valid checksum.
+    let mut bytes = fs::read(env.path().join("bad.tender")).unwrap();
+    let header_at = bytes.len() - 1024 - entries[5].2.len().div_ceil(512) * 512 - 512;
+    let mut h = tar::Header::from_byte_slice(&bytes[header_at..header_at + 512]).clone();
+    h.set_size(1 << 40);
+    h.set_cksum();
+    bytes[header_at..header_at + 512].copy_from_slice(h.as_bytes());
+    fs::write(env.path().join("bad.tender"), bytes).unwrap();
+    refused(&env, VERIFY_FAILED, "size mismatch", false);
+}
+
+#[test]
+fn deeply_nested_json_signed_by_a_trusted_key() {
+    let env = Env::new();
+    tampered(&env, |e| {
+        // Even signed bytes are parsed with bounds: 100,000 nested arrays.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
+        let key = tender_keys::SigningKey::from_pem(
+            &fs::read_to_string(env.path().join("ci.key")).unwrap(),
+        )
+        .unwrap();
+        let sig = key.sign(&tender_bundle::signing_message(&deep));
+        e[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+        e[0].2 = deep;
+    });
+    refused(&env, VERIFY_FAILED, "invalid descriptor", true);
+}

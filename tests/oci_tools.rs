@@ -5,7 +5,7 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use support::{Env, read_entries};
@@ -74,26 +74,9 @@ fn skopeo_and_umoci_read_every_image() {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-/// The fleet fixture (real Debian binaries layered by umoci), built once and
-/// cached under target/.
-fn fleet() -> PathBuf {
-    let script = workspace_root().join("../shared/fixtures/make-fleet.sh");
-    assert!(script.exists(), "the fleet fixture script {} is missing", script.display());
-    let out = workspace_root().join("target/fleet-fixture");
-    if !out.join("SUMMARY").exists() {
-        let st = Command::new("bash").arg(&script).arg(&out).status().unwrap();
-        assert!(st.success(), "make-fleet.sh failed");
-    }
-    out
-}
-
 #[test]
 fn fleet_fixture_packs_verifies_imports_and_reads_back() {
-    let fleet = fleet();
+    let fleet = support::fleet();
     let env = Env::new();
     for rel in [1, 2] {
         let stack = format!(

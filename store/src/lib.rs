@@ -436,6 +436,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Remove what `report` found that a crash or bit rot left: staging
+    /// leftovers, corrupt and stray blobs. Returns what was removed. Holds the
+    /// lock, so it never races an import.
+    pub fn repair(&self, report: &FsckReport) -> Result<Vec<PathBuf>, StoreError> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        let doomed = report
+            .staging_leftovers
+            .iter()
+            .chain(report.corrupt.iter().map(|(p, _)| p))
+            .chain(report.stray.iter());
+        for p in doomed {
+            if p.is_dir() {
+                fs::remove_dir_all(p).map_err(io_err(p))?;
+            } else {
+                fs::remove_file(p).map_err(io_err(p))?;
+            }
+            removed.push(p.clone());
+        }
+        fsutil::sync_dir(&self.root.join("staging"))?;
+        fsutil::sync_dir(&self.blobs_dir())?;
+        Ok(removed)
+    }
+}
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut v = Vec::new();
     for e in fs::read_dir(dir).map_err(io_err(dir))? {

@@ -239,3 +239,31 @@ impl Drop for Registry {
         self.stop();
     }
 }
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The fleet fixture (real Debian binaries layered by umoci, from
+/// ../shared/fixtures/make-fleet.sh), built once and cached under target/.
+/// Test binaries run in parallel: a lock directory keeps it to one build.
+pub fn fleet() -> PathBuf {
+    let script = workspace_root().join("../shared/fixtures/make-fleet.sh");
+    assert!(script.exists(), "the fleet fixture script {} is missing", script.display());
+    let out = workspace_root().join("target/fleet-fixture");
+    let lock = workspace_root().join("target/fleet-fixture.lock");
+    while fs::create_dir(&lock).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let built = out.join("SUMMARY").exists()
+        || Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+    fs::remove_dir(&lock).unwrap();
+    assert!(built, "make-fleet.sh failed");
+    out
+}

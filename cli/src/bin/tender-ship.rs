@@ -104,7 +104,12 @@ enum Cmd {
         keep: usize,
     },
     /// Re-hash every blob and report damage (exit 4 when any).
-    Fsck,
+    Fsck {
+        /// Remove what a crash left in staging, and corrupt or stray blobs
+        /// (a later import then brings them again).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -581,9 +586,19 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Cmd::Fsck => {
+        Cmd::Fsck { repair } => {
             let bar = Bar::new(json);
-            let r = Store::open(&cli.store)?.fsck(&bar)?;
+            let store = Store::open(&cli.store)?;
+            let mut r = store.fsck(&bar)?;
+            if repair {
+                let removed = store.repair(&r)?;
+                if !json {
+                    for p in &removed {
+                        println!("removed {}", p.display());
+                    }
+                }
+                r = store.fsck(&bar)?;
+            }
             if json {
                 print_json(&r);
             } else {
