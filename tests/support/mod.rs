@@ -252,7 +252,13 @@ pub fn fleet() -> PathBuf {
     assert!(script.exists(), "the fleet fixture script {} is missing", script.display());
     let out = workspace_root().join("target/fleet-fixture");
     let lock = workspace_root().join("target/fleet-fixture.lock");
+    let start = std::time::Instant::now();
     while fs::create_dir(&lock).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 900,
+            "waited 15 min for {}; remove it if stale",
+            lock.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let built = out.join("SUMMARY").exists()
@@ -261,9 +267,8 @@ pub fn fleet() -> PathBuf {
             .arg(&out)
             .stdout(std::process::Stdio::null())
             .status()
-            .unwrap()
-            .success();
-    fs::remove_dir(&lock).unwrap();
+            .is_ok_and(|s| s.success());
+    let _ = fs::remove_dir(&lock);
     assert!(built, "make-fleet.sh failed");
     out
 }
