@@ -147,6 +147,7 @@ pub struct BlobRecord {
     #[serde(rename = "mediaType")]
     pub media_type: String,
     /// Which media part carries it (1-based; a whole bundle is part 1 of 1).
+    /// 0: no part carries it, the ship must hold it already (a delta).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub part: u32,
 }
@@ -229,6 +230,28 @@ pub struct Descriptor {
     /// descriptor and carries the blobs whose `part` is its number).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub parts: u32,
+    /// For a delta: the versions it was made against, so a ship that lacks
+    /// an expected blob can be told what to import first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseRef>,
+}
+
+/// A version a delta was made against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseRef {
+    /// Stack name.
+    pub stack: StackName,
+    /// Version.
+    pub version: Version,
+    /// Sequence.
+    pub sequence: u64,
+}
+
+impl fmt::Display for BaseRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} (sequence {})", self.stack, self.version, self.sequence)
+    }
 }
 
 #[derive(Deserialize)]
@@ -277,7 +300,7 @@ impl Descriptor {
         }
         let mut seen = BTreeSet::new();
         for b in &self.blobs {
-            if b.part == 0 || b.part > self.parts {
+            if b.part > self.parts {
                 return bad(format!("blob {} is in part {} of {}", b.digest, b.part, self.parts));
             }
             if !seen.insert(&b.digest) {
@@ -318,6 +341,11 @@ impl Descriptor {
     /// Total bytes of all blobs.
     pub fn total_blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    /// Blobs no part carries: a delta expects the ship to hold them.
+    pub fn expected_blobs(&self) -> impl Iterator<Item = &BlobRecord> {
+        self.part_blobs(0)
     }
 
     /// The blobs media part `part` carries.
@@ -377,6 +405,7 @@ pub(crate) mod tests {
             oci_index: BlobRef { digest: Digest::of(b"{}"), size: 2 },
             blobs: vec![man, idx, m, c],
             parts: 1,
+            bases: vec![],
         }
     }
 

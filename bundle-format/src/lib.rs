@@ -24,7 +24,7 @@ mod reader;
 mod writer;
 
 pub use descriptor::{
-    BlobRecord, BlobRef, Descriptor, FORMAT, ImageRecord, ManifestFile, PlatformManifest,
+    BaseRef, BlobRecord, BlobRef, Descriptor, FORMAT, ImageRecord, ManifestFile, PlatformManifest,
     SIGNING_CONTEXT, Signatures, StackId, StackName, Version, signing_message,
 };
 pub use digest::Digest;

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+pub mod delta;
 pub mod image;
 pub mod k8s;
 mod pack;
@@ -12,7 +13,7 @@ pub mod platform;
 pub mod source;
 mod stackfile;
 
-pub use pack::{PackOptions, PackReport, Plan, pack};
+pub use pack::{EstimateRow, PackOptions, PackReport, Plan, pack};
 pub use stackfile::{SourceSpec, StackFile};
 
 /// Errors on the shore side.
@@ -103,6 +104,14 @@ pub enum StackError {
         /// What failed.
         #[source]
         source: Box<StackError>,
+    },
+    /// A `--base` that cannot be used.
+    #[error("base {}: {reason}", path.display())]
+    BadBase {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// `--split` smaller than what a part needs besides its blobs.
     #[error(

@@ -175,6 +175,46 @@ impl Plan {
     }
 }
 
+/// One row of `pack --estimate`: a blob, the image that brings it (or the
+/// manifest file), and whether the bundle would carry it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateRow {
+    /// The image reference, or the manifest path.
+    pub source: String,
+    /// The blob.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// False when the ship holds it already.
+    pub carried: bool,
+}
+
+impl Plan {
+    /// What a bundle (or a delta against `base`) would carry, blob by blob.
+    pub fn estimate(&self, base: Option<&crate::delta::Base>) -> Vec<EstimateRow> {
+        self.blobs
+            .iter()
+            .map(|(b, data)| EstimateRow {
+                source: match data {
+                    BlobData::Source { image } => self.images[*image].reference.clone(),
+                    BlobData::File(_) => self
+                        .manifests
+                        .iter()
+                        .find(|m| m.digest == b.digest)
+                        .map_or_else(|| "(manifest)".into(), |m| m.path.clone()),
+                    BlobData::Memory(_) => "(reduced index)".into(),
+                },
+                digest: b.digest.clone(),
+                media_type: b.media_type.clone(),
+                size: b.size,
+                carried: !base.is_some_and(|base| base.blobs.contains(&b.digest)),
+            })
+            .collect()
+    }
+}
+
 /// How to pack.
 #[derive(Clone, Debug, Default)]
 pub struct PackOptions {
@@ -184,6 +224,8 @@ pub struct PackOptions {
     pub created: Option<SystemTime>,
     /// Split into media parts of at most this many bytes.
     pub split: Option<u64>,
+    /// Leave out what the ship holds: a delta.
+    pub base: Option<crate::delta::Base>,
 }
 
 /// What `pack` wrote.
@@ -197,6 +239,10 @@ pub struct PackReport {
     pub bytes: u64,
     /// Bytes of blobs.
     pub blob_bytes: u64,
+    /// Bytes of blobs left out because the ship holds them (a delta).
+    pub expected_bytes: u64,
+    /// Number of those blobs.
+    pub expected_blobs: usize,
     /// Number of blobs.
     pub blobs: usize,
     /// Number of images.
@@ -235,7 +281,16 @@ pub fn pack(
         oci_index: BlobRef { digest: Digest::of(&oci_index), size: oci_index.len() as u64 },
         blobs: plan.blobs.iter().map(|(b, _)| b.clone()).collect(),
         parts: 1,
+        bases: vec![],
     };
+    if let Some(base) = &options.base {
+        for b in &mut descriptor.blobs {
+            if base.blobs.contains(&b.digest) {
+                b.part = 0;
+            }
+        }
+        descriptor.bases = base.refs.clone();
+    }
     if let Some(size) = options.split {
         assign_parts(&mut descriptor, size, oci_index.len() as u64)?;
     }
@@ -278,6 +333,8 @@ pub fn pack(
         files,
         bytes,
         blob_bytes: descriptor.total_blob_bytes(),
+        expected_bytes: descriptor.expected_blobs().map(|b| b.size).sum(),
+        expected_blobs: descriptor.expected_blobs().count(),
         blobs: descriptor.blobs.len(),
         images: descriptor.images.len(),
         manifests: descriptor.manifests.len(),
@@ -311,14 +368,19 @@ fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), S
     // Size the descriptor with the widest part numbers it could hold.
     let mut widest = d.clone();
     widest.parts = tender_bundle::limits::MAX_PARTS;
-    widest.blobs.iter_mut().for_each(|b| b.part = tender_bundle::limits::MAX_PARTS);
+    widest
+        .blobs
+        .iter_mut()
+        .filter(|b| b.part != 0)
+        .for_each(|b| b.part = tender_bundle::limits::MAX_PARTS);
     let overhead = part_overhead(widest.to_bytes().len() as u64, index_bytes);
     if size <= overhead {
         return Err(StackError::BadSplit { size, overhead });
     }
     let room = size - overhead;
     let (mut part, mut used) = (1u32, 0u64);
-    for b in &mut d.blobs {
+    // Blobs the ship holds already (part 0) travel in no part.
+    for b in d.blobs.iter_mut().filter(|b| b.part != 0) {
         let cost = 512 + b.size.div_ceil(512) * 512;
         if used > 0 && used + cost > room {
             part += 1;

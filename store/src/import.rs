@@ -90,6 +90,17 @@ impl Sink for ImportSink<'_> {
                 });
             }
         }
+        // A delta: every blob it leaves out must be here before anything is written.
+        let missing: Vec<&BlobRecord> =
+            d.expected_blobs().filter(|b| !self.store.has_blob(&b.digest)).collect();
+        if let Some(first) = missing.first() {
+            let bases: Vec<String> = d.bases.iter().map(|b| b.to_string()).collect();
+            return Err(StoreError::BaseMissing {
+                missing: missing.len(),
+                first: first.digest.clone(),
+                bases: if bases.is_empty() { "(not named)".into() } else { bases.join(", ") },
+            });
+        }
         let highest = self.store.highest_sequence(name)?;
         if d.sequence < highest && self.downgrade == Downgrade::Refuse {
             return Err(StoreError::Downgrade {

@@ -95,6 +95,18 @@ pub enum StoreError {
         /// The descriptor digest held.
         held: Digest,
     },
+    /// A delta whose base the store does not hold.
+    #[error(
+        "this delta expects {missing} blob(s) the store does not hold (first: {first}); import first the version(s) it was made against: {bases}"
+    )]
+    BaseMissing {
+        /// How many expected blobs are missing.
+        missing: usize,
+        /// One of them.
+        first: Digest,
+        /// The versions the delta was made against.
+        bases: String,
+    },
     /// No such stack version in the store.
     #[error("stack {stack} has no stored version {version}")]
     NoSuchVersion {
@@ -253,6 +265,16 @@ impl Store {
     /// Where a blob lives.
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.blobs_dir().join(d.hex())
+    }
+
+    /// Every blob held, sorted.
+    pub fn blob_digests(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut v: Vec<Digest> = read_dir_sorted(&self.blobs_dir())?
+            .iter()
+            .filter_map(|p| Digest::from_hex(&p.file_name()?.to_string_lossy()).ok())
+            .collect();
+        v.sort();
+        Ok(v)
     }
 
     /// Whether the store holds a blob.

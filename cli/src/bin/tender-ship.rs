@@ -90,6 +90,13 @@ enum Cmd {
     },
     /// Per stack: the applied version, the versions held, and the history.
     Status,
+    /// What the store holds (blobs, versions, applied), for the shore to
+    /// pack a delta against (`tender-shore pack --base inventory.json`).
+    Inventory {
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Serve the store as a read-only OCI registry (complete versions only).
     Serve {
         /// Address to listen on.
@@ -535,6 +542,36 @@ fn run(cli: Cli) -> Result<i32> {
             }
             if json {
                 print_json(&out);
+            }
+        }
+        Cmd::Inventory { out } => {
+            let store = Store::open(&cli.store)?;
+            let blobs = store.blob_digests()?;
+            let mut versions = Vec::new();
+            for v in store.list()? {
+                let applied =
+                    store.history(&v.stack)?.current.is_some_and(|c| c.digest == v.digest);
+                versions.push(tender_stack::delta::InventoryVersion {
+                    stack: v.stack,
+                    version: v.version,
+                    sequence: v.sequence,
+                    complete: v.complete,
+                    applied,
+                });
+            }
+            let inv = tender_stack::delta::Inventory {
+                format: tender_stack::delta::INVENTORY_FORMAT.into(),
+                created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                    .to_string(),
+                blobs,
+                versions,
+            };
+            let text = serde_json::to_string(&inv).expect("inventory serializes");
+            match out {
+                Some(p) => {
+                    fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => println!("{text}"),
             }
         }
         Cmd::Serve { listen } => {

@@ -11,6 +11,7 @@ use serde_json::json;
 use tender_cli::{Bar, fail, human, print_json};
 use tender_keys::SigningKey;
 use tender_registry::{RegistrySource, Transport};
+use tender_stack::delta::Base;
 use tender_stack::{PackOptions, Plan, StackFile, pack};
 
 #[derive(Parser)]
@@ -52,6 +53,13 @@ enum Cmd {
         /// sticks; K, M, G are powers of 1024): OUT.001, OUT.002, ...
         #[arg(long, value_name = "SIZE", value_parser = tender_cli::parse_size)]
         split: Option<u64>,
+        /// Make a delta: leave out what this base holds (an earlier bundle or
+        /// part, a stack descriptor, or a ship's inventory). Repeatable.
+        #[arg(long)]
+        base: Vec<PathBuf>,
+        /// Print what the bundle would carry, per image and blob, and stop.
+        #[arg(long)]
+        estimate: bool,
         /// Use plain HTTP for this registry (repeatable; loopback always may).
         #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
         insecure: Vec<String>,
@@ -107,50 +115,98 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
-        Cmd::Pack { stack, key, out, sequence, split, insecure, authfile } => (|| {
-            let key = load_key(key.as_deref())?;
-            let file = StackFile::load(&stack)?;
-            let out = out
-                .unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
-            // Images no `sources` entry covers come from their registries;
-            // fetched blobs are cached beside the output, then removed.
-            let transport = if insecure.is_empty() {
-                Transport::TlsExceptLoopback
-            } else {
-                Transport::PlainHttpFor(insecure)
-            };
-            let out_dir = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            let registries = RegistrySource::new(transport, authfile, &out_dir)?;
-            let plan = Plan::resolve(file, vec![Box::new(registries)])?;
-            let bar = Bar::new(cli.json);
-            let report =
-                pack(&plan, &key, &PackOptions { sequence, created: None, split }, &out, &bar)
+        Cmd::Pack { stack, key, out, sequence, split, base, estimate, insecure, authfile } => {
+            (|| {
+                let key = if estimate { None } else { Some(load_key(key.as_deref())?) };
+                let base = if base.is_empty() {
+                    None
+                } else {
+                    let mut b = Base::default();
+                    for p in &base {
+                        b.add(p)?;
+                    }
+                    Some(b)
+                };
+                let file = StackFile::load(&stack)?;
+                let out = out.unwrap_or_else(|| {
+                    PathBuf::from(format!("{}-{}.tender", file.name, file.version))
+                });
+                // Images no `sources` entry covers come from their registries;
+                // fetched blobs are cached beside the output, then removed.
+                let transport = if insecure.is_empty() {
+                    Transport::TlsExceptLoopback
+                } else {
+                    Transport::PlainHttpFor(insecure)
+                };
+                let out_dir = match out.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                let registries = RegistrySource::new(transport, authfile, &out_dir)?;
+                let plan = Plan::resolve(file, vec![Box::new(registries)])?;
+                if estimate {
+                    let rows = plan.estimate(base.as_ref());
+                    let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
+                    let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
+                    if cli.json {
+                        print_json(
+                            &json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows}),
+                        );
+                    } else {
+                        for r in &rows {
+                            println!(
+                                "{:>10}  {:<7} {}  {}  {}",
+                                human(r.size),
+                                if r.carried { "carry" } else { "held" },
+                                &r.digest.hex()[..12],
+                                r.media_type,
+                                r.source
+                            );
+                        }
+                        println!(
+                            "would carry {} ({} bytes); the ship holds {}",
+                            human(carried),
+                            carried,
+                            human(held)
+                        );
+                    }
+                    return Ok(());
+                }
+                let key = key.expect("loaded unless estimating");
+                let bar = Bar::new(cli.json);
+                let options = PackOptions { sequence, created: None, split, base };
+                let report = pack(&plan, &key, &options, &out, &bar)
                     .with_context(|| format!("packing {}", out.display()))?;
-            if cli.json {
-                print_json(&report);
-            } else {
-                if report.files.len() > 1 {
-                    for f in &report.files {
-                        eprintln!("wrote {}", f.display());
+                if cli.json {
+                    print_json(&report);
+                } else {
+                    if report.files.len() > 1 {
+                        for f in &report.files {
+                            eprintln!("wrote {}", f.display());
+                        }
+                    }
+                    println!(
+                        "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
+                        report.stack,
+                        report.version,
+                        report.sequence,
+                        report.path.display(),
+                        report.images,
+                        report.blobs,
+                        human(report.bytes),
+                        report.descriptor_digest
+                    );
+                    if report.expected_blobs > 0 {
+                        println!(
+                            "delta: leaves out {} blobs ({}) the ship holds",
+                            report.expected_blobs,
+                            human(report.expected_bytes)
+                        );
                     }
                 }
-                println!(
-                    "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
-                    report.stack,
-                    report.version,
-                    report.sequence,
-                    report.path.display(),
-                    report.images,
-                    report.blobs,
-                    human(report.bytes),
-                    report.descriptor_digest
-                );
-            }
-            Ok(())
-        })(),
+                Ok(())
+            })()
+        }
     };
     if let Err(e) = res {
         fail(e)

@@ -1,0 +1,113 @@
+//! What the ship already holds, from an earlier bundle, a descriptor, or the
+//! ship's inventory: the base a delta leaves out.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tender_bundle::{BaseRef, Descriptor, Digest, StackName, Version};
+
+use crate::StackError;
+
+/// The inventory format `tender-ship inventory` writes.
+pub const INVENTORY_FORMAT: &str = "tender-inventory/1";
+
+/// A ship's inventory: every blob it holds, and its versions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Always [`INVENTORY_FORMAT`].
+    pub format: String,
+    /// When it was taken, RFC 3339.
+    pub created: String,
+    /// Every blob in the store.
+    pub blobs: Vec<Digest>,
+    /// Versions held.
+    pub versions: Vec<InventoryVersion>,
+}
+
+/// One version in an inventory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryVersion {
+    /// Stack.
+    pub stack: StackName,
+    /// Version.
+    pub version: Version,
+    /// Sequence.
+    pub sequence: u64,
+    /// Whether every blob is held.
+    pub complete: bool,
+    /// Whether it is the version in force.
+    pub applied: bool,
+}
+
+/// Blobs the ship holds, and the versions they come from.
+#[derive(Clone, Debug, Default)]
+pub struct Base {
+    /// The blobs.
+    pub blobs: HashSet<Digest>,
+    /// Where they come from (named when a ship lacks one).
+    pub refs: Vec<BaseRef>,
+}
+
+/// Largest base file read whole (a descriptor or an inventory).
+const MAX_BASE_BYTES: u64 = 64 << 20;
+
+impl Base {
+    /// Add a base: an earlier bundle (or part), a descriptor, or an inventory.
+    pub fn add(&mut self, path: &Path) -> Result<(), StackError> {
+        let bad = |reason: String| StackError::BadBase { path: path.to_owned(), reason };
+        let io = |e| StackError::Io { path: path.to_owned(), source: e };
+        let mut f = File::open(path).map_err(io)?;
+        let mut head = [0u8; 512];
+        let n = f.read(&mut head).map_err(io)?;
+        let bytes = if n == 512 && head.starts_with(b"tender/descriptor.json\0") {
+            // A bundle: its first entry is the descriptor.
+            let mut a = tar::Archive::new(File::open(path).map_err(io)?);
+            let mut entries = a.entries().map_err(io)?;
+            let mut e = entries.next().ok_or_else(|| bad("empty tar".into()))?.map_err(io)?;
+            let mut v = Vec::new();
+            (&mut e).take(MAX_BASE_BYTES).read_to_end(&mut v).map_err(io)?;
+            v
+        } else {
+            let mut v = head[..n].to_vec();
+            f.take(MAX_BASE_BYTES).read_to_end(&mut v).map_err(io)?;
+            v
+        };
+        let probe: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+        match probe["format"].as_str() {
+            Some(INVENTORY_FORMAT) => {
+                let inv: Inventory =
+                    serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+                self.blobs.extend(inv.blobs);
+                self.refs.extend(
+                    inv.versions.into_iter().filter(|v| v.complete).map(|v| BaseRef {
+                        stack: v.stack,
+                        version: v.version,
+                        sequence: v.sequence,
+                    }),
+                );
+            }
+            Some(tender_bundle::FORMAT) => {
+                let d = Descriptor::parse(&bytes)?;
+                // Only what the ship will hold once it has that version whole.
+                self.blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
+                self.refs.push(BaseRef {
+                    stack: d.stack.name,
+                    version: d.stack.version,
+                    sequence: d.sequence,
+                });
+            }
+            other => {
+                return Err(bad(format!(
+                    "not a bundle, descriptor or inventory (format {other:?})"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
