@@ -517,6 +517,7 @@ mod tests {
             oci_index: BlobRef { digest: Digest::of(&index), size: index.len() as u64 },
             blobs: records.clone(),
             parts: 1,
+            bases: vec![],
         };
         let raw = d.to_bytes();
         let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
