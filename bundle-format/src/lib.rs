@@ -31,7 +31,10 @@ pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
 pub use hashing::{CopyError, copy_hashed};
 pub use progress::{NoProgress, Progress};
-pub use reader::{Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle};
+pub use reader::{
+    Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle, read_bundle_with,
+    read_descriptor_bytes,
+};
 pub use writer::{BundleWriter, SignedDescriptor, oci_archive_index};
 
 /// Media type under which Kubernetes manifests travel.

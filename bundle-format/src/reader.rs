@@ -210,6 +210,30 @@ fn check_end<R: Read>(mut r: CountingReader<R>, data_end: u64) -> Result<(), End
     Ok(())
 }
 
+/// The descriptor bytes of a bundle (its first entry), unverified: for
+/// `tender-shore sign`, which adds a signature, and for reading a base.
+pub fn read_descriptor_bytes(input: impl Read, source: &Path) -> Result<Vec<u8>, BundleError> {
+    let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
+    let mut archive = tar::Archive::new(input);
+    let mut entries = archive.entries().map_err(read_err)?;
+    let mut entry = entries
+        .next()
+        .ok_or_else(|| BundleError::OutOfOrder {
+            expected: "tender/descriptor.json",
+            found: "end of bundle".into(),
+            offset: 0,
+        })?
+        .map_err(read_err)?;
+    if EntryName::parse(&entry.path_bytes())? != EntryName::Descriptor {
+        return Err(BundleError::OutOfOrder {
+            expected: "tender/descriptor.json",
+            found: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            offset: 0,
+        });
+    }
+    read_small(&mut entry, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES, source)
+}
+
 /// Read and verify a bundle from `input` (`source` names it in errors),
 /// handing verified blobs to `sink`.
 ///
@@ -219,6 +243,19 @@ pub fn read_bundle<R: Read, S: Sink>(
     input: R,
     source: &Path,
     trust: &Trust,
+    sink: &mut S,
+    progress: &dyn Progress,
+) -> Result<(VerifiedDescriptor, ReadSummary), S::Error> {
+    read_bundle_with(input, source, trust, &[], sink, progress)
+}
+
+/// [`read_bundle`], counting also `detached` signatures (from a `BUNDLE.sig`
+/// file that `tender-shore sign` wrote beside the bundle).
+pub fn read_bundle_with<R: Read, S: Sink>(
+    input: R,
+    source: &Path,
+    trust: &Trust,
+    detached: &[Signature],
     sink: &mut S,
     progress: &dyn Progress,
 ) -> Result<(VerifiedDescriptor, ReadSummary), S::Error> {
@@ -282,8 +319,9 @@ pub fn read_bundle<R: Read, S: Sink>(
         };
     let raw = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
     let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
-    let sigs: Signatures = serde_json::from_slice(&sigs)
+    let mut sigs: Signatures = serde_json::from_slice(&sigs)
         .map_err(|e| BundleError::BadDescriptor(format!("tender/signatures.json: {e}")))?;
+    sigs.signatures.extend(detached.iter().cloned());
     // Verify before parsing: the descriptor parser only ever sees signed bytes.
     let signed_by =
         trust.verify(&crate::signing_message(&raw), &sigs.signatures).map_err(BundleError::from)?;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tempfile::NamedTempFile;
 use tender_bundle::{
-    Accept, BlobRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor, Version, read_bundle,
+    Accept, BlobRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor, Version,
+    read_bundle_with,
 };
 use tender_keys::KeyId;
 
@@ -72,6 +73,7 @@ impl Sink for ImportSink<'_> {
     fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
         let d = &v.descriptor;
         let name = &d.stack.name;
+        self.store.check_threshold(v)?;
         for (_, rec, held) in self.store.versions()? {
             if held.stack.name != *name {
                 continue;
@@ -152,6 +154,18 @@ impl Store {
         downgrade: Downgrade,
         progress: &dyn Progress,
     ) -> Result<ImportReport, StoreError> {
+        self.import_with(input, source, &[], downgrade, progress)
+    }
+
+    /// [`Store::import`], counting also detached signatures (`BUNDLE.sig`).
+    pub fn import_with(
+        &self,
+        input: impl Read,
+        source: &Path,
+        detached: &[tender_keys::Signature],
+        downgrade: Downgrade,
+        progress: &dyn Progress,
+    ) -> Result<ImportReport, StoreError> {
         let trust = self.trust()?;
         let _lock = self.lock()?;
         let staging = self.root.join("staging");
@@ -160,15 +174,16 @@ impl Store {
             let _ = fs::remove_file(&stale);
         }
         let mut sink = ImportSink { store: self, staging, downgrade };
-        let (v, summary) = match read_bundle(input, source, &trust, &mut sink, progress) {
-            Ok(r) => r,
-            Err(e) => {
-                // Blobs committed so far are complete and verified: keep them,
-                // and make their renames durable, so a rerun skips them.
-                let _ = sync_dir(&self.blobs_dir());
-                return Err(e);
-            }
-        };
+        let (v, summary) =
+            match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Blobs committed so far are complete and verified: keep them,
+                    // and make their renames durable, so a rerun skips them.
+                    let _ = sync_dir(&self.blobs_dir());
+                    return Err(e);
+                }
+            };
         let d = &v.descriptor;
         let mut report = ImportReport {
             stack: d.stack.name.clone(),

@@ -323,6 +323,44 @@ impl Store {
         Ok(keys)
     }
 
+    /// Require `k` distinct trusted signatures on bundles of `stack` (1: the default).
+    pub fn set_threshold(&self, stack: &StackName, k: usize) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let mut t = self.thresholds()?;
+        if k <= 1 {
+            t.remove(stack.as_str());
+        } else {
+            t.insert(stack.to_string(), k);
+        }
+        write_atomic(
+            &self.trust_dir(),
+            "thresholds.json",
+            &serde_json::to_vec_pretty(&t).expect("map serializes"),
+        )
+    }
+
+    /// Per-stack signature thresholds above one.
+    pub fn thresholds(&self) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+        let path = self.trust_dir().join("thresholds.json");
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Refuse a verified descriptor signed by fewer distinct trusted keys
+    /// than its stack's threshold.
+    pub fn check_threshold(&self, v: &tender_bundle::VerifiedDescriptor) -> Result<(), StoreError> {
+        let required =
+            self.thresholds()?.get(v.descriptor.stack.name.as_str()).copied().unwrap_or(1);
+        if v.signed_by.len() < required {
+            return Err(KeyError::BelowThreshold { valid: v.signed_by.len(), required }.into());
+        }
+        Ok(())
+    }
+
     /// The trust decision for bundles: the trusted keys, at least one.
     pub fn trust(&self) -> Result<Trust, StoreError> {
         let keys = self.trusted_keys()?;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use tender_bundle::{StackName, Version};
-use tender_bundle::{VerifyOnly, read_bundle};
+use tender_bundle::{VerifyOnly, read_bundle_with};
 use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
 use tender_deploy::RegistryTarget;
 use tender_keys::KeyId;
@@ -189,6 +189,14 @@ enum TrustCmd {
         /// The key id.
         keyid: KeyId,
     },
+    /// Require K distinct trusted signatures on STACK's bundles (for example
+    /// CI and a release manager; `tender-shore sign` adds one).
+    Threshold {
+        /// The stack.
+        stack: StackName,
+        /// How many distinct trusted keys must have signed (1: the default).
+        k: usize,
+    },
 }
 
 fn open_bundle(path: &Path) -> Result<BufReader<File>> {
@@ -235,7 +243,10 @@ fn import_all(
     for bundle in bundles {
         let bar = Bar::new(json);
         let r = match open_bundle(&bundle)
-            .and_then(|f| Ok(store.import(f, &bundle, policy, &bar)?))
+            .and_then(|f| {
+                let detached = tender_cli::detached_signatures(&bundle)?;
+                Ok(store.import_with(f, &bundle, &detached, policy, &bar)?)
+            })
             .with_context(|| format!("importing {}", bundle.display()))
         {
             Ok(r) => r,
@@ -406,12 +417,27 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("removed {keyid}");
             }
         }
+        Cmd::Trust { cmd: TrustCmd::Threshold { stack, k } } => {
+            Store::open(&cli.store)?.set_threshold(&stack, k)?;
+            if !json {
+                println!("{stack}: {} distinct trusted signature(s) required", k.max(1));
+            }
+        }
         Cmd::Verify { bundle } => {
-            let trust = Store::open(&cli.store)?.trust()?;
+            let store = Store::open(&cli.store)?;
+            let trust = store.trust()?;
             let bar = Bar::new(json);
-            let (v, summary) =
-                read_bundle(open_bundle(&bundle)?, &bundle, &trust, &mut VerifyOnly, &bar)
-                    .with_context(|| format!("verifying {}", bundle.display()))?;
+            let detached = tender_cli::detached_signatures(&bundle)?;
+            let (v, summary) = read_bundle_with(
+                open_bundle(&bundle)?,
+                &bundle,
+                &trust,
+                &detached,
+                &mut VerifyOnly,
+                &bar,
+            )
+            .with_context(|| format!("verifying {}", bundle.display()))?;
+            store.check_threshold(&v).with_context(|| format!("verifying {}", bundle.display()))?;
             let d = &v.descriptor;
             if json {
                 print_json(&json!({

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use tender_cli::{Bar, fail, human, print_json};
+use tender_bundle::{Descriptor, Signatures, read_descriptor_bytes, signing_message};
+use tender_cli::{Bar, detached_sig_path, fail, human, print_json};
 use tender_keys::SigningKey;
 use tender_registry::{RegistrySource, Transport};
 use tender_stack::delta::Base;
@@ -35,6 +36,15 @@ enum Cmd {
         /// Path prefix of the two files.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Add a signature to a bundle without repacking it: writes (or adds to)
+    /// the detached BUNDLE.sig that `tender-ship` reads beside the bundle.
+    Sign {
+        /// The bundle (or any of its parts).
+        bundle: PathBuf,
+        /// The signing key (for example a release manager's).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Resolve a stack and pack it into one signed bundle.
     Pack {
@@ -111,10 +121,45 @@ fn load_key(path: Option<&Path>) -> Result<SigningKey> {
     SigningKey::from_pem(&pem).with_context(|| format!("reading signing key from {what}"))
 }
 
+fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
+    let key = load_key(key)?;
+    let f = fs::File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
+    let raw = read_descriptor_bytes(std::io::BufReader::new(f), bundle)?;
+    let d = Descriptor::parse(&raw)
+        .with_context(|| format!("reading the descriptor of {}", bundle.display()))?;
+    let sig = key.sign(&signing_message(&raw));
+    let path = detached_sig_path(bundle);
+    let mut sigs = tender_cli::detached_signatures(bundle)?;
+    sigs.retain(|s| s.keyid != sig.keyid);
+    sigs.push(sig.clone());
+    let body =
+        serde_json::to_vec_pretty(&Signatures { signatures: sigs }).expect("signatures serialize");
+    let tmp = path.with_extension("sig.tmp");
+    fs::write(&tmp, body)
+        .and_then(|_| fs::rename(&tmp, &path))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let digest = tender_bundle::Digest::of(&raw);
+    if json {
+        print_json(
+            &json!({"stack": d.stack.name, "version": d.stack.version, "descriptor": digest, "keyid": sig.keyid, "file": path}),
+        );
+    } else {
+        println!(
+            "signed {} {} (descriptor {digest}) with {} into {}",
+            d.stack.name,
+            d.stack.version,
+            sig.keyid,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
+        Cmd::Sign { bundle, key } => sign(&bundle, key.as_deref(), cli.json),
         Cmd::Pack { stack, key, out, sequence, split, base, estimate, insecure, authfile } => {
             (|| {
                 let key = if estimate { None } else { Some(load_key(key.as_deref())?) };
