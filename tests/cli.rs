@@ -161,3 +161,17 @@ fn platforms_filter_reduces_the_index() {
     }
     env.ship(&["import", "amd.tender"]).ok();
 }
+
+#[test]
+fn rollback_protection_survives_gc() {
+    let env = Env::new();
+    env.pack(2, "ci.key", 20, "new.tender");
+    env.pack(1, "ci.key", 10, "old.tender");
+    env.ship(&["import", "new.tender"]).ok();
+    // Nothing applied: keep 0 removes every version and blob...
+    let gc: serde_json::Value = serde_json::from_str(&env.ship(&["--json", "gc", "--keep", "0"]).ok().stdout).unwrap();
+    assert_eq!(gc["versions_removed"].as_array().unwrap().len(), 1);
+    assert_eq!(env.blob_count(), 0);
+    // ...but not the highest sequence seen.
+    env.ship(&["import", "old.tender"]).fails(3, "refusing downgrade");
+}
