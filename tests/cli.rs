@@ -169,7 +169,8 @@ fn rollback_protection_survives_gc() {
     env.pack(1, "ci.key", 10, "old.tender");
     env.ship(&["import", "new.tender"]).ok();
     // Nothing applied: keep 0 removes every version and blob...
-    let gc: serde_json::Value = serde_json::from_str(&env.ship(&["--json", "gc", "--keep", "0"]).ok().stdout).unwrap();
+    let gc: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "gc", "--keep", "0"]).ok().stdout).unwrap();
     assert_eq!(gc["versions_removed"].as_array().unwrap().len(), 1);
     assert_eq!(env.blob_count(), 0);
     // ...but not the highest sequence seen.

@@ -79,3 +79,72 @@ fn parts_share_one_detached_signature_file() {
     }
     env.assert_store_sound(1);
 }
+
+#[test]
+fn expired_bundle_warns_by_default_and_is_refused_when_fresh_is_required() {
+    let env = Env::new();
+    env.shore(&[
+        "pack",
+        "stack-v1.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "1",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+        "--out",
+        "old.tender",
+    ])
+    .ok();
+    let before = env.snapshot();
+    env.ship(&["verify", "--require-fresh", "old.tender"])
+        .fails(3, "expired at 2020-01-01T00:00:00Z");
+    env.ship(&["import", "--require-fresh", "old.tender"]).fails(3, "fresh bundles are required");
+    assert_eq!(env.snapshot(), before, "refused before any write");
+    let r = env.ship(&["import", "old.tender"]).ok();
+    assert!(r.stderr.contains("warning") && r.stderr.contains("expired"), "{}", r.stderr);
+    env.assert_store_sound(1);
+    // A bundle that expires in the future is fresh.
+    env.shore(&[
+        "pack",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "2",
+        "--expires-in",
+        "30days",
+        "--out",
+        "new.tender",
+    ])
+    .ok();
+    let r = env.ship(&["import", "--require-fresh", "new.tender"]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
+#[test]
+fn a_clock_set_back_is_warned_about_and_does_not_make_stale_bundles_fresh() {
+    let env = Env::new();
+    env.pack(1, "ci.key", 1, "v1.tender");
+    env.ship(&["import", "v1.tender"]).ok();
+    // As if this ship had once seen a time far ahead of its clock now.
+    fs::write(env.store().join("time.json"), r#"{"latest_seen": "2099-01-01T00:00:00Z"}"#).unwrap();
+    env.shore(&[
+        "pack",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "2",
+        "--expires-in",
+        "30days",
+        "--out",
+        "v2.tender",
+    ])
+    .ok();
+    let r = env.ship(&["import", "--require-fresh", "v2.tender"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    let r = env.ship(&["import", "v2.tender"]).ok();
+    assert!(r.stderr.contains("set back"), "{}", r.stderr);
+}

@@ -234,6 +234,10 @@ pub struct Descriptor {
     /// an expected blob can be told what to import first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bases: Vec<BaseRef>,
+    /// After this time (RFC 3339 UTC) the bundle is stale: ships warn, and
+    /// refuse it only when told to require fresh bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// A version a delta was made against.
@@ -291,6 +295,11 @@ impl Descriptor {
                 crate::limits::MAX_BLOBS
             ));
         }
+        if let Some(e) = &self.expires
+            && humantime::parse_rfc3339(e).is_err()
+        {
+            return bad(format!("expires {e:?} is not an RFC 3339 UTC time"));
+        }
         if self.parts == 0 || self.parts > crate::limits::MAX_PARTS {
             return bad(format!(
                 "{} parts, expected 1 to {}",
@@ -341,6 +350,11 @@ impl Descriptor {
     /// Total bytes of all blobs.
     pub fn total_blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    /// The expiry, if any, as a time.
+    pub fn expiry(&self) -> Option<std::time::SystemTime> {
+        self.expires.as_deref().and_then(|e| humantime::parse_rfc3339(e).ok())
     }
 
     /// Blobs no part carries: a delta expects the ship to hold them.
@@ -406,6 +420,7 @@ pub(crate) mod tests {
             blobs: vec![man, idx, m, c],
             parts: 1,
             bases: vec![],
+            expires: None,
         }
     }
 

@@ -556,6 +556,7 @@ mod tests {
             blobs: records.clone(),
             parts: 1,
             bases: vec![],
+            expires: None,
         };
         let raw = d.to_bytes();
         let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };

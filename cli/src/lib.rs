@@ -127,6 +127,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
                 StoreError::Key(_)
                 | StoreError::NoTrustedKeys { .. }
+                | StoreError::Expired { .. }
                 | StoreError::Downgrade { .. }
                 | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
                 _ => 1,

@@ -226,6 +226,8 @@ pub struct PackOptions {
     pub split: Option<u64>,
     /// Leave out what the ship holds: a delta.
     pub base: Option<crate::delta::Base>,
+    /// When the bundle goes stale.
+    pub expires: Option<SystemTime>,
 }
 
 /// What `pack` wrote.
@@ -282,6 +284,7 @@ pub fn pack(
         blobs: plan.blobs.iter().map(|(b, _)| b.clone()).collect(),
         parts: 1,
         bases: vec![],
+        expires: options.expires.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
     };
     if let Some(base) = &options.base {
         for b in &mut descriptor.blobs {

@@ -25,6 +25,26 @@ pub enum Downgrade {
     Allow,
 }
 
+/// Whether an expired bundle may be imported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Freshness {
+    /// Import it with a warning (the default: a ship months at sea must
+    /// still install the newest bundle it was given).
+    #[default]
+    WarnIfExpired,
+    /// Refuse it.
+    RequireFresh,
+}
+
+/// How an import treats old and stale bundles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportPolicy {
+    /// Sequence lower than one imported.
+    pub downgrade: Downgrade,
+    /// Past its expiry.
+    pub freshness: Freshness,
+}
+
 /// What an import did.
 #[derive(Clone, Debug, Serialize)]
 pub struct ImportReport {
@@ -58,12 +78,16 @@ pub struct ImportReport {
     pub bytes_missing: u64,
     /// Whether every blob of the version is now in the store.
     pub complete: bool,
+    /// Things the operator should know (an expired bundle, a clock set back).
+    pub warnings: Vec<String>,
 }
 
 struct ImportSink<'s> {
     store: &'s Store,
     staging: PathBuf,
     downgrade: Downgrade,
+    freshness: Freshness,
+    warnings: Vec<String>,
 }
 
 impl Sink for ImportSink<'_> {
@@ -74,6 +98,7 @@ impl Sink for ImportSink<'_> {
         let d = &v.descriptor;
         let name = &d.stack.name;
         self.store.check_threshold(v)?;
+        self.warnings = self.store.check_freshness(d, self.freshness)?;
         for (_, rec, held) in self.store.versions()? {
             if held.stack.name != *name {
                 continue;
@@ -154,7 +179,13 @@ impl Store {
         downgrade: Downgrade,
         progress: &dyn Progress,
     ) -> Result<ImportReport, StoreError> {
-        self.import_with(input, source, &[], downgrade, progress)
+        self.import_with(
+            input,
+            source,
+            &[],
+            ImportPolicy { downgrade, ..Default::default() },
+            progress,
+        )
     }
 
     /// [`Store::import`], counting also detached signatures (`BUNDLE.sig`).
@@ -163,7 +194,7 @@ impl Store {
         input: impl Read,
         source: &Path,
         detached: &[tender_keys::Signature],
-        downgrade: Downgrade,
+        policy: ImportPolicy,
         progress: &dyn Progress,
     ) -> Result<ImportReport, StoreError> {
         let trust = self.trust()?;
@@ -173,7 +204,13 @@ impl Store {
         for stale in crate::read_dir_sorted(&staging)? {
             let _ = fs::remove_file(&stale);
         }
-        let mut sink = ImportSink { store: self, staging, downgrade };
+        let mut sink = ImportSink {
+            store: self,
+            staging,
+            downgrade: policy.downgrade,
+            freshness: policy.freshness,
+            warnings: vec![],
+        };
         let (v, summary) =
             match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
                 Ok(r) => r,
@@ -201,7 +238,9 @@ impl Store {
             parts_complete: 0,
             bytes_missing: 0,
             complete: false,
+            warnings: std::mem::take(&mut sink.warnings),
         };
+        self.note_seen(d)?;
         if summary.stopped {
             report.parts_complete = d.parts;
             report.complete = true;

@@ -30,7 +30,7 @@ mod import;
 
 use fsutil::{create_dirs, io_err, write_atomic};
 pub use history::{GcReport, History, HistoryEntry, Outcome};
-pub use import::{Downgrade, ImportReport};
+pub use import::{Downgrade, Freshness, ImportPolicy, ImportReport};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +106,20 @@ pub enum StoreError {
         first: Digest,
         /// The versions the delta was made against.
         bases: String,
+    },
+    /// An expired bundle under `--require-fresh`.
+    #[error(
+        "{stack} {version} expired at {expires} (it is now at least {now}); refused because fresh bundles are required"
+    )]
+    Expired {
+        /// Stack.
+        stack: StackName,
+        /// Version.
+        version: Version,
+        /// Its expiry.
+        expires: String,
+        /// The time it was compared with.
+        now: String,
     },
     /// No such stack version in the store.
     #[error("stack {stack} has no stored version {version}")]
@@ -519,6 +533,81 @@ impl Store {
         fsutil::sync_dir(&self.root.join("staging"))?;
         fsutil::sync_dir(&self.blobs_dir())?;
         Ok(removed)
+    }
+}
+
+/// Clock skew tolerated before warning that the clock went back.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Store {
+    /// The latest time this ship has seen: from its clock at each import, and
+    /// from the creation time of each bundle it accepted.
+    pub fn latest_seen(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let path = self.root.join("time.json");
+        match fs::read(&path) {
+            Ok(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
+                    StoreError::BadRecord { path: path.clone(), reason: e.to_string() }
+                })?;
+                Ok(v["latest_seen"].as_str().and_then(|t| humantime::parse_rfc3339(t).ok()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Record that `d` was accepted now.
+    pub(crate) fn note_seen(&self, d: &Descriptor) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now();
+        let created = humantime::parse_rfc3339(&d.created).unwrap_or(now);
+        let latest = [Some(now), Some(created), self.latest_seen()?]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+        let body = serde_json::json!({"latest_seen": humantime::format_rfc3339_seconds(latest).to_string()});
+        write_atomic(&self.root, "time.json", body.to_string().as_bytes())
+    }
+
+    /// Check `d`'s expiry against the later of the clock and the latest time
+    /// seen (a clock set back must not make a stale bundle look fresh).
+    /// Returns warnings; errors only under [`Freshness::RequireFresh`].
+    pub fn check_freshness(
+        &self,
+        d: &Descriptor,
+        policy: Freshness,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut warnings = Vec::new();
+        let clock = std::time::SystemTime::now();
+        let latest = self.latest_seen()?;
+        if let Some(latest) = latest
+            && latest > clock + CLOCK_SLACK
+        {
+            warnings.push(format!(
+                "the clock reads {}, before the latest time this ship has seen ({}): has it been set back?",
+                humantime::format_rfc3339_seconds(clock),
+                humantime::format_rfc3339_seconds(latest)
+            ));
+        }
+        let now = latest.map_or(clock, |l| l.max(clock));
+        if let Some(expiry) = d.expiry()
+            && expiry < now
+        {
+            let expires = d.expires.clone().unwrap_or_default();
+            if policy == Freshness::RequireFresh {
+                return Err(StoreError::Expired {
+                    stack: d.stack.name.clone(),
+                    version: d.stack.version.clone(),
+                    expires,
+                    now: humantime::format_rfc3339_seconds(now).to_string(),
+                });
+            }
+            warnings.push(format!(
+                "{} {} expired at {expires}; importing it anyway (use --require-fresh to refuse stale bundles)",
+                d.stack.name, d.stack.version
+            ));
+        }
+        Ok(warnings)
     }
 }
 

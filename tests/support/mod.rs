@@ -252,14 +252,21 @@ pub fn fleet() -> PathBuf {
     assert!(script.exists(), "the fleet fixture script {} is missing", script.display());
     let out = workspace_root().join("target/fleet-fixture");
     let lock = workspace_root().join("target/fleet-fixture.lock");
+    fs::create_dir_all(workspace_root().join("target")).unwrap();
     let start = std::time::Instant::now();
-    while fs::create_dir(&lock).is_err() {
-        assert!(
-            start.elapsed().as_secs() < 900,
-            "waited 15 min for {}; remove it if stale",
-            lock.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    loop {
+        match fs::create_dir(&lock) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                assert!(
+                    start.elapsed().as_secs() < 900,
+                    "waited 15 min for {}; remove it if stale",
+                    lock.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("{}: {e}", lock.display()),
+        }
     }
     let built = out.join("SUMMARY").exists()
         || Command::new("bash")

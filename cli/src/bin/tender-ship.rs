@@ -13,7 +13,7 @@ use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
 use tender_deploy::RegistryTarget;
 use tender_keys::KeyId;
 use tender_registry::{RegistryAuth, Transport};
-use tender_store::{Downgrade, ImportReport, Store};
+use tender_store::{Downgrade, Freshness, ImportPolicy, ImportReport, Store};
 
 #[derive(Parser)]
 #[command(name = "tender-ship", version, about = "Verify and import signed stack bundles aboard")]
@@ -39,6 +39,9 @@ enum Cmd {
     Verify {
         /// The bundle.
         bundle: PathBuf,
+        /// Fail on a bundle past its expiry (default: warn).
+        #[arg(long)]
+        require_fresh: bool,
     },
     /// Verify a bundle and merge it into the store.
     Import {
@@ -47,6 +50,9 @@ enum Cmd {
         /// Accept a bundle older (lower sequence) than one already imported.
         #[arg(long)]
         allow_downgrade: bool,
+        /// Refuse a bundle past its expiry (default: import it with a warning).
+        #[arg(long)]
+        require_fresh: bool,
     },
     /// Stacks and versions held.
     List,
@@ -233,7 +239,7 @@ fn bundles_at(path: &Path) -> Result<Vec<PathBuf>> {
 fn import_all(
     store: &Store,
     path: &Path,
-    policy: Downgrade,
+    policy: ImportPolicy,
     json: bool,
 ) -> Result<Vec<ImportReport>> {
     let mut reports = Vec::new();
@@ -277,6 +283,9 @@ fn import_all(
                     r.blobs_held
                 );
             }
+        }
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", bundle.display());
         }
         reports.push(r);
     }
@@ -423,7 +432,7 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("{stack}: {} distinct trusted signature(s) required", k.max(1));
             }
         }
-        Cmd::Verify { bundle } => {
+        Cmd::Verify { bundle, require_fresh } => {
             let store = Store::open(&cli.store)?;
             let trust = store.trust()?;
             let bar = Bar::new(json);
@@ -438,6 +447,14 @@ fn run(cli: Cli) -> Result<i32> {
             )
             .with_context(|| format!("verifying {}", bundle.display()))?;
             store.check_threshold(&v).with_context(|| format!("verifying {}", bundle.display()))?;
+            let freshness =
+                if require_fresh { Freshness::RequireFresh } else { Freshness::WarnIfExpired };
+            for w in store
+                .check_freshness(&v.descriptor, freshness)
+                .with_context(|| format!("verifying {}", bundle.display()))?
+            {
+                eprintln!("warning: {}: {w}", bundle.display());
+            }
             let d = &v.descriptor;
             if json {
                 print_json(&json!({
@@ -456,9 +473,16 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
         }
-        Cmd::Import { bundle, allow_downgrade } => {
+        Cmd::Import { bundle, allow_downgrade, require_fresh } => {
             let store = Store::open(&cli.store)?;
-            let policy = if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse };
+            let policy = ImportPolicy {
+                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+                freshness: if require_fresh {
+                    Freshness::RequireFresh
+                } else {
+                    Freshness::WarnIfExpired
+                },
+            };
             let reports = import_all(&store, &bundle, policy, json)?;
             if json {
                 if reports.len() == 1 {
@@ -477,7 +501,7 @@ fn run(cli: Cli) -> Result<i32> {
             let path = Path::new(&target);
             if path.exists() {
                 // The engineer's one command: import, then apply what came in.
-                let reports = import_all(&store, path, Downgrade::Refuse, json)?;
+                let reports = import_all(&store, path, ImportPolicy::default(), json)?;
                 let mut applied = Vec::new();
                 for r in reports.iter().rev() {
                     if !applied.contains(&r.stack) {

@@ -67,6 +67,13 @@ enum Cmd {
         /// part, a stack descriptor, or a ship's inventory). Repeatable.
         #[arg(long)]
         base: Vec<PathBuf>,
+        /// The bundle goes stale after this time (RFC 3339, e.g.
+        /// 2027-06-01T00:00:00Z); ships warn, and refuse with --require-fresh.
+        #[arg(long, conflicts_with = "expires_in", value_parser = parse_time)]
+        expires: Option<std::time::SystemTime>,
+        /// The bundle goes stale this long after packing (e.g. 180days).
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
         /// Print what the bundle would carry, per image and blob, and stop.
         #[arg(long)]
         estimate: bool,
@@ -121,6 +128,15 @@ fn load_key(path: Option<&Path>) -> Result<SigningKey> {
     SigningKey::from_pem(&pem).with_context(|| format!("reading signing key from {what}"))
 }
 
+fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?}: {e} (expected e.g. 2027-06-01T00:00:00Z)"))
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (expected e.g. 180days)"))
+}
+
 fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
     let key = load_key(key)?;
     let f = fs::File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
@@ -160,7 +176,19 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
         Cmd::Sign { bundle, key } => sign(&bundle, key.as_deref(), cli.json),
-        Cmd::Pack { stack, key, out, sequence, split, base, estimate, insecure, authfile } => {
+        Cmd::Pack {
+            stack,
+            key,
+            out,
+            sequence,
+            split,
+            base,
+            expires,
+            expires_in,
+            estimate,
+            insecure,
+            authfile,
+        } => {
             (|| {
                 let key = if estimate { None } else { Some(load_key(key.as_deref())?) };
                 let base = if base.is_empty() {
@@ -219,7 +247,9 @@ fn main() {
                 }
                 let key = key.expect("loaded unless estimating");
                 let bar = Bar::new(cli.json);
-                let options = PackOptions { sequence, created: None, split, base };
+                let now = std::time::SystemTime::now();
+                let expires = expires.or_else(|| expires_in.map(|d| now + d));
+                let options = PackOptions { sequence, created: Some(now), split, base, expires };
                 let report = pack(&plan, &key, &options, &out, &bar)
                     .with_context(|| format!("packing {}", out.display()))?;
                 if cli.json {
