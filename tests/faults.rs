@@ -158,3 +158,101 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
         fs::metadata(&bundle).unwrap().len()
     );
 }
+
+/// A tmpfs mounted by the test (as root), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after() {
+    let fleet = support::fleet();
+    let env = Env::new();
+    let stack = fleet.join("tender-faults.yaml");
+    fs::write(
+        &stack,
+        "name: awareness\nversion: 1.0.0\nmanifests: [stack/v1/*.yaml]\n\
+         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n",
+    )
+    .unwrap();
+    let bundle = env.path().join("fleet.tender");
+    env.shore(&[
+        "pack",
+        stack.to_str().unwrap(),
+        "--key",
+        "ci.key",
+        "--sequence",
+        "1",
+        "--out",
+        bundle.to_str().unwrap(),
+    ])
+    .ok();
+    let size = fs::metadata(&bundle).unwrap().len();
+    // A store on a filesystem with room for less than half the bundle.
+    let disk = Tmpfs::mount(&env.path().join("small"), &format!("{}k", size / 2048));
+    let store = disk.0.join("store");
+    let ship = |args: &[&str]| {
+        Command::new(SHIP)
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .current_dir(env.path())
+            .output()
+            .unwrap()
+    };
+    assert!(ship(&["trust", "add", "ci.pub"]).status.success());
+    let r = ship(&["import", bundle.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("staging"),
+        "names the file: {stderr}"
+    );
+    let fsck: serde_json::Value =
+        serde_json::from_slice(&ship(&["--json", "fsck"]).stdout).unwrap();
+    assert_eq!(fsck["corrupt"], serde_json::json!([]));
+    assert_eq!(fsck["staging_leftovers"], serde_json::json!([]), "nothing half-written");
+    let list: serde_json::Value =
+        serde_json::from_slice(&ship(&["--json", "list"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]), "no version recorded");
+    // Space freed: the same import completes, keeping what it had.
+    disk.resize(&format!("{}k", size * 2 / 1024));
+    let r = ship(&["--json", "import", bundle.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(
+        report["blobs_held"].as_u64().unwrap() > 0,
+        "blobs from the first run were kept: {report}"
+    );
+    assert!(ship(&["fsck"]).status.success());
+    println!(
+        "faults: full disk at {} KiB of a {size}-byte bundle: clear error, nothing half-written, completed after resize",
+        size / 2048
+    );
+}
