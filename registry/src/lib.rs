@@ -105,6 +105,15 @@ pub struct PushReport {
     pub bytes_present: u64,
 }
 
+/// A media type as a Content-Type header; one that cannot be (control
+/// characters from a hostile descriptor) is an error, not a panic.
+fn header_value(media_type: &str, digest: &Digest) -> Result<http::HeaderValue, RegistryError> {
+    media_type.parse().map_err(|_| RegistryError::BadManifest {
+        digest: digest.clone(),
+        reason: format!("media type {media_type:?} cannot be sent as a header"),
+    })
+}
+
 /// A registry client with its own runtime; every call blocks.
 pub struct Registry {
     rt: tokio::runtime::Runtime,
@@ -285,11 +294,7 @@ impl Registry {
             for (digest, mt, bytes) in &manifests {
                 let r = self.reference(&repo, None, Some(digest));
                 self.client
-                    .push_manifest_raw(
-                        &r,
-                        bytes.clone(),
-                        mt.parse().expect("media types are header-safe"),
-                    )
+                    .push_manifest_raw(&r, bytes.clone(), header_value(mt, digest)?)
                     .await
                     .map_err(self.err(format!("pushing manifest {digest}")))?;
             }
@@ -299,11 +304,7 @@ impl Registry {
             let target =
                 self.reference(&repo, tag.as_deref(), tag.is_none().then_some(&image.digest));
             self.client
-                .push_manifest_raw(
-                    &target,
-                    top,
-                    image.media_type.parse().expect("media types are header-safe"),
-                )
+                .push_manifest_raw(&target, top, header_value(&image.media_type, &image.digest)?)
                 .await
                 .map_err(self.err(format!("pushing {} as {target}", image.digest)))?;
             Ok::<_, RegistryError>(())
