@@ -177,3 +177,83 @@ fn a_blob_from_another_part_is_refused() {
     write_entries(&env.path().join("mixed.tender"), &one);
     env.ship(&["verify", "mixed.tender"]).fails(3, "descriptor puts it in part 3");
 }
+
+#[test]
+fn a_blob_larger_than_a_part_travels_in_chunks() {
+    let env = Env::new();
+    // The largest blob of the demo stack; find a split that must chunk it.
+    env.pack(1, "ci.key", 1, "whole.tender");
+    let d: serde_json::Value =
+        serde_json::from_slice(&read_entries(&env.path().join("whole.tender"))[0].2).unwrap();
+    let largest =
+        d["blobs"].as_array().unwrap().iter().max_by_key(|b| b["size"].as_u64()).unwrap().clone();
+    let mut chunked = None;
+    for bytes in (16 << 10..64 << 10).step_by(256) {
+        let split = bytes.to_string();
+        let r = env.shore(&[
+            "--json",
+            "pack",
+            "stack-v1.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            "1",
+            "--split",
+            &split,
+            "--out",
+            "c.tender",
+        ]);
+        if r.code != 0 {
+            continue;
+        }
+        let files: Vec<String> =
+            serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+        let desc: serde_json::Value =
+            serde_json::from_slice(&read_entries(&env.path().join(&files[0]))[0].2).unwrap();
+        let big = desc["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["digest"] == largest["digest"])
+            .unwrap()
+            .clone();
+        if big["chunks"].as_array().is_some_and(|c| c.len() >= 2) {
+            for f in &files {
+                assert!(
+                    fs::metadata(env.path().join(f)).unwrap().len() <= bytes,
+                    "{f} exceeds {split}"
+                );
+            }
+            chunked = Some(files);
+            break;
+        }
+        for f in files {
+            fs::remove_file(env.path().join(f)).unwrap();
+        }
+    }
+    let files = chunked.expect("some split chunks the largest blob");
+    // Every part verifies alone; import them last to first.
+    for f in &files {
+        env.ship(&["verify", f]).ok();
+    }
+    for (i, f) in files.iter().rev().enumerate() {
+        env.ship(&["import", f]).ok();
+        let fsck = env.ship(&["fsck"]).ok();
+        assert!(fsck.stdout.contains("store is clean") || i + 1 < files.len(), "{}", fsck.stdout);
+    }
+    assert_eq!(status(&env)["complete"], true);
+    env.assert_store_sound(1);
+    let blob = env.store().join("blobs/sha256").join(&largest["digest"].as_str().unwrap()[7..]);
+    assert_eq!(fs::metadata(blob).unwrap().len(), largest["size"].as_u64().unwrap());
+    assert!(
+        !env.store()
+            .join("staging/chunks")
+            .join(&largest["digest"].as_str().unwrap()[7..])
+            .exists()
+    );
+}

@@ -150,6 +150,24 @@ pub struct BlobRecord {
     /// 0: no part carries it, the ship must hold it already (a delta).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub part: u32,
+    /// A blob larger than a media part travels in chunks, each in its own
+    /// part with its own signed digest; then `part` is its first chunk's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<ChunkRecord>,
+}
+
+/// A piece of a blob split across media parts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkRecord {
+    /// The part carrying it.
+    pub part: u32,
+    /// Where it starts in the blob.
+    pub offset: u64,
+    /// Its length.
+    pub size: u64,
+    /// Digest of its bytes.
+    pub digest: Digest,
 }
 
 fn one() -> u32 {
@@ -315,6 +333,24 @@ impl Descriptor {
             if !seen.insert(&b.digest) {
                 return bad(format!("blob {} listed twice", b.digest));
             }
+            if !b.chunks.is_empty() {
+                let mut at = 0u64;
+                for c in &b.chunks {
+                    if c.offset != at || c.size == 0 || c.part == 0 || c.part > self.parts {
+                        return bad(format!(
+                            "blob {}: chunk at {} does not follow on",
+                            b.digest, c.offset
+                        ));
+                    }
+                    at += c.size;
+                }
+                if at != b.size || b.part != b.chunks[0].part {
+                    return bad(format!(
+                        "blob {}: chunks cover {at} of {} bytes",
+                        b.digest, b.size
+                    ));
+                }
+            }
         }
         let sizes: BTreeMap<&Digest, u64> =
             self.blobs.iter().map(|b| (&b.digest, b.size)).collect();
@@ -362,9 +398,16 @@ impl Descriptor {
         self.part_blobs(0)
     }
 
-    /// The blobs media part `part` carries.
+    /// The whole blobs media part `part` carries (not chunked ones).
     pub fn part_blobs(&self, part: u32) -> impl Iterator<Item = &BlobRecord> {
-        self.blobs.iter().filter(move |b| b.part == part)
+        self.blobs.iter().filter(move |b| b.part == part && b.chunks.is_empty())
+    }
+
+    /// The chunks media part `part` carries, with their blobs.
+    pub fn part_chunks(&self, part: u32) -> impl Iterator<Item = (&BlobRecord, &ChunkRecord)> {
+        self.blobs
+            .iter()
+            .flat_map(move |b| b.chunks.iter().filter(move |c| c.part == part).map(move |c| (b, c)))
     }
 }
 
@@ -386,6 +429,7 @@ pub(crate) mod tests {
             size: s.len() as u64,
             media_type: mt.into(),
             part: 1,
+            chunks: vec![],
         };
         let man = blob(b"kind: Pod", "application/yaml");
         let idx = blob(b"index", "application/vnd.oci.image.index.v1+json");

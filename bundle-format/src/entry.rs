@@ -31,6 +31,8 @@ pub enum EntryName {
     Index,
     /// `blobs/sha256/<hex>`.
     Blob(Digest),
+    /// `chunks/sha256/<hex>/<offset>`: a piece of a blob split across parts.
+    Chunk(Digest, u64),
     /// `tender/`, `blobs/` or `blobs/sha256/`: allowed, ignored.
     Directory,
 }
@@ -53,9 +55,18 @@ impl EntryName {
             "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => {
                 EntryName::Directory
             }
-            _ => match s.strip_prefix("blobs/sha256/") {
-                Some(hex) => EntryName::Blob(Digest::from_hex(hex).map_err(|_| refuse())?),
-                None => return Err(refuse()),
+            _ => match (s.strip_prefix("blobs/sha256/"), s.strip_prefix("chunks/sha256/")) {
+                (Some(hex), _) => EntryName::Blob(Digest::from_hex(hex).map_err(|_| refuse())?),
+                (_, Some(rest)) => {
+                    let (hex, offset) = rest.split_once('/').ok_or_else(refuse)?;
+                    // Canonical decimal only: one name per chunk.
+                    let offset: u64 = offset.parse().map_err(|_| refuse())?;
+                    if rest != format!("{hex}/{offset}") {
+                        return Err(refuse());
+                    }
+                    EntryName::Chunk(Digest::from_hex(hex).map_err(|_| refuse())?, offset)
+                }
+                _ => return Err(refuse()),
             },
         })
     }
@@ -69,6 +80,7 @@ impl EntryName {
             EntryName::OciLayout => OCI_LAYOUT_PATH.into(),
             EntryName::Index => INDEX_PATH.into(),
             EntryName::Blob(d) => format!("blobs/sha256/{}", d.hex()),
+            EntryName::Chunk(d, offset) => format!("chunks/sha256/{}/{offset}", d.hex()),
             EntryName::Directory => "blobs/".into(),
         }
     }
@@ -97,7 +109,10 @@ mod tests {
         assert_eq!(EntryName::parse(b"./index.json").unwrap(), EntryName::Index);
         let d = Digest::of(b"x");
         let p = EntryName::Blob(d.clone()).path();
-        assert_eq!(EntryName::parse(p.as_bytes()).unwrap(), EntryName::Blob(d));
+        assert_eq!(EntryName::parse(p.as_bytes()).unwrap(), EntryName::Blob(d.clone()));
+        let c = EntryName::Chunk(d, 1 << 30).path();
+        assert!(matches!(EntryName::parse(c.as_bytes()).unwrap(), EntryName::Chunk(_, 1073741824)));
+        assert!(EntryName::parse(c.replace("/1073741824", "/01073741824").as_bytes()).is_err());
     }
 
     #[test]

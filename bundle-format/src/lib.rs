@@ -24,8 +24,8 @@ mod reader;
 mod writer;
 
 pub use descriptor::{
-    BaseRef, BlobRecord, BlobRef, Descriptor, FORMAT, ImageRecord, ManifestFile, PlatformManifest,
-    SIGNING_CONTEXT, Signatures, StackId, StackName, Version, signing_message,
+    BaseRef, BlobRecord, BlobRef, ChunkRecord, Descriptor, FORMAT, ImageRecord, ManifestFile,
+    PlatformManifest, SIGNING_CONTEXT, Signatures, StackId, StackName, Version, signing_message,
 };
 pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};

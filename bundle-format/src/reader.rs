@@ -10,7 +10,7 @@ use tender_keys::{KeyId, Signature, Trust};
 use crate::entry::EntryName;
 use crate::hashing::{CopyError, copy_hashed};
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
-use crate::{BlobRecord, BundleError, Descriptor, Digest, Progress, Signatures};
+use crate::{BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, Progress, Signatures};
 
 /// A descriptor whose signatures checked against the trust given.
 #[derive(Clone, Debug)]
@@ -49,6 +49,20 @@ pub trait Sink {
     fn write_failed(&self, staged: &Self::Staged, err: io::Error) -> Self::Error;
     /// The staged bytes matched their digest: make them permanent.
     fn commit(&mut self, blob: &BlobRecord, staged: Self::Staged) -> Result<(), Self::Error>;
+    /// Whether this chunk of a blob split across parts should be staged
+    /// (default: no, verify and discard).
+    fn wants_chunk(&mut self, _blob: &BlobRecord, _chunk: &ChunkRecord) -> bool {
+        false
+    }
+    /// A staged chunk matched its digest: keep it until the blob is whole.
+    fn commit_chunk(
+        &mut self,
+        _blob: &BlobRecord,
+        _chunk: &ChunkRecord,
+        _staged: Self::Staged,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// A sink's answer to a verified descriptor.
@@ -272,6 +286,24 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         let Some(entry) = entries.next() else { return Ok(None) };
         let entry = entry.map_err(read_err)?;
         let offset = entry.raw_header_position();
+        // The checksum field is the one header field its own sum does not
+        // cover, and tar readers are lenient about its form (a leading zero
+        // flipped to a space parses the same): require octal digits only,
+        // as POSIX and GNU tar (6 digits, NUL, space) and the tar crate
+        // (7 digits, NUL) write it.
+        let ck = &entry.header().as_bytes()[148..156];
+        let octal = |b: &[u8]| b.iter().all(|b| (b'0'..=b'7').contains(b));
+        let posix = octal(&ck[..6]) && ck[6] == 0 && ck[7] == b' ';
+        let seven = octal(&ck[..7]) && ck[7] == 0;
+        if !(posix || seven) {
+            return Err(BundleError::Read {
+                path: source.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("tar header at byte {offset}: checksum field is not octal digits"),
+                ),
+            });
+        }
         let size = entry.header().entry_size().map_err(read_err)?;
         data_end = entry.raw_file_position() + size.div_ceil(512) * 512;
         padding.set((entry.raw_file_position() + size, data_end));
@@ -341,6 +373,7 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     let d = &verified.descriptor;
     let listed: HashMap<&Digest, &BlobRecord> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
     let mut seen: HashMap<&Digest, ()> = HashMap::with_capacity(listed.len());
+    let mut seen_chunks: std::collections::HashSet<(&Digest, u64)> = Default::default();
     let (mut have_layout, mut have_index) = (false, false);
     // Which media part this file is; a whole bundle is part 1 of 1.
     let mut part: Option<u32> = None;
@@ -400,34 +433,58 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     .into());
                 }
             }
-            EntryName::Blob(ref digest) => {
+            EntryName::Blob(ref digest) | EntryName::Chunk(ref digest, _) => {
                 let Some(blob) = listed.get(digest).copied() else {
                     return Err(BundleError::UnlistedBlob(digest.clone()).into());
                 };
+                let chunk = match name {
+                    EntryName::Chunk(_, offset) => Some(
+                        blob.chunks
+                            .iter()
+                            .find(|c| c.offset == offset)
+                            .ok_or_else(|| BundleError::UnexpectedEntry(name.path()))?,
+                    ),
+                    _ if !blob.chunks.is_empty() => {
+                        return Err(BundleError::UnexpectedEntry(name.path()).into());
+                    }
+                    _ => None,
+                };
+                let (want_part, want_digest, want_size) = match chunk {
+                    Some(c) => (c.part, &c.digest, c.size),
+                    None => (blob.part, &blob.digest, blob.size),
+                };
                 let this_part = *part.get_or_insert(1);
-                if blob.part != this_part {
+                if want_part != this_part {
                     return Err(BundleError::WrongPart {
                         digest: blob.digest.clone(),
                         part: this_part,
-                        listed: blob.part,
+                        listed: want_part,
                     }
                     .into());
                 }
-                if seen.insert(&blob.digest, ()).is_some() {
+                let fresh = match chunk {
+                    Some(c) => seen_chunks.insert((&blob.digest, c.offset)),
+                    None => seen.insert(&blob.digest, ()).is_none(),
+                };
+                if !fresh {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
                 let size = entry.header().size().map_err(read_err)?;
                 let label = name.path();
-                if size != blob.size {
+                if size != want_size {
                     return Err(BundleError::SizeMismatch {
                         entry: label,
-                        expected: blob.size,
+                        expected: want_size,
                         actual: size,
                     }
                     .into());
                 }
                 progress.item(&label);
-                let mut staged = if sink.wants(blob) { Some(sink.stage(blob)?) } else { None };
+                let wanted = match chunk {
+                    Some(c) => sink.wants_chunk(blob, c),
+                    None => sink.wants(blob),
+                };
+                let mut staged = if wanted { Some(sink.stage(blob)?) } else { None };
                 let copied = match staged.as_mut() {
                     Some(w) => copy_hashed(&mut entry, &mut *w, size, progress),
                     None => copy_hashed(&mut entry, io::sink(), size, progress),
@@ -445,16 +502,19 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                         BundleError::Truncated { entry: label, read: n, expected: size }.into()
                     );
                 }
-                if actual != blob.digest {
+                if actual != *want_digest {
                     return Err(BundleError::DigestMismatch {
                         entry: label,
-                        expected: blob.digest.clone(),
+                        expected: want_digest.clone(),
                         actual,
                     }
                     .into());
                 }
                 if let Some(staged) = staged {
-                    sink.commit(blob, staged)?;
+                    match chunk {
+                        Some(c) => sink.commit_chunk(blob, c, staged)?,
+                        None => sink.commit(blob, staged)?,
+                    }
                     summary.blobs_committed += 1;
                     summary.bytes_committed += size;
                 }
@@ -477,14 +537,23 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         .into());
     }
     let this_part = part.unwrap_or(1);
-    let missing: Vec<&Digest> =
-        d.part_blobs(this_part).map(|b| &b.digest).filter(|dg| !seen.contains_key(dg)).collect();
+    let missing: Vec<&Digest> = d
+        .part_blobs(this_part)
+        .map(|b| &b.digest)
+        .filter(|dg| !seen.contains_key(dg))
+        .chain(
+            d.part_chunks(this_part)
+                .filter(|(b, c)| !seen_chunks.contains(&(&b.digest, c.offset)))
+                .map(|(b, _)| &b.digest),
+        )
+        .collect();
     if let Some(first) = missing.first() {
         return Err(
             BundleError::Incomplete { missing: missing.len(), first: (*first).clone() }.into()
         );
     }
     drop(seen);
+    drop(seen_chunks);
     drop(listed);
     summary.part = this_part;
     Ok((verified, summary))
@@ -538,6 +607,7 @@ mod tests {
                     size: b.len() as u64,
                     media_type: "application/octet-stream".into(),
                     part: 1,
+                    chunks: vec![],
                 });
             }
         }
@@ -570,7 +640,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(1024))]
         #[test]
         fn write_then_read_returns_every_blob(
             blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..6)

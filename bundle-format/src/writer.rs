@@ -117,36 +117,70 @@ impl<W: Write> BundleWriter<W> {
         src: &Path,
         progress: &dyn Progress,
     ) -> Result<(), BundleError> {
+        self.append_entry(
+            EntryName::Blob(blob.digest.clone()),
+            &blob.digest,
+            blob.size,
+            data,
+            src,
+            progress,
+        )
+    }
+
+    /// Append one chunk of a blob split across parts: `data` must start at
+    /// the chunk's offset.
+    pub fn append_chunk(
+        &mut self,
+        blob: &BlobRecord,
+        chunk: &crate::ChunkRecord,
+        data: impl Read,
+        src: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), BundleError> {
+        self.append_entry(
+            EntryName::Chunk(blob.digest.clone(), chunk.offset),
+            &chunk.digest,
+            chunk.size,
+            data,
+            src,
+            progress,
+        )
+    }
+
+    fn append_entry(
+        &mut self,
+        name: EntryName,
+        digest: &crate::Digest,
+        size: u64,
+        data: impl Read,
+        src: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), BundleError> {
         let write_err = |path: &Path| {
             let path = path.to_owned();
             move |source| BundleError::Write { path, source }
         };
-        let mut h = self.header(blob.size);
-        h.set_path(EntryName::Blob(blob.digest.clone()).path()).map_err(write_err(&self.path))?;
+        let mut h = self.header(size);
+        h.set_path(name.path()).map_err(write_err(&self.path))?;
         h.set_cksum();
         // The header goes through the builder's writer and the data streams
         // straight behind it in large chunks, hashed on the side (tar's own
         // copy loop moves 8 KiB at a time and cannot hash).
         let out = self.tar.get_mut();
         out.write_all(h.as_bytes()).map_err(write_err(&self.path))?;
-        let (actual, n) =
-            copy_hashed(data, &mut *out, blob.size, progress).map_err(|e| match e {
-                CopyError::Read(source) => BundleError::Read { path: src.to_owned(), source },
-                CopyError::Write(source) => BundleError::Write { path: self.path.clone(), source },
-            })?;
+        let (actual, n) = copy_hashed(data, &mut *out, size, progress).map_err(|e| match e {
+            CopyError::Read(source) => BundleError::Read { path: src.to_owned(), source },
+            CopyError::Write(source) => BundleError::Write { path: self.path.clone(), source },
+        })?;
         let entry = src.display().to_string();
-        if n != blob.size {
-            return Err(BundleError::SizeMismatch { entry, expected: blob.size, actual: n });
+        if n != size {
+            return Err(BundleError::SizeMismatch { entry, expected: size, actual: n });
         }
-        if actual != blob.digest {
-            return Err(BundleError::DigestMismatch {
-                entry,
-                expected: blob.digest.clone(),
-                actual,
-            });
+        if actual != *digest {
+            return Err(BundleError::DigestMismatch { entry, expected: digest.clone(), actual });
         }
         let out = self.tar.get_mut();
-        let pad = (512 - blob.size % 512) % 512;
+        let pad = (512 - size % 512) % 512;
         out.write_all(&[0u8; 512][..pad as usize]).map_err(write_err(&self.path))?;
         Ok(())
     }

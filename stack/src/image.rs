@@ -115,6 +115,7 @@ pub fn resolve_image(
                 size: m_size,
                 media_type: m_type.into(),
                 part: 1,
+                chunks: vec![],
             },
             from_source.clone(),
         ));
@@ -124,6 +125,7 @@ pub fn resolve_image(
                 size: config.size(),
                 media_type: config.media_type().to_string(),
                 part: 1,
+                chunks: vec![],
             },
             from_source.clone(),
         ));
@@ -139,6 +141,7 @@ pub fn resolve_image(
                     size: l.size(),
                     media_type: l.media_type().to_string(),
                     part: 1,
+                    chunks: vec![],
                 },
                 from_source.clone(),
             ));
@@ -199,6 +202,7 @@ pub fn resolve_image(
                     size,
                     media_type: media_type.clone(),
                     part: 1,
+                    chunks: vec![],
                 },
                 from_source.clone(),
             )
@@ -216,6 +220,7 @@ pub fn resolve_image(
                 size: bytes.len() as u64,
                 media_type: media_type.clone(),
                 part: 1,
+                chunks: vec![],
             };
             (rec, BlobData::Memory(bytes))
         };

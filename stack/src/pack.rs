@@ -96,7 +96,13 @@ impl Plan {
             let digest = Digest::of(&bytes);
             manifests.push(ManifestFile { path: rel.clone(), digest: digest.clone(), size: len });
             blobs.push((
-                BlobRecord { digest, size: len, media_type: YAML_MEDIA_TYPE.into(), part: 1 },
+                BlobRecord {
+                    digest,
+                    size: len,
+                    media_type: YAML_MEDIA_TYPE.into(),
+                    part: 1,
+                    chunks: vec![],
+                },
                 BlobData::File(path.clone()),
             ));
         }
@@ -296,6 +302,8 @@ pub fn pack(
     }
     if let Some(size) = options.split {
         assign_parts(&mut descriptor, size, oci_index.len() as u64)?;
+        plan.prefetch(progress)?;
+        digest_chunks(plan, &mut descriptor)?;
     }
     descriptor.validate()?;
     let raw = descriptor.to_bytes();
@@ -368,7 +376,8 @@ fn part_overhead(descriptor_bytes: u64, index_bytes: u64) -> u64 {
 /// cannot fit in any part (larger than `size` less the overhead) travels
 /// alone in a part of its own, which is then larger than `size`.
 fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), StackError> {
-    // Size the descriptor with the widest part numbers it could hold.
+    // Size the descriptor with the widest part numbers it could hold, and
+    // room for the chunk records a first count says it needs.
     let mut widest = d.clone();
     widest.parts = tender_bundle::limits::MAX_PARTS;
     widest
@@ -376,11 +385,25 @@ fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), S
         .iter_mut()
         .filter(|b| b.part != 0)
         .for_each(|b| b.part = tender_bundle::limits::MAX_PARTS);
-    let overhead = part_overhead(widest.to_bytes().len() as u64, index_bytes);
-    if size <= overhead {
-        return Err(StackError::BadSplit { size, overhead });
+    let base = widest.to_bytes().len() as u64;
+    let first = size.saturating_sub(part_overhead(base, index_bytes));
+    let chunks: u64 = if first > 1024 {
+        d.blobs
+            .iter()
+            .filter(|b| b.part != 0 && 512 + b.size > first)
+            .map(|b| b.size.div_ceil(first - 1024) + 1)
+            .sum()
+    } else {
+        0
+    };
+    // A chunk record is under 200 bytes; keep twice that.
+    let overhead = part_overhead(base + 400 * chunks, index_bytes);
+    if size <= overhead + 1024 {
+        return Err(StackError::BadSplit { size, overhead: overhead + 1024 });
     }
     let room = size - overhead;
+    // The largest chunk that fits a part of its own: header plus data.
+    let chunk_size = (room - 512) / 512 * 512;
     let (mut part, mut used) = (1u32, 0u64);
     // Blobs the ship holds already (part 0) travel in no part.
     for b in d.blobs.iter_mut().filter(|b| b.part != 0) {
@@ -389,10 +412,65 @@ fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), S
             part += 1;
             used = 0;
         }
-        b.part = part;
-        used += cost;
+        if cost <= room {
+            b.part = part;
+            used += cost;
+            continue;
+        }
+        // Larger than a part: split into chunks, one part each; the digests
+        // are filled in before signing.
+        let mut offset = 0;
+        while offset < b.size {
+            if used > 0 {
+                part += 1;
+            }
+            let len = chunk_size.min(b.size - offset);
+            b.chunks.push(tender_bundle::ChunkRecord {
+                part,
+                offset,
+                size: len,
+                digest: Digest::of(b""),
+            });
+            used = 512 + len.div_ceil(512) * 512;
+            offset += len;
+        }
+        b.part = b.chunks[0].part;
     }
     d.parts = part;
+    Ok(())
+}
+
+/// Hash each chunk of each chunked blob (a pass over those blobs only).
+fn digest_chunks(plan: &Plan, d: &mut Descriptor) -> Result<(), StackError> {
+    for ((blob, data), record) in plan.blobs.iter().zip(d.blobs.iter_mut()) {
+        if record.chunks.is_empty() {
+            continue;
+        }
+        let (mut reader, location) = plan.open(blob, data)?;
+        for c in &mut record.chunks {
+            let (digest, n) = tender_bundle::copy_hashed(
+                &mut reader,
+                std::io::sink(),
+                c.size,
+                &tender_bundle::NoProgress,
+            )
+            .map_err(|e| match e {
+                tender_bundle::CopyError::Read(source)
+                | tender_bundle::CopyError::Write(source) => {
+                    StackError::Io { path: location.clone(), source }
+                }
+            })?;
+            if n != c.size {
+                return Err(tender_bundle::BundleError::SizeMismatch {
+                    entry: location.display().to_string(),
+                    expected: record.size,
+                    actual: c.offset + n,
+                }
+                .into());
+            }
+            c.digest = digest;
+        }
+    }
     Ok(())
 }
 
@@ -425,6 +503,18 @@ fn write_part(
     )?;
     let this = part.unwrap_or(1);
     for ((blob, data), record) in plan.blobs.iter().zip(&descriptor.blobs) {
+        if !record.chunks.is_empty() {
+            for c in record.chunks.iter().filter(|c| c.part == this) {
+                let (mut reader, location) = plan.open(blob, data)?;
+                // Sources are streams: read up to the chunk (the cost of
+                // keeping every source a plain reader).
+                std::io::copy(&mut (&mut reader).take(c.offset), &mut std::io::sink())
+                    .map_err(|e| StackError::Io { path: location.clone(), source: e })?;
+                progress.item(&blob.digest.to_string());
+                w.append_chunk(record, c, reader, &location, progress)?;
+            }
+            continue;
+        }
         if record.part != this {
             continue;
         }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tempfile::NamedTempFile;
 use tender_bundle::{
-    Accept, BlobRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor, Version,
-    read_bundle_with,
+    Accept, BlobRecord, ChunkRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor,
+    Version, read_bundle_with,
 };
 use tender_keys::KeyId;
 
@@ -154,6 +154,31 @@ impl Sink for ImportSink<'_> {
         StoreError::Io { path: staged.path().to_owned(), source: err }
     }
 
+    fn wants_chunk(&mut self, blob: &BlobRecord, chunk: &ChunkRecord) -> bool {
+        !self.store.has_blob(&blob.digest)
+            && !self.store.chunk_path(&blob.digest, chunk.offset).is_file()
+    }
+
+    fn commit_chunk(
+        &mut self,
+        blob: &BlobRecord,
+        chunk: &ChunkRecord,
+        staged: NamedTempFile,
+    ) -> Result<(), StoreError> {
+        staged.as_file().sync_all().map_err(io_err(staged.path()))?;
+        let target = self.store.chunk_path(&blob.digest, chunk.offset);
+        let dir = target.parent().expect("chunk paths have a directory").to_owned();
+        crate::create_dirs(&dir)?;
+        staged
+            .persist(&target)
+            .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
+        sync_dir(&dir)?;
+        if blob.chunks.iter().all(|c| self.store.chunk_path(&blob.digest, c.offset).is_file()) {
+            self.store.assemble(blob)?;
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
         // Durable before it is visible under its digest.
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
@@ -252,7 +277,8 @@ impl Store {
         let missing: Vec<&BlobRecord> =
             d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
         // A whole bundle brings every blob; a part leaves the others' to them.
-        if let Some(first) = missing.iter().find(|b| b.part == summary.part) {
+        if let Some(first) = missing.iter().find(|b| b.part == summary.part && b.chunks.is_empty())
+        {
             return Err(tender_bundle::BundleError::Incomplete {
                 missing: missing.len(),
                 first: first.digest.clone(),
@@ -261,8 +287,20 @@ impl Store {
         }
         report.part = summary.part;
         report.bytes_missing = missing.iter().map(|b| b.size).sum();
-        report.parts_complete =
-            (1..=d.parts).filter(|p| !missing.iter().any(|b| b.part == *p)).count() as u32;
+        // A part is complete when its blobs, and its chunks of blobs not yet
+        // whole, are here.
+        let lacks = |p: u32| {
+            missing.iter().any(|b| {
+                if b.chunks.is_empty() {
+                    b.part == p
+                } else {
+                    b.chunks
+                        .iter()
+                        .any(|c| c.part == p && !self.chunk_path(&b.digest, c.offset).is_file())
+                }
+            })
+        };
+        report.parts_complete = (1..=d.parts).filter(|p| !lacks(*p)).count() as u32;
         report.complete = missing.is_empty();
         let record = VersionRecord {
             descriptor: String::from_utf8(v.raw.clone()).map_err(|e| StoreError::BadRecord {

@@ -697,7 +697,9 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("STRAY {}", p.display());
                 }
                 for (s, v, n) in &r.incomplete_versions {
-                    println!("INCOMPLETE {s} {v}: {n} blob(s) missing");
+                    println!(
+                        "INCOMPLETE {s} {v}: {n} blob(s) not in the store yet (import the rest of its parts)"
+                    );
                 }
                 for p in &r.staging_leftovers {
                     println!(
