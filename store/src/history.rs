@@ -205,3 +205,38 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: &str, digest: &[u8], outcome: Outcome) -> HistoryEntry {
+        HistoryEntry {
+            version: version.parse().unwrap(),
+            sequence: 1,
+            digest: Digest::of(digest),
+            at: "2026-01-01T00:00:00Z".into(),
+            outcome,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn previous_is_the_last_other_successful_apply() {
+        let mut h = History::default();
+        assert!(h.previous().is_none());
+        for e in [
+            entry("1", b"1", Outcome::Applied),
+            entry("2", b"2", Outcome::Failed),
+            entry("3", b"3", Outcome::Loaded),
+            entry("4", b"4", Outcome::Applied),
+            entry("4", b"4", Outcome::Applied),
+        ] {
+            if e.outcome == Outcome::Applied {
+                h.current = Some(e.clone());
+            }
+            h.entries.push(e);
+        }
+        assert_eq!(h.previous().unwrap().version.as_str(), "1");
+    }
+}

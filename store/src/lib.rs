@@ -697,3 +697,56 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn descriptor(expires: Option<&str>) -> Descriptor {
+        let text = serde_json::json!({
+            "format": tender_bundle::FORMAT,
+            "stack": {"name": "s", "version": "1"},
+            "sequence": 1,
+            "created": "2026-01-01T00:00:00Z",
+            "manifests": [], "images": [],
+            "ociIndex": {"digest": Digest::of(b"{}"), "size": 2},
+            "blobs": [],
+            "expires": expires,
+        });
+        let mut v = text;
+        if expires.is_none() {
+            v.as_object_mut().unwrap().remove("expires");
+        }
+        Descriptor::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn freshness_uses_the_later_of_clock_and_latest_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let fresh = descriptor(Some("2099-01-01T00:00:00Z"));
+        assert!(store.check_freshness(&fresh, Freshness::RequireFresh).unwrap().is_empty());
+        let stale = descriptor(Some("2001-01-01T00:00:00Z"));
+        assert!(matches!(
+            store.check_freshness(&stale, Freshness::RequireFresh),
+            Err(StoreError::Expired { .. })
+        ));
+        assert_eq!(store.check_freshness(&stale, Freshness::WarnIfExpired).unwrap().len(), 1);
+        // The ship once saw 2100: a bundle fresh by the clock is stale by that.
+        fs::write(dir.path().join("time.json"), r#"{"latest_seen":"2100-01-01T00:00:00Z"}"#)
+            .unwrap();
+        let w = store.check_freshness(&fresh, Freshness::WarnIfExpired).unwrap();
+        assert!(
+            w.iter().any(|w| w.contains("set back")) && w.iter().any(|w| w.contains("expired")),
+            "{w:?}"
+        );
+        assert!(store.check_freshness(&descriptor(None), Freshness::RequireFresh).is_ok());
+    }
+
+    #[test]
+    fn open_does_not_create_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Store::open(&dir.path().join("none")), Err(StoreError::NotAStore { .. })));
+        assert!(!dir.path().join("none").exists());
+    }
+}
