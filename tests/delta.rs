@@ -148,3 +148,52 @@ fn a_base_that_is_not_one_is_a_clear_error() {
     env.shore(&["pack", "stack-v2.yaml", "--key", "ci.key", "--base", "junk.txt"])
         .fails(1, "not JSON");
 }
+
+#[test]
+fn a_signed_inventory_tells_the_shore_which_ship_it_came_from() {
+    let env = Env::new();
+    env.pack(1, "ci.key", 1, "v1.tender");
+    env.ship(&["import", "v1.tender"]).ok();
+    env.ship(&["keygen"]).ok();
+    let ship_pub = env.store().join("ship.pub");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(env.store().join("ship.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    env.ship(&["keygen"]).fails(1, "refusing to overwrite");
+    env.ship(&["inventory", "--out", "inventory.json"]).ok();
+    let inv: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path().join("inventory.json")).unwrap()).unwrap();
+    assert_eq!(inv["signatures"].as_array().unwrap().len(), 1);
+
+    let pack = |extra: &[&str]| {
+        let mut args = vec![
+            "pack",
+            "stack-v2.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            "2",
+            "--base",
+            "inventory.json",
+            "--out",
+            "d.tender",
+        ];
+        args.extend_from_slice(extra);
+        env.shore(&args)
+    };
+    pack(&["--ship-key", ship_pub.to_str().unwrap()]).ok();
+    // Signed, but by a ship the shore was not told about.
+    pack(&[]).fails(1, "inventory signature");
+    env.shore(&["keygen", "--out", "other-ship"]).ok();
+    pack(&["--ship-key", "other-ship.pub"]).fails(1, "no signature by a trusted key");
+    // Altered after signing.
+    let mut altered = inv.clone();
+    altered["blobs"].as_array_mut().unwrap().pop();
+    fs::write(env.path().join("inventory.json"), serde_json::to_vec(&altered).unwrap()).unwrap();
+    pack(&["--ship-key", ship_pub.to_str().unwrap()]).fails(1, "does not match");
+    // Not an inventory at all.
+    fs::write(env.path().join("inventory.json"), r#"{"format":"tender-inventory/1","blobs":"x"}"#)
+        .unwrap();
+    pack(&[]).fails(1, "base inventory.json");
+}

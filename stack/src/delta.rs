@@ -26,6 +26,23 @@ pub struct Inventory {
     pub blobs: Vec<Digest>,
     /// Versions held.
     pub versions: Vec<InventoryVersion>,
+    /// Signatures by the ship's own key (`tender-ship keygen`) over
+    /// [`Inventory::signing_message`], so the shore can tell which ship it
+    /// came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<tender_keys::Signature>,
+}
+
+impl Inventory {
+    /// The signed bytes: a context line and the inventory without its
+    /// signatures, as serde writes it (field order fixed by this struct).
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signatures.clear();
+        let mut m = b"tender-inventory/1\n".to_vec();
+        m.extend(serde_json::to_vec(&unsigned).expect("inventory serializes"));
+        m
+    }
 }
 
 /// One version in an inventory.
@@ -58,7 +75,14 @@ const MAX_BASE_BYTES: u64 = 64 << 20;
 
 impl Base {
     /// Add a base: an earlier bundle (or part), a descriptor, or an inventory.
-    pub fn add(&mut self, path: &Path) -> Result<(), StackError> {
+    /// With `ship_keys`, an inventory must be signed by one of them; without,
+    /// an unsigned inventory is taken and a signed one refused (its key is
+    /// unknown).
+    pub fn add(
+        &mut self,
+        path: &Path,
+        ship_keys: &[tender_keys::PublicKey],
+    ) -> Result<(), StackError> {
         let bad = |reason: String| StackError::BadBase { path: path.to_owned(), reason };
         let io = |e| StackError::Io { path: path.to_owned(), source: e };
         let mut f = File::open(path).map_err(io)?;
@@ -83,6 +107,15 @@ impl Base {
             Some(INVENTORY_FORMAT) => {
                 let inv: Inventory =
                     serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+                if !ship_keys.is_empty() || !inv.signatures.is_empty() {
+                    tender_keys::Trust::new(ship_keys.to_vec())
+                        .verify(&inv.signing_message(), &inv.signatures)
+                        .map_err(|e| {
+                            bad(format!(
+                                "inventory signature: {e} (ship keys are given with --ship-key)"
+                            ))
+                        })?;
+                }
                 self.blobs.extend(inv.blobs);
                 self.refs.extend(
                     inv.versions.into_iter().filter(|v| v.complete).map(|v| BaseRef {

@@ -96,6 +96,9 @@ enum Cmd {
     },
     /// Per stack: the applied version, the versions held, and the history.
     Status,
+    /// Make this ship's own key (STORE/ship.key, mode 0600; STORE/ship.pub for
+    /// the shore): inventories are then signed with it.
+    Keygen,
     /// What the store holds (blobs, versions, applied), for the shore to
     /// pack a delta against (`tender-shore pack --base inventory.json`).
     Inventory {
@@ -594,6 +597,42 @@ fn run(cli: Cli) -> Result<i32> {
                 print_json(&out);
             }
         }
+        Cmd::Keygen => {
+            let store = Store::open(&cli.store)?;
+            let (key_path, pub_path) =
+                (store.root().join("ship.key"), store.root().join("ship.pub"));
+            anyhow::ensure!(
+                !key_path.exists(),
+                "{} exists; refusing to overwrite the ship's key",
+                key_path.display()
+            );
+            let key = tender_keys::SigningKey::generate()?;
+            {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&key_path)
+                    .with_context(|| format!("creating {}", key_path.display()))?;
+                f.write_all(key.to_pem()?.as_bytes())
+                    .and_then(|_| f.sync_all())
+                    .with_context(|| format!("writing {}", key_path.display()))?;
+            }
+            fs::write(&pub_path, key.public().to_pem()?)
+                .with_context(|| format!("writing {}", pub_path.display()))?;
+            let id = key.public().key_id();
+            if json {
+                print_json(&json!({"keyid": id, "public": pub_path}));
+            } else {
+                println!("{id}");
+                eprintln!(
+                    "give {} to the shore (tender-shore pack --ship-key)",
+                    pub_path.display()
+                );
+            }
+        }
         Cmd::Inventory { out } => {
             let store = Store::open(&cli.store)?;
             let blobs = store.blob_digests()?;
@@ -609,13 +648,22 @@ fn run(cli: Cli) -> Result<i32> {
                     applied,
                 });
             }
-            let inv = tender_stack::delta::Inventory {
+            let mut inv = tender_stack::delta::Inventory {
                 format: tender_stack::delta::INVENTORY_FORMAT.into(),
                 created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                     .to_string(),
                 blobs,
                 versions,
+                signatures: vec![],
             };
+            let key_path = cli.store.join("ship.key");
+            if key_path.exists() {
+                let pem = fs::read_to_string(&key_path)
+                    .with_context(|| format!("reading {}", key_path.display()))?;
+                let key = tender_keys::SigningKey::from_pem(&pem)
+                    .with_context(|| format!("reading {}", key_path.display()))?;
+                inv.signatures.push(key.sign(&inv.signing_message()));
+            }
             let text = serde_json::to_string(&inv).expect("inventory serializes");
             match out {
                 Some(p) => {

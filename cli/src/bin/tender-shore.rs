@@ -74,6 +74,10 @@ enum Cmd {
         /// The bundle goes stale this long after packing (e.g. 180days).
         #[arg(long, value_parser = parse_duration)]
         expires_in: Option<std::time::Duration>,
+        /// A ship's public key (from `tender-ship keygen`): inventories given
+        /// as --base must be signed by one of these. Repeatable.
+        #[arg(long = "ship-key", value_name = "SHIP.pub")]
+        ship_keys: Vec<PathBuf>,
         /// Print what the bundle would carry, per image and blob, and stop.
         #[arg(long)]
         estimate: bool,
@@ -185,6 +189,7 @@ fn main() {
             base,
             expires,
             expires_in,
+            ship_keys,
             estimate,
             insecure,
             authfile,
@@ -194,9 +199,18 @@ fn main() {
                 let base = if base.is_empty() {
                     None
                 } else {
+                    let mut keys = Vec::new();
+                    for k in &ship_keys {
+                        let pem = fs::read_to_string(k)
+                            .with_context(|| format!("reading {}", k.display()))?;
+                        keys.push(
+                            tender_keys::PublicKey::from_pem(&pem)
+                                .with_context(|| format!("reading {}", k.display()))?,
+                        );
+                    }
                     let mut b = Base::default();
                     for p in &base {
-                        b.add(p)?;
+                        b.add(p, &keys)?;
                     }
                     Some(b)
                 };
