@@ -62,11 +62,9 @@ fn every_truncation_and_single_bit_flip_is_refused() {
     );
 }
 
-#[test]
-fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
-    let fleet = support::fleet();
-    let env = Env::new();
-    let stack = fleet.join("tender-faults.yaml");
+/// Release 1 of the fleet fixture (58 MB), packed in `env`.
+fn fleet_bundle(env: &Env) -> std::path::PathBuf {
+    let stack = support::fleet().join("tender-faults.yaml");
     fs::write(
         &stack,
         "name: awareness\nversion: 1.0.0\nmanifests: [stack/v1/*.yaml]\n\
@@ -74,17 +72,15 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
     )
     .unwrap();
     let bundle = env.path().join("fleet.tender");
-    env.shore(&[
-        "pack",
-        stack.to_str().unwrap(),
-        "--key",
-        "ci.key",
-        "--sequence",
-        "1",
-        "--out",
-        bundle.to_str().unwrap(),
-    ])
-    .ok();
+    let (stack, out) = (stack.to_str().unwrap(), bundle.to_str().unwrap());
+    env.shore(&["pack", stack, "--key", "ci.key", "--sequence", "1", "--out", out]).ok();
+    bundle
+}
+
+#[test]
+fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
+    let env = Env::new();
+    let bundle = fleet_bundle(&env);
 
     // An uninterrupted import: how long it takes, and what it leaves.
     let reference = Env::new();
@@ -192,27 +188,8 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after() {
-    let fleet = support::fleet();
     let env = Env::new();
-    let stack = fleet.join("tender-faults.yaml");
-    fs::write(
-        &stack,
-        "name: awareness\nversion: 1.0.0\nmanifests: [stack/v1/*.yaml]\n\
-         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n",
-    )
-    .unwrap();
-    let bundle = env.path().join("fleet.tender");
-    env.shore(&[
-        "pack",
-        stack.to_str().unwrap(),
-        "--key",
-        "ci.key",
-        "--sequence",
-        "1",
-        "--out",
-        bundle.to_str().unwrap(),
-    ])
-    .ok();
+    let bundle = fleet_bundle(&env);
     let size = fs::metadata(&bundle).unwrap().len();
     // A store on a filesystem with room for less than half the bundle.
     let disk = Tmpfs::mount(&env.path().join("small"), &format!("{}k", size / 2048));
