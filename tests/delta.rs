@@ -12,6 +12,24 @@ fn descriptor(env: &Env, file: &str) -> serde_json::Value {
     serde_json::from_slice(&read_entries(&env.path().join(file))[0].2).unwrap()
 }
 
+/// Pack release 2 (sequence 2) as a delta against `base`, with `extra` flags.
+fn pack_delta(env: &Env, base: &str, out: &str, extra: &[&str]) -> support::Run {
+    let mut args = vec![
+        "pack",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "2",
+        "--base",
+        base,
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    env.shore(&args)
+}
+
 fn blobs(env: &Env) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(env.store().join("blobs/sha256"))
         .unwrap()
@@ -26,21 +44,7 @@ fn delta_carries_only_what_changed_and_leaves_the_same_store() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
     env.pack(2, "ci.key", 2, "v2.tender");
-    let r = env
-        .shore(&[
-            "--json",
-            "pack",
-            "stack-v2.yaml",
-            "--key",
-            "ci.key",
-            "--sequence",
-            "2",
-            "--base",
-            "v1.tender",
-            "--out",
-            "delta.tender",
-        ])
-        .ok();
+    let r = pack_delta(&env, "v1.tender", "delta.tender", &["--json"]).ok();
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(report["expected_blobs"].as_u64().unwrap() > 10, "{report}");
     let full_size = fs::metadata(env.path().join("v2.tender")).unwrap().len();
@@ -95,19 +99,7 @@ fn delta_against_the_ships_inventory() {
     assert!(est.stdout.contains("would carry"), "{}", est.stdout);
     assert!(est.stdout.contains("held"), "{}", est.stdout);
     assert!(!env.path().join("never.tender").exists());
-    env.shore(&[
-        "pack",
-        "stack-v2.yaml",
-        "--key",
-        "ci.key",
-        "--sequence",
-        "2",
-        "--base",
-        "inventory.json",
-        "--out",
-        "delta.tender",
-    ])
-    .ok();
+    pack_delta(&env, "inventory.json", "delta.tender", &[]).ok();
     env.ship(&["import", "delta.tender"]).ok();
     env.assert_store_sound(2);
 }
@@ -116,19 +108,7 @@ fn delta_against_the_ships_inventory() {
 fn delta_whose_base_is_missing_is_refused_before_any_write() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
-    env.shore(&[
-        "pack",
-        "stack-v2.yaml",
-        "--key",
-        "ci.key",
-        "--sequence",
-        "2",
-        "--base",
-        "v1.tender",
-        "--out",
-        "delta.tender",
-    ])
-    .ok();
+    pack_delta(&env, "v1.tender", "delta.tender", &[]).ok();
     let before = env.snapshot();
     env.ship(&["import", "delta.tender"])
         .fails(1, "import first the version(s) it was made against: awareness 1.0.0 (sequence 1)");
@@ -166,22 +146,7 @@ fn a_signed_inventory_tells_the_shore_which_ship_it_came_from() {
         serde_json::from_slice(&fs::read(env.path().join("inventory.json")).unwrap()).unwrap();
     assert_eq!(inv["signatures"].as_array().unwrap().len(), 1);
 
-    let pack = |extra: &[&str]| {
-        let mut args = vec![
-            "pack",
-            "stack-v2.yaml",
-            "--key",
-            "ci.key",
-            "--sequence",
-            "2",
-            "--base",
-            "inventory.json",
-            "--out",
-            "d.tender",
-        ];
-        args.extend_from_slice(extra);
-        env.shore(&args)
-    };
+    let pack = |extra: &[&str]| pack_delta(&env, "inventory.json", "d.tender", extra);
     pack(&["--ship-key", ship_pub.to_str().unwrap()]).ok();
     // Signed, but by a ship the shore was not told about.
     pack(&[]).fails(1, "inventory signature");

@@ -62,6 +62,11 @@ fn every_truncation_and_single_bit_flip_is_refused() {
     );
 }
 
+/// `tender-ship` on a store other than the Env's.
+fn ship_at(store: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(SHIP).arg("--store").arg(store).args(args).current_dir(cwd).output().unwrap()
+}
+
 /// Release 1 of the fleet fixture (58 MB), packed in `env`.
 fn fleet_bundle(env: &Env) -> std::path::PathBuf {
     let stack = support::fleet().join("tender-faults.yaml");
@@ -102,15 +107,7 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
     let mut killed_mid = 0;
     for round in 0..30 {
         let store = env.path().join(format!("store-{round}"));
-        let ship = |args: &[&str]| {
-            Command::new(SHIP)
-                .arg("--store")
-                .arg(&store)
-                .args(args)
-                .current_dir(env.path())
-                .output()
-                .unwrap()
-        };
+        let ship = |args: &[&str]| ship_at(&store, env.path(), args);
         assert!(ship(&["trust", "add", "ci.pub"]).status.success());
         let at = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 12 / 10 + 1));
         let mut child = Command::new(SHIP)
@@ -194,15 +191,7 @@ fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after
     // A store on a filesystem with room for less than half the bundle.
     let disk = Tmpfs::mount(&env.path().join("small"), &format!("{}k", size / 2048));
     let store = disk.0.join("store");
-    let ship = |args: &[&str]| {
-        Command::new(SHIP)
-            .arg("--store")
-            .arg(&store)
-            .args(args)
-            .current_dir(env.path())
-            .output()
-            .unwrap()
-    };
+    let ship = |args: &[&str]| ship_at(&store, env.path(), args);
     assert!(ship(&["trust", "add", "ci.pub"]).status.success());
     let r = ship(&["import", bundle.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&r.stderr);

@@ -139,21 +139,28 @@ pub fn render(store: &Store, d: &Descriptor, registry: &str) -> Result<Rendered,
         let (repo, _) = tender_registry::repository_and_tag(&i.reference)?;
         pins.push((i.reference.clone(), format!("{registry}/{repo}@{}", i.digest)));
     }
+    let mut objects = objects(store, d)?;
+    for o in &mut objects {
+        k8s::rewrite_images(o, &|r| {
+            pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone())
+        });
+    }
+    Ok(Rendered { pins, objects })
+}
+
+/// The objects of a version's manifests, as stored.
+fn objects(store: &Store, d: &Descriptor) -> Result<Vec<Value>, DeployError> {
     let mut objects = Vec::new();
     for m in &d.manifests {
         let path = store.blob_path(&m.digest);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
-        let mut objs = k8s::objects_in_yaml(&text)
-            .map_err(|reason| DeployError::BadManifest { path: m.path.clone(), reason })?;
-        for o in &mut objs {
-            k8s::rewrite_images(o, &|r| {
-                pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone())
-            });
-        }
-        objects.extend(objs);
+        objects.extend(
+            k8s::objects_in_yaml(&text)
+                .map_err(|reason| DeployError::BadManifest { path: m.path.clone(), reason })?,
+        );
     }
-    Ok(Rendered { pins, objects })
+    Ok(objects)
 }
 
 /// Push every image of `d` from the store into the ship's registry.
@@ -194,7 +201,7 @@ pub fn to_prune(
             .collect()
     };
     let now = ids(&rendered.objects)?;
-    let before = ids(&render(store, &previous, "unused")?.objects)?;
+    let before = ids(&objects(store, &previous)?)?;
     Ok(before.difference(&now).cloned().collect())
 }
 

@@ -89,13 +89,8 @@ impl Base {
         let mut head = [0u8; 512];
         let n = f.read(&mut head).map_err(io)?;
         let bytes = if n == 512 && head.starts_with(b"tender/descriptor.json\0") {
-            // A bundle: its first entry is the descriptor.
-            let mut a = tar::Archive::new(File::open(path).map_err(io)?);
-            let mut entries = a.entries().map_err(io)?;
-            let mut e = entries.next().ok_or_else(|| bad("empty tar".into()))?.map_err(io)?;
-            let mut v = Vec::new();
-            (&mut e).take(MAX_BASE_BYTES).read_to_end(&mut v).map_err(io)?;
-            v
+            // A bundle (or part): its first entry is the descriptor.
+            tender_bundle::read_descriptor_bytes(File::open(path).map_err(io)?, path)?
         } else {
             let mut v = head[..n].to_vec();
             f.take(MAX_BASE_BYTES).read_to_end(&mut v).map_err(io)?;

@@ -300,9 +300,10 @@ pub fn pack(
         }
         descriptor.bases = base.refs.clone();
     }
+    // Fetch once, before anything reads blobs (chunk digests or the write).
+    plan.prefetch(progress)?;
     if let Some(size) = options.split {
         assign_parts(&mut descriptor, size, oci_index.len() as u64)?;
-        plan.prefetch(progress)?;
         digest_chunks(plan, &mut descriptor)?;
     }
     descriptor.validate()?;
@@ -313,7 +314,6 @@ pub fn pack(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    plan.prefetch(progress)?;
     progress.start("pack", plan.total_bytes());
     let mut files = Vec::new();
     let mut bytes = 0;
