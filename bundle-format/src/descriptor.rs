@@ -419,6 +419,14 @@ pub struct Signatures {
     pub signatures: Vec<Signature>,
 }
 
+impl Signatures {
+    /// Parse the signatures entry (bounded by the caller).
+    pub fn parse(bytes: &[u8]) -> Result<Signatures, BundleError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| BundleError::BadDescriptor(format!("tender/signatures.json: {e}")))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

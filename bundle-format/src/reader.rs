@@ -27,6 +27,27 @@ pub struct VerifiedDescriptor {
     pub signed_by: Vec<KeyId>,
 }
 
+impl VerifiedDescriptor {
+    /// Check `signatures` over the descriptor bytes `raw` against `trust`,
+    /// then parse them: the parser only ever sees signed bytes.
+    pub fn verify(
+        raw: Vec<u8>,
+        signatures: Vec<Signature>,
+        trust: &Trust,
+    ) -> Result<VerifiedDescriptor, BundleError> {
+        if raw.len() as u64 > MAX_DESCRIPTOR_BYTES {
+            return Err(BundleError::TooLarge {
+                entry: "tender/descriptor.json".into(),
+                size: raw.len() as u64,
+                limit: MAX_DESCRIPTOR_BYTES,
+            });
+        }
+        let signed_by = trust.verify(&crate::signing_message(&raw), &signatures)?;
+        let descriptor = Descriptor::parse(&raw)?;
+        Ok(VerifiedDescriptor { digest: Digest::of(&raw), descriptor, raw, signatures, signed_by })
+    }
+}
+
 /// Where verified blobs go. The reader calls [`Sink::accept`] once the
 /// signature checked; then for each blob it either only hashes it (when
 /// [`Sink::wants`] says no) or copies it into what [`Sink::stage`] returns
@@ -351,20 +372,9 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         };
     let raw = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
     let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
-    let mut sigs: Signatures = serde_json::from_slice(&sigs)
-        .map_err(|e| BundleError::BadDescriptor(format!("tender/signatures.json: {e}")))?;
+    let mut sigs = Signatures::parse(&sigs)?;
     sigs.signatures.extend(detached.iter().cloned());
-    // Verify before parsing: the descriptor parser only ever sees signed bytes.
-    let signed_by =
-        trust.verify(&crate::signing_message(&raw), &sigs.signatures).map_err(BundleError::from)?;
-    let descriptor = Descriptor::parse(&raw)?;
-    let verified = VerifiedDescriptor {
-        digest: Digest::of(&raw),
-        descriptor,
-        raw,
-        signatures: sigs.signatures,
-        signed_by,
-    };
+    let verified = VerifiedDescriptor::verify(raw, sigs.signatures, trust)?;
     if sink.accept(&verified)? == Accept::Stop {
         return Ok((verified, ReadSummary { stopped: true, ..ReadSummary::default() }));
     }

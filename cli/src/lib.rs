@@ -115,6 +115,18 @@ fn bundle_is_verify(e: &BundleError) -> bool {
     e.is_verification_failure() && !matches!(e, BundleError::Read { .. })
 }
 
+fn store_code(e: &StoreError) -> i32 {
+    match e {
+        StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
+        StoreError::Key(_)
+        | StoreError::NoTrustedKeys { .. }
+        | StoreError::Expired { .. }
+        | StoreError::Downgrade { .. }
+        | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+        _ => 1,
+    }
+}
+
 /// The exit code for an error: 3 when a bundle, signature or trust check
 /// failed, 1 for everything else.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
@@ -123,13 +135,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return if bundle_is_verify(e) { EXIT_VERIFY } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return store_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<tender_registry::RegistryError>() {
+            use tender_registry::RegistryError as R;
             return match e {
-                StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
-                StoreError::Key(_)
-                | StoreError::NoTrustedKeys { .. }
-                | StoreError::Expired { .. }
-                | StoreError::Downgrade { .. }
-                | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+                R::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
+                R::Store(e) => store_code(e),
                 _ => 1,
             };
         }

@@ -6,7 +6,12 @@
 //! lists as insecure ([`Transport`]); everything else is TLS.
 #![deny(missing_docs)]
 
+mod link;
 mod source;
+pub use link::{
+    ARTIFACT_TYPE, BLOB_MEDIA_TYPE, DESCRIPTOR_MEDIA_TYPE, FIRST_BACKOFF, MAX_BACKOFF,
+    PULL_ATTEMPTS, PublishReport, PullOptions, PullPlan, PullReport, SIGNATURES_MEDIA_TYPE, Target,
+};
 pub use source::{ATTEMPTS, RegistrySource};
 
 use std::path::{Path, PathBuf};
@@ -55,6 +60,36 @@ pub enum RegistryError {
         /// Its digest.
         digest: Digest,
         /// Why.
+        reason: String,
+    },
+    /// The ship's store refused or failed.
+    #[error(transparent)]
+    Store(#[from] tender_store::StoreError),
+    /// A bundle check failed.
+    #[error(transparent)]
+    Bundle(#[from] tender_bundle::BundleError),
+    /// What was given or found is not a publishable or pullable bundle.
+    #[error("{what}: {reason}")]
+    NotABundle {
+        /// The file or reference.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// Too many failed attempts in a row; what arrived is kept.
+    #[error(
+        "registry {registry}: gave up {what} after {attempts} failed attempts in a row ({kept} bytes of it kept in staging; a rerun resumes): {reason}"
+    )]
+    GaveUp {
+        /// host:port.
+        registry: String,
+        /// What was being done.
+        what: String,
+        /// Attempts made without progress.
+        attempts: u32,
+        /// Bytes kept for the next run.
+        kept: u64,
+        /// The last error.
         reason: String,
     },
     /// The async runtime could not start.
@@ -167,6 +202,9 @@ impl Registry {
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(plain),
             use_monolithic_push: true,
+            // A link that stalls this long is treated as dropped (and resumed).
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
             ..Default::default()
         };
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -85,9 +85,17 @@ pub struct ImportReport {
 struct ImportSink<'s> {
     store: &'s Store,
     staging: PathBuf,
-    downgrade: Downgrade,
-    freshness: Freshness,
+    policy: ImportPolicy,
     warnings: Vec<String>,
+}
+
+/// A verified descriptor the store agreed to take.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    /// This exact version is already held whole: nothing to do.
+    pub already_held: bool,
+    /// Things the operator should know (an expired bundle, a clock set back).
+    pub warnings: Vec<String>,
 }
 
 impl Sink for ImportSink<'_> {
@@ -95,48 +103,9 @@ impl Sink for ImportSink<'_> {
     type Staged = NamedTempFile;
 
     fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
-        let d = &v.descriptor;
-        let name = &d.stack.name;
-        self.store.check_threshold(v)?;
-        self.warnings = self.store.check_freshness(d, self.freshness)?;
-        for (_, rec, held) in self.store.versions()? {
-            if held.stack.name != *name {
-                continue;
-            }
-            if rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest)) {
-                return Ok(Accept::Stop);
-            }
-            if held.sequence == d.sequence
-                && rec.digest != v.digest
-                && self.downgrade == Downgrade::Refuse
-            {
-                return Err(StoreError::SequenceConflict {
-                    stack: name.clone(),
-                    sequence: d.sequence,
-                    held: rec.digest,
-                });
-            }
-        }
-        // A delta: every blob it leaves out must be here before anything is written.
-        let missing: Vec<&BlobRecord> =
-            d.expected_blobs().filter(|b| !self.store.has_blob(&b.digest)).collect();
-        if let Some(first) = missing.first() {
-            let bases: Vec<String> = d.bases.iter().map(|b| b.to_string()).collect();
-            return Err(StoreError::BaseMissing {
-                missing: missing.len(),
-                first: first.digest.clone(),
-                bases: if bases.is_empty() { "(not named)".into() } else { bases.join(", ") },
-            });
-        }
-        let highest = self.store.highest_sequence(name)?;
-        if d.sequence < highest && self.downgrade == Downgrade::Refuse {
-            return Err(StoreError::Downgrade {
-                stack: name.clone(),
-                sequence: d.sequence,
-                highest,
-            });
-        }
-        Ok(Accept::Read)
+        let admission = self.store.admit(v, self.policy)?;
+        self.warnings = admission.warnings;
+        Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
     fn wants(&mut self, blob: &BlobRecord) -> bool {
@@ -232,8 +201,7 @@ impl Store {
         let mut sink = ImportSink {
             store: self,
             staging,
-            downgrade: policy.downgrade,
-            freshness: policy.freshness,
+            policy,
             warnings: vec![],
         };
         let (v, summary) =
@@ -285,7 +253,70 @@ impl Store {
             }
             .into());
         }
-        report.part = summary.part;
+        self.record_version(&v, source, &mut report)?;
+        Ok(report)
+    }
+
+    /// Check a verified descriptor against the store before anything of it
+    /// is written: signature threshold, expiry, replays and sequence
+    /// conflicts, a delta's base, downgrades.
+    pub fn admit(
+        &self,
+        v: &VerifiedDescriptor,
+        policy: ImportPolicy,
+    ) -> Result<Admission, StoreError> {
+        let d = &v.descriptor;
+        let name = &d.stack.name;
+        self.check_threshold(v)?;
+        let warnings = self.check_freshness(d, policy.freshness)?;
+        for (_, rec, held) in self.versions()? {
+            if held.stack.name != *name {
+                continue;
+            }
+            if rec.digest == v.digest && held.blobs.iter().all(|b| self.has_blob(&b.digest)) {
+                return Ok(Admission { already_held: true, warnings });
+            }
+            if held.sequence == d.sequence
+                && rec.digest != v.digest
+                && policy.downgrade == Downgrade::Refuse
+            {
+                return Err(StoreError::SequenceConflict {
+                    stack: name.clone(),
+                    sequence: d.sequence,
+                    held: rec.digest,
+                });
+            }
+        }
+        // A delta: every blob it leaves out must be here before anything is written.
+        let missing: Vec<&BlobRecord> =
+            d.expected_blobs().filter(|b| !self.has_blob(&b.digest)).collect();
+        if let Some(first) = missing.first() {
+            let bases: Vec<String> = d.bases.iter().map(|b| b.to_string()).collect();
+            return Err(StoreError::BaseMissing {
+                missing: missing.len(),
+                first: first.digest.clone(),
+                bases: if bases.is_empty() { "(not named)".into() } else { bases.join(", ") },
+            });
+        }
+        let highest = self.highest_sequence(name)?;
+        if d.sequence < highest && policy.downgrade == Downgrade::Refuse {
+            return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, highest });
+        }
+        Ok(Admission { already_held: false, warnings })
+    }
+
+    /// Record `v` as held (complete or not), fill in what `report` says of
+    /// its completeness, and raise the stack's highest sequence. The caller
+    /// holds the lock and has made its blobs durable.
+    pub(crate) fn record_version(
+        &self,
+        v: &VerifiedDescriptor,
+        source: &Path,
+        report: &mut ImportReport,
+    ) -> Result<(), StoreError> {
+        let d = &v.descriptor;
+        let missing: Vec<&BlobRecord> =
+            d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).collect();
         report.bytes_missing = missing.iter().map(|b| b.size).sum();
         // A part is complete when its blobs, and its chunks of blobs not yet
         // whole, are here.
@@ -323,6 +354,6 @@ impl Store {
                 .expect("state serializes");
             write_atomic(&dir, "state.json", &state)?;
         }
-        Ok(report)
+        Ok(())
     }
 }

@@ -5,6 +5,8 @@
 //!   lock                      held exclusively while the store changes
 //!   blobs/sha256/<hex>        verified blobs, named by digest
 //!   staging/                  blobs being written; moved into blobs/ once verified
+//!   staging/chunks/<hex>/<offset>  verified chunks of a blob split across media parts
+//!   staging/partial/<hex>     a blob being pulled over a link, unverified until whole
 //!   trust/<keyid>.pub         trusted public keys (SPKI PEM)
 //!   stacks/<name>/versions/<version>.json   one record per complete stack version
 //!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
@@ -27,10 +29,11 @@ use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
 mod fsutil;
 mod history;
 mod import;
+mod partial;
 
 use fsutil::{create_dirs, io_err, write_atomic};
 pub use history::{GcReport, History, HistoryEntry, Outcome};
-pub use import::{Downgrade, Freshness, ImportPolicy, ImportReport};
+pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +276,7 @@ impl Store {
         }
     }
 
-    fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs/sha256")
     }
 
@@ -565,10 +568,11 @@ impl Store {
             report.blobs_checked += 1;
         }
         progress.finish();
-        // Verified chunks waiting for their other parts are progress, not leftovers.
+        // Verified chunks waiting for their other parts, and partial blobs
+        // of a pull that will resume, are progress, not leftovers.
         report.staging_leftovers = read_dir_sorted(&self.root.join("staging"))?
             .into_iter()
-            .filter(|p| !p.ends_with("chunks"))
+            .filter(|p| !p.ends_with("chunks") && !p.ends_with("partial"))
             .collect();
         for (_, _, d) in self.versions()? {
             let missing = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).count();

@@ -54,6 +54,32 @@ enum Cmd {
         #[arg(long)]
         require_fresh: bool,
     },
+    /// Fetch a bundle published with `tender-shore publish` from a registry:
+    /// verify its signature, then fetch only the blobs the store lacks,
+    /// resuming inside a blob after a drop or a restart, and merge them.
+    Pull {
+        /// REGISTRY/REPO:TAG.
+        reference: String,
+        /// Average rate not to exceed, in bytes per second (e.g. 256k; K, M,
+        /// G are powers of 1024).
+        #[arg(long, value_name = "RATE", value_parser = tender_cli::parse_size)]
+        limit_rate: Option<u64>,
+        /// Print how many bytes the pull would fetch, and stop.
+        #[arg(long)]
+        estimate: bool,
+        /// Accept a bundle older (lower sequence) than one already imported.
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Refuse a bundle past its expiry (default: merge it with a warning).
+        #[arg(long)]
+        require_fresh: bool,
+        /// Use plain HTTP for this registry (repeatable; loopback always may).
+        #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+        insecure: Vec<String>,
+        /// Docker-style auth file; default: ~/.docker/config.json.
+        #[arg(long)]
+        authfile: Option<PathBuf>,
+    },
     /// Stacks and versions held.
     List,
     /// Push a stored version's images into the ship's registry (for ships
@@ -237,6 +263,87 @@ fn bundles_at(path: &Path) -> Result<Vec<PathBuf>> {
         path.display()
     );
     Ok(found)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pull(
+    store: &Store,
+    reference: &str,
+    limit_rate: Option<u64>,
+    estimate: bool,
+    policy: ImportPolicy,
+    insecure: Vec<String>,
+    authfile: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let target = tender_registry::Target::parse(reference)?;
+    let args = RegistryArgs { registry: target.host.clone(), insecure, authfile };
+    let registry =
+        tender_registry::Registry::new(&target.host, &args.target().transport, args.auth()?)?;
+    if estimate {
+        let plan = registry
+            .pull_estimate(store, &target, policy)
+            .with_context(|| format!("estimating a pull of {target}"))?;
+        if json {
+            print_json(&plan);
+        } else if plan.already_held {
+            println!("{} {} is already held: a pull fetches nothing", plan.stack, plan.version);
+        } else {
+            println!(
+                "pulling {} {} (sequence {}) would fetch {} ({} bytes) in {} blobs; {} already held{}",
+                plan.stack,
+                plan.version,
+                plan.sequence,
+                human(plan.bytes_needed),
+                plan.bytes_needed,
+                plan.blobs_needed,
+                human(plan.bytes_held),
+                if plan.bytes_partial > 0 {
+                    format!(", {} already partly fetched", human(plan.bytes_partial))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for w in &plan.warnings {
+            eprintln!("warning: {target}: {w}");
+        }
+        return Ok(());
+    }
+    let bar = Bar::new(json);
+    let options = tender_registry::PullOptions { policy, limit_rate };
+    let (_, r) = registry
+        .pull(store, &target, &options, &bar)
+        .with_context(|| format!("pulling {target}"))?;
+    for w in &r.import.warnings {
+        eprintln!("warning: {target}: {w}");
+    }
+    if json {
+        print_json(&r);
+    } else if r.import.already_imported {
+        println!(
+            "{} {} (sequence {}) is already held: nothing fetched",
+            r.import.stack, r.import.version, r.import.sequence
+        );
+    } else {
+        println!(
+            "pulled {} {} (sequence {}) from {target}: {} new in {} blobs ({} over the link{}), {} already held, in {:.1} s",
+            r.import.stack,
+            r.import.version,
+            r.import.sequence,
+            human(r.import.bytes_new),
+            r.import.blobs_new,
+            human(r.bytes_fetched),
+            if r.bytes_resumed > 0 {
+                format!(", resumed from {} kept", human(r.bytes_resumed))
+            } else {
+                String::new()
+            },
+            human(r.import.bytes_held),
+            r.seconds
+        );
+    }
+    Ok(())
 }
 
 fn import_all(
@@ -494,6 +601,26 @@ fn run(cli: Cli) -> Result<i32> {
                     print_json(&reports);
                 }
             }
+        }
+        Cmd::Pull {
+            reference,
+            limit_rate,
+            estimate,
+            allow_downgrade,
+            require_fresh,
+            insecure,
+            authfile,
+        } => {
+            let store = Store::open(&cli.store)?;
+            let policy = ImportPolicy {
+                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+                freshness: if require_fresh {
+                    Freshness::RequireFresh
+                } else {
+                    Freshness::WarnIfExpired
+                },
+            };
+            pull(&store, &reference, limit_rate, estimate, policy, insecure, authfile, json)?;
         }
         Cmd::Load { stack, version, registry } => {
             let store = Store::open(&cli.store)?;

@@ -11,9 +11,9 @@ use serde_json::json;
 use tender_bundle::{Descriptor, Signatures, read_descriptor_bytes, signing_message};
 use tender_cli::{Bar, detached_sig_path, fail, human, print_json};
 use tender_keys::SigningKey;
-use tender_registry::{RegistrySource, Transport};
+use tender_registry::{Registry, RegistrySource, Target, Transport};
 use tender_stack::delta::Base;
-use tender_stack::{PackOptions, Plan, StackFile, pack};
+use tender_stack::{PackOptions, PackReport, Plan, StackFile, pack};
 
 #[derive(Parser)]
 #[command(
@@ -50,44 +50,98 @@ enum Cmd {
     Pack {
         /// The stack file (YAML).
         stack: PathBuf,
-        /// Private key file; default: the key in $TENDER_SIGNING_KEY.
-        #[arg(long)]
-        key: Option<PathBuf>,
         /// Output bundle; default: NAME-VERSION.tender.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Sequence number (monotonic per stack); default: now, in Unix seconds.
-        #[arg(long)]
-        sequence: Option<u64>,
         /// Split into media parts of at most SIZE (e.g. 3900M for FAT32
         /// sticks; K, M, G are powers of 1024): OUT.001, OUT.002, ...
         #[arg(long, value_name = "SIZE", value_parser = tender_cli::parse_size)]
         split: Option<u64>,
-        /// Make a delta: leave out what this base holds (an earlier bundle or
-        /// part, a stack descriptor, or a ship's inventory). Repeatable.
-        #[arg(long)]
-        base: Vec<PathBuf>,
-        /// The bundle goes stale after this time (RFC 3339, e.g.
-        /// 2027-06-01T00:00:00Z); ships warn, and refuse with --require-fresh.
-        #[arg(long, conflicts_with = "expires_in", value_parser = parse_time)]
-        expires: Option<std::time::SystemTime>,
-        /// The bundle goes stale this long after packing (e.g. 180days).
-        #[arg(long, value_parser = parse_duration)]
-        expires_in: Option<std::time::Duration>,
-        /// A ship's public key (from `tender-ship keygen`): inventories given
-        /// as --base must be signed by one of these. Repeatable.
-        #[arg(long = "ship-key", value_name = "SHIP.pub")]
-        ship_keys: Vec<PathBuf>,
         /// Print what the bundle would carry, per image and blob, and stop.
         #[arg(long)]
         estimate: bool,
-        /// Use plain HTTP for this registry (repeatable; loopback always may).
-        #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
-        insecure: Vec<String>,
-        /// Docker-style auth file for registries; default: ~/.docker/config.json.
-        #[arg(long)]
-        authfile: Option<PathBuf>,
+        #[command(flatten)]
+        args: PackArgs,
     },
+    /// Push a bundle to an OCI registry as an artifact, for ships to
+    /// `tender-ship pull`. Given a stack file, packs it first (the same
+    /// options as `pack`). Blobs the repository holds are not pushed again.
+    Publish {
+        /// A bundle, or a stack file (YAML) to pack.
+        input: PathBuf,
+        /// Where: REGISTRY/REPO:TAG.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        args: PackArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct PackArgs {
+    /// Private key file; default: the key in $TENDER_SIGNING_KEY.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Sequence number (monotonic per stack); default: now, in Unix seconds.
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// Make a delta: leave out what this base holds (an earlier bundle or
+    /// part, a stack descriptor, or a ship's inventory). Repeatable.
+    #[arg(long)]
+    base: Vec<PathBuf>,
+    /// The bundle goes stale after this time (RFC 3339, e.g.
+    /// 2027-06-01T00:00:00Z); ships warn, and refuse with --require-fresh.
+    #[arg(long, conflicts_with = "expires_in", value_parser = parse_time)]
+    expires: Option<std::time::SystemTime>,
+    /// The bundle goes stale this long after packing (e.g. 180days).
+    #[arg(long, value_parser = parse_duration)]
+    expires_in: Option<std::time::Duration>,
+    /// A ship's public key (from `tender-ship keygen`): inventories given
+    /// as --base must be signed by one of these. Repeatable.
+    #[arg(long = "ship-key", value_name = "SHIP.pub")]
+    ship_keys: Vec<PathBuf>,
+    /// Use plain HTTP for this registry (repeatable; loopback always may).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure: Vec<String>,
+    /// Docker-style auth file for registries; default: ~/.docker/config.json.
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+}
+
+impl PackArgs {
+    fn transport(&self) -> Transport {
+        if self.insecure.is_empty() {
+            Transport::TlsExceptLoopback
+        } else {
+            Transport::PlainHttpFor(self.insecure.clone())
+        }
+    }
+
+    fn base(&self) -> Result<Option<Base>> {
+        if self.base.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for k in &self.ship_keys {
+            let pem = fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?;
+            keys.push(
+                tender_keys::PublicKey::from_pem(&pem)
+                    .with_context(|| format!("reading {}", k.display()))?,
+            );
+        }
+        let mut b = Base::default();
+        for p in &self.base {
+            b.add(p, &keys)?;
+        }
+        Ok(Some(b))
+    }
+
+    /// Resolve the stack; images no `sources` entry covers come from their
+    /// registries, with fetched blobs cached in `cache_in`, then removed.
+    fn plan(&self, file: StackFile, cache_in: &Path) -> Result<Plan> {
+        let registries = RegistrySource::new(self.transport(), self.authfile.clone(), cache_in)?;
+        Ok(Plan::resolve(file, vec![Box::new(registries)])?)
+    }
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
@@ -175,126 +229,156 @@ fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn estimate(plan: &Plan, base: Option<&Base>, json: bool) {
+    let rows = plan.estimate(base);
+    let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
+    let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
+    if json {
+        print_json(&json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows}));
+        return;
+    }
+    for r in &rows {
+        println!(
+            "{:>10}  {:<7} {}  {}  {}",
+            human(r.size),
+            if r.carried { "carry" } else { "held" },
+            &r.digest.hex()[..12],
+            r.media_type,
+            r.source
+        );
+    }
+    println!("would carry {} ({} bytes); the ship holds {}", human(carried), carried, human(held));
+}
+
+/// Pack `stack` into `out`; prints the report unless `quiet`.
+fn pack_to(
+    stack: &Path,
+    out: Option<PathBuf>,
+    split: Option<u64>,
+    args: &PackArgs,
+    json: bool,
+    quiet: bool,
+) -> Result<PackReport> {
+    let key = load_key(args.key.as_deref())?;
+    let base = args.base()?;
+    let file = StackFile::load(stack)?;
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let plan = args.plan(file, &out_dir)?;
+    let bar = Bar::new(json);
+    let now = std::time::SystemTime::now();
+    let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
+    let options =
+        PackOptions { sequence: args.sequence, created: Some(now), split, base, expires };
+    let report = pack(&plan, &key, &options, &out, &bar)
+        .with_context(|| format!("packing {}", out.display()))?;
+    if quiet {
+        return Ok(report);
+    }
+    if json {
+        print_json(&report);
+    } else {
+        if report.files.len() > 1 {
+            for f in &report.files {
+                eprintln!("wrote {}", f.display());
+            }
+        }
+        println!(
+            "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
+            report.stack,
+            report.version,
+            report.sequence,
+            report.path.display(),
+            report.images,
+            report.blobs,
+            human(report.bytes),
+            report.descriptor_digest
+        );
+        if report.expected_blobs > 0 {
+            println!(
+                "delta: leaves out {} blobs ({}) the ship holds",
+                report.expected_blobs,
+                human(report.expected_bytes)
+            );
+        }
+    }
+    Ok(report)
+}
+
+fn is_stack_file(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+fn publish(input: &Path, to: &str, args: &PackArgs, json: bool) -> Result<()> {
+    let target = Target::parse(to)?;
+    // A stack file is packed into a temporary bundle first (removed after).
+    let tmp;
+    let bundle = if is_stack_file(input) {
+        tmp = tempfile::Builder::new()
+            .prefix(".tender-publish-")
+            .tempdir()
+            .context("making a temporary directory")?;
+        let out = tmp.path().join("bundle.tender");
+        pack_to(input, Some(out.clone()), None, args, json, true)?;
+        out
+    } else {
+        input.to_owned()
+    };
+    let detached = tender_cli::detached_signatures(&bundle)?;
+    let auth = match &args.authfile {
+        Some(p) => tender_registry::auth_from_file(p, &target.host)?,
+        None => match std::env::var_os("HOME") {
+            Some(h) => tender_registry::auth_from_file(
+                &PathBuf::from(h).join(".docker/config.json"),
+                &target.host,
+            )?,
+            None => tender_registry::RegistryAuth::Anonymous,
+        },
+    };
+    let registry = Registry::new(&target.host, &args.transport(), auth)?;
+    let bar = Bar::new(json);
+    let r = registry
+        .publish(&bundle, &detached, &target.repo, &target.tag, &bar)
+        .with_context(|| format!("publishing {} to {target}", input.display()))?;
+    if json {
+        print_json(&r);
+    } else {
+        println!(
+            "published {} {} (sequence {}) as {} ({}): {} pushed in {} blobs, {} already there in {} blobs\ndescriptor {}",
+            r.stack,
+            r.version,
+            r.sequence,
+            r.reference,
+            r.manifest,
+            human(r.bytes_pushed),
+            r.blobs_pushed,
+            human(r.bytes_present),
+            r.blobs_present,
+            r.descriptor
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Keygen { out } => keygen(&out, cli.json),
         Cmd::Sign { bundle, key } => sign(&bundle, key.as_deref(), cli.json),
-        Cmd::Pack {
-            stack,
-            key,
-            out,
-            sequence,
-            split,
-            base,
-            expires,
-            expires_in,
-            ship_keys,
-            estimate,
-            insecure,
-            authfile,
-        } => {
-            (|| {
-                let key = if estimate { None } else { Some(load_key(key.as_deref())?) };
-                let base = if base.is_empty() {
-                    None
-                } else {
-                    let mut keys = Vec::new();
-                    for k in &ship_keys {
-                        let pem = fs::read_to_string(k)
-                            .with_context(|| format!("reading {}", k.display()))?;
-                        keys.push(
-                            tender_keys::PublicKey::from_pem(&pem)
-                                .with_context(|| format!("reading {}", k.display()))?,
-                        );
-                    }
-                    let mut b = Base::default();
-                    for p in &base {
-                        b.add(p, &keys)?;
-                    }
-                    Some(b)
-                };
-                let file = StackFile::load(&stack)?;
-                let out = out.unwrap_or_else(|| {
-                    PathBuf::from(format!("{}-{}.tender", file.name, file.version))
-                });
-                // Images no `sources` entry covers come from their registries;
-                // fetched blobs are cached beside the output, then removed.
-                let transport = if insecure.is_empty() {
-                    Transport::TlsExceptLoopback
-                } else {
-                    Transport::PlainHttpFor(insecure)
-                };
-                let out_dir = match out.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                    _ => PathBuf::from("."),
-                };
-                let registries = RegistrySource::new(transport, authfile, &out_dir)?;
-                let plan = Plan::resolve(file, vec![Box::new(registries)])?;
-                if estimate {
-                    let rows = plan.estimate(base.as_ref());
-                    let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
-                    let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
-                    if cli.json {
-                        print_json(
-                            &json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows}),
-                        );
-                    } else {
-                        for r in &rows {
-                            println!(
-                                "{:>10}  {:<7} {}  {}  {}",
-                                human(r.size),
-                                if r.carried { "carry" } else { "held" },
-                                &r.digest.hex()[..12],
-                                r.media_type,
-                                r.source
-                            );
-                        }
-                        println!(
-                            "would carry {} ({} bytes); the ship holds {}",
-                            human(carried),
-                            carried,
-                            human(held)
-                        );
-                    }
-                    return Ok(());
-                }
-                let key = key.expect("loaded unless estimating");
-                let bar = Bar::new(cli.json);
-                let now = std::time::SystemTime::now();
-                let expires = expires.or_else(|| expires_in.map(|d| now + d));
-                let options = PackOptions { sequence, created: Some(now), split, base, expires };
-                let report = pack(&plan, &key, &options, &out, &bar)
-                    .with_context(|| format!("packing {}", out.display()))?;
-                if cli.json {
-                    print_json(&report);
-                } else {
-                    if report.files.len() > 1 {
-                        for f in &report.files {
-                            eprintln!("wrote {}", f.display());
-                        }
-                    }
-                    println!(
-                        "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
-                        report.stack,
-                        report.version,
-                        report.sequence,
-                        report.path.display(),
-                        report.images,
-                        report.blobs,
-                        human(report.bytes),
-                        report.descriptor_digest
-                    );
-                    if report.expected_blobs > 0 {
-                        println!(
-                            "delta: leaves out {} blobs ({}) the ship holds",
-                            report.expected_blobs,
-                            human(report.expected_bytes)
-                        );
-                    }
-                }
-                Ok(())
-            })()
+        Cmd::Publish { input, to, args } => publish(&input, &to, &args, cli.json),
+        Cmd::Pack { stack, out, split, estimate: true, args } => (|| {
+            let _ = (out, split);
+            let base = args.base()?;
+            let plan = args.plan(StackFile::load(&stack)?, Path::new("."))?;
+            estimate(&plan, base.as_ref(), cli.json);
+            Ok(())
+        })(),
+        Cmd::Pack { stack, out, split, estimate: false, args } => {
+            pack_to(&stack, out, split, &args, cli.json, false).map(|_| ())
         }
     };
     if let Err(e) = res {

@@ -1,0 +1,804 @@
+//! Thin links: a bundle published to an OCI registry as an artifact, and
+//! pulled from there into the ship's store blob by blob. A pull fetches
+//! only what the store lacks, resumes inside a blob (HTTP Range) after a
+//! dropped connection or a killed process, and can be held under a rate cap.
+//!
+//! The artifact is an OCI image manifest (`docs/links.md`): its config is
+//! the signed descriptor, its first layer the signatures, and the other
+//! layers every blob the bundle carries (listed so the registry keeps them).
+//! A pull trusts nothing of it but the descriptor's signature: the blob list
+//! it fetches is the signed one.
+
+use std::fs::File;
+use std::io::{Read, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use oci_client::RegistryOperation;
+use oci_client::client::BlobResponse;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_SIGNATURES_BYTES};
+use tender_bundle::{
+    BlobRecord, Descriptor, Digest, EntryName, Progress, Signatures, VerifiedDescriptor,
+};
+use tender_keys::Signature;
+use tender_store::{ImportPolicy, ImportReport, Store};
+
+use crate::{Registry, RegistryError};
+
+/// `artifactType` of a published bundle.
+pub const ARTIFACT_TYPE: &str = "application/vnd.tender.bundle.v1";
+/// Media type of the artifact's config: the signed descriptor.
+pub const DESCRIPTOR_MEDIA_TYPE: &str = "application/vnd.tender.descriptor.v1+json";
+/// Media type of the artifact's first layer: the signatures.
+pub const SIGNATURES_MEDIA_TYPE: &str = "application/vnd.tender.signatures.v1+json";
+/// Media type under which the bundle's blobs are listed in the artifact.
+/// Their real types are in the signed descriptor; a neutral type keeps
+/// registries from treating an image manifest listed as a layer as a
+/// manifest reference.
+pub const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Largest artifact manifest read (100,000 blobs of ~150 bytes each).
+const MAX_ARTIFACT_BYTES: usize = 16 << 20;
+
+/// Failed attempts in a row, none of which gained a byte, before a pull
+/// gives up (what it fetched stays in staging for a rerun).
+pub const PULL_ATTEMPTS: u32 = 6;
+/// The first wait after a failure; each failure without progress doubles
+/// it, up to [`MAX_BACKOFF`]. A failure after progress waits this again.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// `REGISTRY/REPO:TAG`, split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `host[:port]`.
+    pub host: String,
+    /// Repository path.
+    pub repo: String,
+    /// Tag.
+    pub tag: String,
+}
+
+impl Target {
+    /// Parse `REGISTRY/REPO:TAG` (the registry part is required: a bundle
+    /// never goes to Docker Hub by default).
+    pub fn parse(s: &str) -> Result<Target, RegistryError> {
+        let bad = |reason: &str| RegistryError::BadReference {
+            reference: s.into(),
+            reason: reason.into(),
+        };
+        let (host, _) = s.split_once('/').ok_or_else(|| bad("expected REGISTRY/REPO:TAG"))?;
+        if !(host.contains('.') || host.contains(':') || host == "localhost") {
+            return Err(bad("the first part must be a registry host (HOST or HOST:PORT)"));
+        }
+        let r: oci_client::Reference =
+            s.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
+        if r.digest().is_some() {
+            return Err(bad("name a tag, not a digest"));
+        }
+        Ok(Target {
+            host: host.into(),
+            repo: r.repository().into(),
+            tag: r.tag().unwrap_or("latest").into(),
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.host, self.repo, self.tag)
+    }
+}
+
+/// What `publish` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublishReport {
+    /// Where it went.
+    pub reference: String,
+    /// Digest of the artifact manifest.
+    pub manifest: Digest,
+    /// Digest of the descriptor (the bundle version's identity).
+    pub descriptor: Digest,
+    /// Stack.
+    pub stack: String,
+    /// Version.
+    pub version: String,
+    /// Sequence.
+    pub sequence: u64,
+    /// Blobs uploaded.
+    pub blobs_pushed: usize,
+    /// Their bytes.
+    pub bytes_pushed: u64,
+    /// Blobs the registry already held (not uploaded again).
+    pub blobs_present: usize,
+    /// Their bytes.
+    pub bytes_present: u64,
+}
+
+/// Where each blob's bytes lie in a bundle file.
+struct BundleIndex {
+    raw: Vec<u8>,
+    signatures: Vec<Signature>,
+    descriptor: Descriptor,
+    /// (digest, offset of its data, size).
+    blobs: Vec<(Digest, u64, u64)>,
+}
+
+fn read_limited(r: impl Read, limit: u64, what: &str, path: &Path) -> Result<Vec<u8>, RegistryError> {
+    let mut v = Vec::new();
+    r.take(limit + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| RegistryError::Io { path: path.into(), source: e })?;
+    if v.len() as u64 > limit {
+        return Err(RegistryError::NotABundle {
+            what: path.display().to_string(),
+            reason: format!("{what} is larger than {limit} bytes"),
+        });
+    }
+    Ok(v)
+}
+
+fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
+    let io = |e| RegistryError::Io { path: path.into(), source: e };
+    let not = |reason: String| RegistryError::NotABundle { what: path.display().to_string(), reason };
+    let f = File::open(path).map_err(io)?;
+    let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 16, f));
+    let (mut raw, mut sigs) = (None, None);
+    let mut blobs = Vec::new();
+    for entry in archive.entries().map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = EntryName::parse(&entry.path_bytes()).map_err(|e| not(e.to_string()))?;
+        match name {
+            EntryName::Descriptor => {
+                raw = Some(read_limited(entry, MAX_DESCRIPTOR_BYTES, "the descriptor", path)?)
+            }
+            EntryName::Signatures => {
+                sigs = Some(read_limited(entry, MAX_SIGNATURES_BYTES, "the signatures", path)?)
+            }
+            EntryName::Blob(d) => blobs.push((d, entry.raw_file_position(), entry.size())),
+            EntryName::Part | EntryName::Chunk(..) => {
+                return Err(not(
+                    "this is one part of a split bundle; publish the whole bundle (pack without --split)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let raw = raw.ok_or_else(|| not("no tender/descriptor.json".into()))?;
+    let sigs = sigs.ok_or_else(|| not("no tender/signatures.json".into()))?;
+    let descriptor = Descriptor::parse(&raw)?;
+    let signatures = Signatures::parse(&sigs)?.signatures;
+    Ok(BundleIndex { raw, signatures, descriptor, blobs })
+}
+
+impl Registry {
+    /// Publish the bundle file `bundle` (with extra detached signatures) as
+    /// an OCI artifact at `repo:tag`. Blobs the registry already holds in
+    /// that repository are not uploaded again (one HEAD each).
+    pub fn publish(
+        &self,
+        bundle: &Path,
+        detached: &[Signature],
+        repo: &str,
+        tag: &str,
+        progress: &dyn Progress,
+    ) -> Result<PublishReport, RegistryError> {
+        let mut b = index_bundle(bundle)?;
+        b.signatures.extend(detached.iter().cloned());
+        let d = &b.descriptor;
+        let carried: Vec<&BlobRecord> = d.blobs.iter().filter(|x| x.part != 0).collect();
+        let mut located = Vec::with_capacity(carried.len());
+        for blob in &carried {
+            let Some((_, offset, size)) = b.blobs.iter().find(|(dg, ..)| *dg == blob.digest)
+            else {
+                return Err(RegistryError::NotABundle {
+                    what: bundle.display().to_string(),
+                    reason: format!("blob {} is listed but not carried", blob.digest),
+                });
+            };
+            if *size != blob.size {
+                return Err(RegistryError::NotABundle {
+                    what: bundle.display().to_string(),
+                    reason: format!("blob {} is {size} bytes, listed as {}", blob.digest, blob.size),
+                });
+            }
+            located.push((blob.digest.clone(), *offset, *size));
+        }
+        let sig_bytes = serde_json::to_vec_pretty(&Signatures { signatures: b.signatures.clone() })
+            .expect("signatures serialize");
+        let descriptor_digest = Digest::of(&b.raw);
+        let sig_digest = Digest::of(&sig_bytes);
+        let layer = |mt: &str, d: &Digest, size: u64| {
+            serde_json::json!({"mediaType": mt, "digest": d, "size": size})
+        };
+        let mut layers = vec![layer(SIGNATURES_MEDIA_TYPE, &sig_digest, sig_bytes.len() as u64)];
+        layers.extend(located.iter().map(|(dg, _, size)| layer(BLOB_MEDIA_TYPE, dg, *size)));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": layer(DESCRIPTOR_MEDIA_TYPE, &descriptor_digest, b.raw.len() as u64),
+            "layers": layers,
+            "annotations": {
+                "org.opencontainers.image.title": format!("{} {}", d.stack.name, d.stack.version),
+                "org.opencontainers.image.created": d.created,
+                "io.tender.stack": d.stack.name.as_str(),
+                "io.tender.version": d.stack.version.as_str(),
+                "io.tender.sequence": d.sequence.to_string(),
+            },
+        });
+        let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let manifest_digest = Digest::of(&manifest);
+
+        let pushed = AtomicUsize::new(0);
+        let pushed_bytes = AtomicU64::new(0);
+        let present = AtomicUsize::new(0);
+        let present_bytes = AtomicU64::new(0);
+        progress.start("publish", located.iter().map(|(_, _, s)| s).sum());
+        let tagged = self.reference(repo, Some(tag), None);
+        self.rt.block_on(async {
+            self.client
+                .auth(&tagged, &self.auth, RegistryOperation::Push)
+                .await
+                .map_err(self.err(format!("authenticating for {repo}")))?;
+            let small = [(&descriptor_digest, b.raw.clone()), (&sig_digest, sig_bytes.clone())];
+            for (dg, bytes) in small {
+                if !self
+                    .client
+                    .blob_exists(&tagged, dg.as_str())
+                    .await
+                    .map_err(self.err(format!("checking blob {dg}")))?
+                {
+                    self.client
+                        .push_blob(&tagged, bytes, dg.as_str())
+                        .await
+                        .map_err(self.err(format!("pushing blob {dg}")))?;
+                }
+            }
+            stream::iter(located.iter().map(Ok::<_, RegistryError>))
+                .try_for_each_concurrent(self.concurrency, |(digest, offset, size)| {
+                    let (r, pushed, pushed_bytes, present, present_bytes) =
+                        (&tagged, &pushed, &pushed_bytes, &present, &present_bytes);
+                    async move {
+                        let exists = self
+                            .client
+                            .blob_exists(r, digest.as_str())
+                            .await
+                            .map_err(self.err(format!("checking blob {digest}")))?;
+                        if exists {
+                            present.fetch_add(1, Ordering::Relaxed);
+                            present_bytes.fetch_add(*size, Ordering::Relaxed);
+                            progress.advance(*size);
+                            return Ok(());
+                        }
+                        let io = |e| RegistryError::Io { path: bundle.into(), source: e };
+                        let mut file = tokio::fs::File::open(bundle).await.map_err(io)?;
+                        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+                        file.seek(SeekFrom::Start(*offset)).await.map_err(io)?;
+                        let body =
+                            tokio_util::io::ReaderStream::with_capacity(file.take(*size), 1 << 20)
+                                .map_err(oci_client::errors::OciDistributionError::from);
+                        // The registry checks the digest of what arrives.
+                        self.client
+                            .push_blob_stream(r, body, digest.as_str(), Some(*size))
+                            .await
+                            .map_err(self.err(format!(
+                                "pushing blob {digest} from {}",
+                                bundle.display()
+                            )))?;
+                        pushed.fetch_add(1, Ordering::Relaxed);
+                        pushed_bytes.fetch_add(*size, Ordering::Relaxed);
+                        progress.advance(*size);
+                        Ok(())
+                    }
+                })
+                .await?;
+            self.client
+                .push_manifest_raw(&tagged, manifest, OCI_MANIFEST.parse().expect("valid header"))
+                .await
+                .map_err(self.err(format!("pushing the artifact manifest as {repo}:{tag}")))?;
+            Ok::<_, RegistryError>(())
+        })?;
+        progress.finish();
+        Ok(PublishReport {
+            reference: format!("{}/{repo}:{tag}", self.host),
+            manifest: manifest_digest,
+            descriptor: descriptor_digest,
+            stack: d.stack.name.to_string(),
+            version: d.stack.version.to_string(),
+            sequence: d.sequence,
+            blobs_pushed: pushed.into_inner(),
+            bytes_pushed: pushed_bytes.into_inner(),
+            blobs_present: present.into_inner(),
+            bytes_present: present_bytes.into_inner(),
+        })
+    }
+}
+
+/// How a pull treats the store and the link.
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    /// Downgrade and freshness rules, as for an import.
+    pub policy: ImportPolicy,
+    /// Average bytes per second not to exceed (None: as fast as the link goes).
+    pub limit_rate: Option<u64>,
+}
+
+/// What a pull would fetch (`--estimate`), or did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PullPlan {
+    /// Stack.
+    pub stack: String,
+    /// Version.
+    pub version: String,
+    /// Sequence.
+    pub sequence: u64,
+    /// Descriptor digest.
+    pub descriptor: Digest,
+    /// The store already holds this version whole.
+    pub already_held: bool,
+    /// Blobs to fetch.
+    pub blobs_needed: usize,
+    /// Bytes still to fetch (partial blobs kept from an earlier run count
+    /// only for what they lack).
+    pub bytes_needed: u64,
+    /// Bytes of partial blobs already in staging.
+    pub bytes_partial: u64,
+    /// Blobs the store holds already (including a delta's base).
+    pub blobs_held: usize,
+    /// Their bytes.
+    pub bytes_held: u64,
+    /// Warnings (an expired bundle, a clock set back).
+    pub warnings: Vec<String>,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PullReport {
+    /// The merge, as an import reports it.
+    #[serde(flatten)]
+    pub import: ImportReport,
+    /// Where it came from.
+    pub reference: String,
+    /// Blob bytes received over the link in this run.
+    pub bytes_fetched: u64,
+    /// Bytes of partial blobs this run started from.
+    pub bytes_resumed: u64,
+    /// Requests that resumed a blob from an offset (after a drop or a kill).
+    pub resumed_requests: u32,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Keeps the average rate at or under a cap; never banks credit for time
+/// spent waiting, so a pause is not followed by a burst.
+struct Pace {
+    rate: Option<u64>,
+    start: tokio::time::Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    async fn take(&mut self, n: u64) {
+        let Some(rate) = self.rate else { return };
+        self.bytes += n;
+        let due = self.start + Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        let now = tokio::time::Instant::now();
+        if due > now {
+            tokio::time::sleep_until(due).await;
+        } else {
+            // Behind schedule (a retry's wait): the past does not count.
+            self.start = now - Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        }
+    }
+}
+
+struct Fetched {
+    raw: Vec<u8>,
+    signatures: Vec<Signature>,
+}
+
+impl Registry {
+    fn blob_ref(&self, t: &Target, d: &str) -> oci_client::Reference {
+        oci_client::Reference::with_digest(self.host.clone(), t.repo.clone(), d.into())
+    }
+
+    /// Retry `f` with doubling waits ([`PULL_ATTEMPTS`] attempts).
+    async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let mut wait = FIRST_BACKOFF;
+        let mut n = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if n + 1 >= PULL_ATTEMPTS => {
+                    return Err(RegistryError::GaveUp {
+                        registry: self.host.clone(),
+                        what: what.into(),
+                        attempts: n + 1,
+                        kept: 0,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    n += 1;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// A small blob, whole, checked against its digest.
+    async fn fetch_small(
+        &self,
+        t: &Target,
+        digest: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let r = self.blob_ref(t, digest);
+        let s = self
+            .client
+            .pull_blob_stream(&r, digest)
+            .await
+            .map_err(self.err(format!("fetching blob {digest}")))?;
+        let mut out = Vec::new();
+        let mut body = s.stream;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Registry {
+                registry: self.host.clone(),
+                what: format!("fetching blob {digest}"),
+                reason: e.to_string(),
+            })?;
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > limit {
+                return Err(RegistryError::NotABundle {
+                    what: t.to_string(),
+                    reason: format!("blob {digest} is larger than {limit} bytes"),
+                });
+            }
+        }
+        let actual = Digest::from_hasher(Sha256::new_with_prefix(&out));
+        if actual.as_str() != digest {
+            return Err(tender_bundle::BundleError::DigestMismatch {
+                entry: format!("{t} blob"),
+                expected: digest.parse()?,
+                actual,
+            }
+            .into());
+        }
+        Ok(out)
+    }
+
+    /// The artifact's descriptor and signatures (unverified: the caller
+    /// verifies before parsing).
+    async fn fetch_artifact(&self, t: &Target) -> Result<Fetched, RegistryError> {
+        let tagged = self.reference(&t.repo, Some(&t.tag), None);
+        let not = |reason: String| RegistryError::NotABundle { what: t.to_string(), reason };
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&tagged, &self.auth, &[OCI_MANIFEST])
+            .await
+            .map_err(self.err(format!("fetching {t}")))?;
+        if bytes.len() > MAX_ARTIFACT_BYTES {
+            return Err(not(format!("the manifest is larger than {MAX_ARTIFACT_BYTES} bytes")));
+        }
+        let m: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| not(format!("manifest: {e}")))?;
+        let desc = |v: &serde_json::Value, mt: &str, limit: u64| -> Result<String, RegistryError> {
+            if v["mediaType"] != mt {
+                return Err(not(format!(
+                    "not a tender bundle: expected {mt}, found {}",
+                    v["mediaType"]
+                )));
+            }
+            let size = v["size"].as_u64().ok_or_else(|| not("a descriptor has no size".into()))?;
+            if size > limit {
+                return Err(not(format!("{mt} is {size} bytes, over the limit of {limit}")));
+            }
+            let d = v["digest"].as_str().ok_or_else(|| not("a descriptor has no digest".into()))?;
+            Ok(d.parse::<Digest>()?.to_string())
+        };
+        let config = desc(&m["config"], DESCRIPTOR_MEDIA_TYPE, MAX_DESCRIPTOR_BYTES)?;
+        let sigs = desc(&m["layers"][0], SIGNATURES_MEDIA_TYPE, MAX_SIGNATURES_BYTES)?;
+        let raw = self.fetch_small(t, &config, MAX_DESCRIPTOR_BYTES).await?;
+        let sigs = self.fetch_small(t, &sigs, MAX_SIGNATURES_BYTES).await?;
+        Ok(Fetched { raw, signatures: Signatures::parse(&sigs)?.signatures })
+    }
+
+    /// Fetch the descriptor at `t`, verify it against the store's trust,
+    /// and check it may be merged; returns it and the plan of what to fetch.
+    fn prepare_pull(
+        &self,
+        store: &Store,
+        t: &Target,
+        policy: ImportPolicy,
+    ) -> Result<(VerifiedDescriptor, PullPlan), RegistryError> {
+        let trust = store.trust()?;
+        let fetched = self.rt.block_on(async {
+            let tagged = self.reference(&t.repo, Some(&t.tag), None);
+            self.retrying(&format!("fetching {t}"), || async {
+                self.client
+                    .auth(&tagged, &self.auth, RegistryOperation::Pull)
+                    .await
+                    .map_err(self.err(format!("authenticating for {}", t.repo)))?;
+                self.fetch_artifact(t).await
+            })
+            .await
+        });
+        let fetched = match fetched {
+            // A registry that answered, but not with a bundle, is not retried into a "gave up".
+            Err(RegistryError::GaveUp { reason, .. }) => {
+                return Err(RegistryError::Registry {
+                    registry: self.host.clone(),
+                    what: format!("fetching {t}"),
+                    reason,
+                });
+            }
+            other => other?,
+        };
+        let v = VerifiedDescriptor::verify(fetched.raw, fetched.signatures, &trust)?;
+        let admission = store.admit(&v, policy)?;
+        let d = &v.descriptor;
+        let partials = store.partials()?;
+        let mut plan = PullPlan {
+            stack: d.stack.name.to_string(),
+            version: d.stack.version.to_string(),
+            sequence: d.sequence,
+            descriptor: v.digest.clone(),
+            already_held: admission.already_held,
+            blobs_needed: 0,
+            bytes_needed: 0,
+            bytes_partial: 0,
+            blobs_held: 0,
+            bytes_held: 0,
+            warnings: admission.warnings,
+        };
+        for b in &d.blobs {
+            if store.has_blob(&b.digest) {
+                plan.blobs_held += 1;
+                plan.bytes_held += b.size;
+            } else {
+                let have = partials
+                    .iter()
+                    .find(|(p, _)| *p == b.digest)
+                    .map_or(0, |(_, n)| (*n).min(b.size));
+                plan.blobs_needed += 1;
+                plan.bytes_needed += b.size - have;
+                plan.bytes_partial += have;
+            }
+        }
+        Ok((v, plan))
+    }
+
+    /// What pulling `t` into `store` would fetch, without fetching it.
+    pub fn pull_estimate(
+        &self,
+        store: &Store,
+        t: &Target,
+        policy: ImportPolicy,
+    ) -> Result<PullPlan, RegistryError> {
+        Ok(self.prepare_pull(store, t, policy)?.1)
+    }
+
+    /// Pull the bundle at `t` into `store`: verify the descriptor, then
+    /// fetch, verify and merge each blob the store lacks.
+    pub fn pull(
+        &self,
+        store: &Store,
+        t: &Target,
+        options: &PullOptions,
+        progress: &dyn Progress,
+    ) -> Result<(PullPlan, PullReport), RegistryError> {
+        let started = Instant::now();
+        let _lock = store.lock()?;
+        let (v, plan) = self.prepare_pull(store, t, options.policy)?;
+        let d = &v.descriptor;
+        let mut report = PullReport {
+            import: ImportReport {
+                stack: d.stack.name.clone(),
+                version: d.stack.version.clone(),
+                sequence: d.sequence,
+                digest: v.digest.clone(),
+                signed_by: v.signed_by.clone(),
+                already_imported: plan.already_held,
+                blobs_new: 0,
+                bytes_new: 0,
+                blobs_held: plan.blobs_held,
+                bytes_held: plan.bytes_held,
+                part: 1,
+                parts: d.parts,
+                parts_complete: d.parts,
+                bytes_missing: 0,
+                complete: plan.already_held,
+                warnings: plan.warnings.clone(),
+            },
+            reference: t.to_string(),
+            bytes_fetched: 0,
+            bytes_resumed: plan.bytes_partial,
+            resumed_requests: 0,
+            seconds: 0.0,
+        };
+        if plan.already_held {
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok((plan, report));
+        }
+        progress.start("pull", plan.bytes_needed + plan.bytes_partial);
+        progress.advance(plan.bytes_partial);
+        let mut pace =
+            Pace { rate: options.limit_rate, start: tokio::time::Instant::now(), bytes: 0 };
+        let result = self.rt.block_on(async {
+            for blob in d.blobs.iter().filter(|b| !store.has_blob(&b.digest)) {
+                progress.item(blob.digest.as_str());
+                self.fetch_blob(store, t, blob, &mut pace, &mut report, progress).await?;
+                report.import.blobs_new += 1;
+                report.import.bytes_new += blob.size;
+            }
+            Ok::<_, RegistryError>(())
+        });
+        progress.finish();
+        result?;
+        store.record_pulled(&v, Path::new(&t.to_string()), &mut report.import)?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok((plan, report))
+    }
+
+    /// Fetch one blob into its partial file, resuming from what it holds,
+    /// then have the store check and adopt it.
+    async fn fetch_blob(
+        &self,
+        store: &Store,
+        t: &Target,
+        blob: &BlobRecord,
+        pace: &mut Pace,
+        report: &mut PullReport,
+        progress: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let r = self.blob_ref(t, blob.digest.as_str());
+        let partial: PathBuf = store.partial_path(&blob.digest);
+        let mut failures = 0u32;
+        let mut wait = FIRST_BACKOFF;
+        let mut refetched = false;
+        loop {
+            let (mut file, mut have) = store.open_partial(blob)?;
+            if have == blob.size {
+                match store.adopt_partial(blob) {
+                    Ok(()) => return Ok(()),
+                    // Bad bytes (a torn write before a power cut, a lying
+                    // server): the partial is gone; fetch once afresh.
+                    Err(_) if !refetched => {
+                        refetched = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let before = have;
+            let attempt = async {
+                let resp = self
+                    .client
+                    .pull_blob_stream_partial(&r, blob.digest.as_str(), have, None)
+                    .await
+                    .map_err(|e| Attempt::Dropped(e.to_string()))?;
+                let mut body = match resp {
+                    BlobResponse::Partial(s) => {
+                        if have > 0 {
+                            report.resumed_requests += 1;
+                        }
+                        s.stream
+                    }
+                    BlobResponse::Full(s) => {
+                        if have > 0 {
+                            // The server ignored the range: start over.
+                            store.restart_partial(&mut file, blob)?;
+                            have = 0;
+                        }
+                        s.stream
+                    }
+                };
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| Attempt::Dropped(e.to_string()))?;
+                    let n = chunk.len() as u64;
+                    if have + n > blob.size {
+                        return Err(Attempt::Fatal(RegistryError::NotABundle {
+                            what: t.to_string(),
+                            reason: format!(
+                                "blob {}: the registry sent more than the {} bytes signed for it",
+                                blob.digest, blob.size
+                            ),
+                        }));
+                    }
+                    file.write_all(&chunk).map_err(|e| {
+                        Attempt::Fatal(RegistryError::Io { path: partial.clone(), source: e })
+                    })?;
+                    have += n;
+                    report.bytes_fetched += n;
+                    progress.advance(n);
+                    pace.take(n).await;
+                }
+                Ok(())
+            };
+            let reason = match attempt.await {
+                Ok(()) if have == blob.size => continue, // adopted at the top of the loop
+                Ok(()) => "the body ended early".to_string(),
+                Err(Attempt::Dropped(reason)) => reason,
+                Err(Attempt::Fatal(e)) => {
+                    if matches!(e, RegistryError::NotABundle { .. }) {
+                        drop(file);
+                        let _ = std::fs::remove_file(&partial);
+                    }
+                    return Err(e);
+                }
+            };
+            // Dropped: count it, wait, resume from what arrived.
+            if have > before {
+                failures = 0;
+                wait = FIRST_BACKOFF;
+            }
+            failures += 1;
+            if failures >= PULL_ATTEMPTS {
+                file.sync_all().map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
+                return Err(RegistryError::GaveUp {
+                    registry: self.host.clone(),
+                    what: format!("fetching blob {}", blob.digest),
+                    attempts: failures,
+                    kept: have,
+                    reason,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// How one request for a blob ended.
+enum Attempt {
+    /// The connection failed or dropped: retry from what arrived.
+    Dropped(String),
+    /// Retrying cannot help.
+    Fatal(RegistryError),
+}
+
+impl From<tender_store::StoreError> for Attempt {
+    fn from(e: tender_store::StoreError) -> Self {
+        Attempt::Fatal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("127.0.0.1:5000/fleet/awareness:1.1.0").unwrap();
+        assert_eq!(
+            t,
+            Target { host: "127.0.0.1:5000".into(), repo: "fleet/awareness".into(), tag: "1.1.0".into() }
+        );
+        assert_eq!(Target::parse("shore.example/a").unwrap().tag, "latest");
+        assert!(Target::parse("fleet/awareness:1").is_err(), "no registry host");
+        assert!(Target::parse(&format!("r.example/a@sha256:{}", "0".repeat(64))).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pace_holds_the_average_and_banks_no_credit() {
+        let mut p = Pace { rate: Some(1000), start: tokio::time::Instant::now(), bytes: 0 };
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..10 {
+            p.take(500).await;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((4.9..=5.1).contains(&secs), "{secs}");
+    }
+}

@@ -1,0 +1,113 @@
+//! Blobs that arrive over a link in pieces: a partial file per blob in
+//! `staging/partial/`, kept across runs so a pull resumes where it stopped,
+//! and moved under its digest only after the whole is hashed and checked.
+
+use std::fs::{self, File};
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use tender_bundle::{BlobRecord, BundleError, Digest, NoProgress, VerifiedDescriptor};
+
+use crate::fsutil::{io_err, sync_dir};
+use crate::{ImportReport, Store, StoreError};
+
+impl Store {
+    fn partial_dir(&self) -> PathBuf {
+        self.root.join("staging/partial")
+    }
+
+    /// Where a blob being fetched grows until it is whole. Its bytes are
+    /// unverified until [`Store::adopt_partial`] checks them.
+    pub fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.partial_dir().join(d.hex())
+    }
+
+    /// Open `blob`'s partial file for appending; returns it and how many
+    /// bytes it already holds (a file longer than the blob is started over).
+    pub fn open_partial(&self, blob: &BlobRecord) -> Result<(File, u64), StoreError> {
+        let dir = self.partial_dir();
+        crate::create_dirs(&dir)?;
+        let path = self.partial_path(&blob.digest);
+        let mut f = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut len = f.metadata().map_err(io_err(&path))?.len();
+        if len > blob.size {
+            f.set_len(0).map_err(io_err(&path))?;
+            len = 0;
+        }
+        f.seek(SeekFrom::Start(len)).map_err(io_err(&path))?;
+        Ok((f, len))
+    }
+
+    /// Start `blob`'s partial file over (the server ignored a range request).
+    pub fn restart_partial(&self, file: &mut File, blob: &BlobRecord) -> Result<(), StoreError> {
+        let path = self.partial_path(&blob.digest);
+        file.set_len(0).map_err(io_err(&path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
+        Ok(())
+    }
+
+    /// Hash `blob`'s whole partial file; if it matches, make it durable and
+    /// move it under its digest. If not, it is removed (so a rerun fetches
+    /// it afresh) and the mismatch is the error.
+    pub fn adopt_partial(&self, blob: &BlobRecord) -> Result<(), StoreError> {
+        let path = self.partial_path(&blob.digest);
+        let f = File::open(&path).map_err(io_err(&path))?;
+        let (actual, n) =
+            tender_bundle::copy_hashed(&f, &mut std::io::sink(), blob.size + 1, &NoProgress)
+                .map_err(|e| match e {
+                    tender_bundle::CopyError::Read(source)
+                    | tender_bundle::CopyError::Write(source) => {
+                        StoreError::Io { path: path.clone(), source }
+                    }
+                })?;
+        if n != blob.size || actual != blob.digest {
+            let _ = fs::remove_file(&path);
+            return Err(BundleError::DigestMismatch {
+                entry: format!("{} ({n} bytes fetched)", blob.digest),
+                expected: blob.digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        f.sync_all().map_err(io_err(&path))?;
+        let target = self.blob_path(&blob.digest);
+        fs::rename(&path, &target).map_err(io_err(&target))?;
+        sync_dir(&self.blobs_dir())?;
+        Ok(())
+    }
+
+    /// Partial files held: (digest, bytes so far).
+    pub fn partials(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
+        let dir = self.partial_dir();
+        if !dir.is_dir() {
+            return Ok(vec![]);
+        }
+        let mut out = Vec::new();
+        for p in crate::read_dir_sorted(&dir)? {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Ok(d) = Digest::from_hex(&name) {
+                out.push((d, p.metadata().map_err(io_err(&p))?.len()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record a version whose blobs arrived over a link (the caller holds
+    /// the lock, admitted `v` with [`Store::admit`] and adopted its blobs).
+    pub fn record_pulled(
+        &self,
+        v: &VerifiedDescriptor,
+        source: &Path,
+        report: &mut ImportReport,
+    ) -> Result<(), StoreError> {
+        self.note_seen(&v.descriptor)?;
+        sync_dir(&self.blobs_dir())?;
+        self.record_version(v, source, report)
+    }
+}
