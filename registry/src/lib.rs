@@ -78,7 +78,7 @@ pub enum RegistryError {
     },
     /// Too many failed attempts in a row; what arrived is kept.
     #[error(
-        "registry {registry}: gave up {what} after {attempts} failed attempts in a row ({kept} bytes of it kept in staging; a rerun resumes): {reason}"
+        "registry {registry}: gave up {what} after {attempts} failed attempts in a row ({kept} bytes of it kept in staging, blobs already fetched kept in the store; a rerun resumes): {reason}"
     )]
     GaveUp {
         /// host:port.

@@ -41,6 +41,9 @@ pub const SIGNATURES_MEDIA_TYPE: &str = "application/vnd.tender.signatures.v1+js
 /// manifest reference.
 pub const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+// Accepted so that an image index is refused as "not a tender bundle"
+// rather than by the registry's content negotiation.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Largest artifact manifest read (100,000 blobs of ~150 bytes each).
 const MAX_ARTIFACT_BYTES: usize = 16 << 20;
 
@@ -129,7 +132,12 @@ struct BundleIndex {
     blobs: Vec<(Digest, u64, u64)>,
 }
 
-fn read_limited(r: impl Read, limit: u64, what: &str, path: &Path) -> Result<Vec<u8>, RegistryError> {
+fn read_limited(
+    r: impl Read,
+    limit: u64,
+    what: &str,
+    path: &Path,
+) -> Result<Vec<u8>, RegistryError> {
     let mut v = Vec::new();
     r.take(limit + 1)
         .read_to_end(&mut v)
@@ -145,7 +153,8 @@ fn read_limited(r: impl Read, limit: u64, what: &str, path: &Path) -> Result<Vec
 
 fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
     let io = |e| RegistryError::Io { path: path.into(), source: e };
-    let not = |reason: String| RegistryError::NotABundle { what: path.display().to_string(), reason };
+    let not =
+        |reason: String| RegistryError::NotABundle { what: path.display().to_string(), reason };
     let f = File::open(path).map_err(io)?;
     let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 16, f));
     let (mut raw, mut sigs) = (None, None);
@@ -195,8 +204,7 @@ impl Registry {
         let carried: Vec<&BlobRecord> = d.blobs.iter().filter(|x| x.part != 0).collect();
         let mut located = Vec::with_capacity(carried.len());
         for blob in &carried {
-            let Some((_, offset, size)) = b.blobs.iter().find(|(dg, ..)| *dg == blob.digest)
-            else {
+            let Some((_, offset, size)) = b.blobs.iter().find(|(dg, ..)| *dg == blob.digest) else {
                 return Err(RegistryError::NotABundle {
                     what: bundle.display().to_string(),
                     reason: format!("blob {} is listed but not carried", blob.digest),
@@ -205,7 +213,10 @@ impl Registry {
             if *size != blob.size {
                 return Err(RegistryError::NotABundle {
                     what: bundle.display().to_string(),
-                    reason: format!("blob {} is {size} bytes, listed as {}", blob.digest, blob.size),
+                    reason: format!(
+                        "blob {} is {size} bytes, listed as {}",
+                        blob.digest, blob.size
+                    ),
                 });
             }
             located.push((blob.digest.clone(), *offset, *size));
@@ -214,9 +225,7 @@ impl Registry {
             .expect("signatures serialize");
         let descriptor_digest = Digest::of(&b.raw);
         let sig_digest = Digest::of(&sig_bytes);
-        let layer = |mt: &str, d: &Digest, size: u64| {
-            serde_json::json!({"mediaType": mt, "digest": d, "size": size})
-        };
+        let layer = |mt: &str, d: &Digest, size: u64| serde_json::json!({"mediaType": mt, "digest": d, "size": size});
         let mut layers = vec![layer(SIGNATURES_MEDIA_TYPE, &sig_digest, sig_bytes.len() as u64)];
         layers.extend(located.iter().map(|(dg, _, size)| layer(BLOB_MEDIA_TYPE, dg, *size)));
         let manifest = serde_json::json!({
@@ -288,10 +297,9 @@ impl Registry {
                         self.client
                             .push_blob_stream(r, body, digest.as_str(), Some(*size))
                             .await
-                            .map_err(self.err(format!(
-                                "pushing blob {digest} from {}",
-                                bundle.display()
-                            )))?;
+                            .map_err(
+                            self.err(format!("pushing blob {digest} from {}", bundle.display())),
+                        )?;
                         pushed.fetch_add(1, Ordering::Relaxed);
                         pushed_bytes.fetch_add(*size, Ordering::Relaxed);
                         progress.advance(*size);
@@ -376,13 +384,17 @@ pub struct PullReport {
     pub seconds: f64,
 }
 
-/// Keeps the average rate at or under a cap; never banks credit for time
-/// spent waiting, so a pause is not followed by a burst.
+/// Keeps the average rate at or under a cap (a token bucket): a pause (a
+/// request's round trip, a retry's wait) may be made up for by a burst of
+/// at most [`PACE_CREDIT`] of the cap, never more.
 struct Pace {
     rate: Option<u64>,
     start: tokio::time::Instant,
     bytes: u64,
 }
+
+/// How much time at the cap a pause may bank.
+const PACE_CREDIT: Duration = Duration::from_millis(250);
 
 impl Pace {
     async fn take(&mut self, n: u64) {
@@ -392,9 +404,9 @@ impl Pace {
         let now = tokio::time::Instant::now();
         if due > now {
             tokio::time::sleep_until(due).await;
-        } else {
-            // Behind schedule (a retry's wait): the past does not count.
-            self.start = now - Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        } else if now - due > PACE_CREDIT {
+            // Long behind schedule: the past beyond the credit does not count.
+            self.start += (now - due) - PACE_CREDIT;
         }
     }
 }
@@ -409,31 +421,24 @@ impl Registry {
         oci_client::Reference::with_digest(self.host.clone(), t.repo.clone(), d.into())
     }
 
-    /// Retry `f` with doubling waits ([`PULL_ATTEMPTS`] attempts).
-    async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, RegistryError>
+    /// Retry `f` while the registry cannot be reached or the connection
+    /// drops, with doubling waits ([`PULL_ATTEMPTS`] attempts); any other
+    /// error, and the last one, is returned as it is.
+    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T, RegistryError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, RegistryError>>,
     {
         let mut wait = FIRST_BACKOFF;
-        let mut n = 0;
+        let mut n = 1;
         loop {
             match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if n + 1 >= PULL_ATTEMPTS => {
-                    return Err(RegistryError::GaveUp {
-                        registry: self.host.clone(),
-                        what: what.into(),
-                        attempts: n + 1,
-                        kept: 0,
-                        reason: e.to_string(),
-                    });
-                }
-                Err(_) => {
+                Err(RegistryError::Registry { .. }) if n < PULL_ATTEMPTS => {
                     n += 1;
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(MAX_BACKOFF);
                 }
+                other => return other,
             }
         }
     }
@@ -486,14 +491,21 @@ impl Registry {
         let not = |reason: String| RegistryError::NotABundle { what: t.to_string(), reason };
         let (bytes, _) = self
             .client
-            .pull_manifest_raw(&tagged, &self.auth, &[OCI_MANIFEST])
+            .pull_manifest_raw(&tagged, &self.auth, &[OCI_MANIFEST, OCI_INDEX])
             .await
-            .map_err(self.err(format!("fetching {t}")))?;
+            .map_err(self.err(format!("fetching the manifest of {t}")))?;
         if bytes.len() > MAX_ARTIFACT_BYTES {
             return Err(not(format!("the manifest is larger than {MAX_ARTIFACT_BYTES} bytes")));
         }
         let m: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| not(format!("manifest: {e}")))?;
+        if m["config"]["mediaType"] != DESCRIPTOR_MEDIA_TYPE {
+            return Err(not(format!(
+                "not a tender bundle (a {} whose config is {}, not {DESCRIPTOR_MEDIA_TYPE})",
+                m["mediaType"].as_str().unwrap_or("manifest"),
+                m["config"]["mediaType"]
+            )));
+        }
         let desc = |v: &serde_json::Value, mt: &str, limit: u64| -> Result<String, RegistryError> {
             if v["mediaType"] != mt {
                 return Err(not(format!(
@@ -526,7 +538,7 @@ impl Registry {
         let trust = store.trust()?;
         let fetched = self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
-            self.retrying(&format!("fetching {t}"), || async {
+            self.retrying(|| async {
                 self.client
                     .auth(&tagged, &self.auth, RegistryOperation::Pull)
                     .await
@@ -534,18 +546,7 @@ impl Registry {
                 self.fetch_artifact(t).await
             })
             .await
-        });
-        let fetched = match fetched {
-            // A registry that answered, but not with a bundle, is not retried into a "gave up".
-            Err(RegistryError::GaveUp { reason, .. }) => {
-                return Err(RegistryError::Registry {
-                    registry: self.host.clone(),
-                    what: format!("fetching {t}"),
-                    reason,
-                });
-            }
-            other => other?,
-        };
+        })?;
         let v = VerifiedDescriptor::verify(fetched.raw, fetched.signatures, &trust)?;
         let admission = store.admit(&v, policy)?;
         let d = &v.descriptor;
@@ -746,7 +747,8 @@ impl Registry {
             }
             failures += 1;
             if failures >= PULL_ATTEMPTS {
-                file.sync_all().map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
+                file.sync_all()
+                    .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
                 return Err(RegistryError::GaveUp {
                     registry: self.host.clone(),
                     what: format!("fetching blob {}", blob.digest),
@@ -784,7 +786,11 @@ mod tests {
         let t = Target::parse("127.0.0.1:5000/fleet/awareness:1.1.0").unwrap();
         assert_eq!(
             t,
-            Target { host: "127.0.0.1:5000".into(), repo: "fleet/awareness".into(), tag: "1.1.0".into() }
+            Target {
+                host: "127.0.0.1:5000".into(),
+                repo: "fleet/awareness".into(),
+                tag: "1.1.0".into()
+            }
         );
         assert_eq!(Target::parse("shore.example/a").unwrap().tag, "latest");
         assert!(Target::parse("fleet/awareness:1").is_err(), "no registry host");
@@ -792,7 +798,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pace_holds_the_average_and_banks_no_credit() {
+    async fn pace_holds_the_average_and_banks_little_credit() {
         let mut p = Pace { rate: Some(1000), start: tokio::time::Instant::now(), bytes: 0 };
         let t0 = tokio::time::Instant::now();
         for _ in 0..10 {
@@ -800,5 +806,14 @@ mod tests {
         }
         let secs = t0.elapsed().as_secs_f64();
         assert!((4.9..=5.1).contains(&secs), "{secs}");
+        // After a long pause, only PACE_CREDIT is made up for.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let t1 = tokio::time::Instant::now();
+        for _ in 0..10 {
+            p.take(500).await;
+        }
+        let secs = t1.elapsed().as_secs_f64();
+        // (the first take after the pause is already received: 9 x 0.5 s - 0.25 s)
+        assert!((4.2..=4.3).contains(&secs), "{secs}");
     }
 }

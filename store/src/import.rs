@@ -198,12 +198,7 @@ impl Store {
         for stale in crate::read_dir_sorted(&staging)? {
             let _ = fs::remove_file(&stale);
         }
-        let mut sink = ImportSink {
-            store: self,
-            staging,
-            policy,
-            warnings: vec![],
-        };
+        let mut sink = ImportSink { store: self, staging, policy, warnings: vec![] };
         let (v, summary) =
             match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
                 Ok(r) => r,
@@ -300,7 +295,11 @@ impl Store {
         }
         let highest = self.highest_sequence(name)?;
         if d.sequence < highest && policy.downgrade == Downgrade::Refuse {
-            return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, highest });
+            return Err(StoreError::Downgrade {
+                stack: name.clone(),
+                sequence: d.sequence,
+                highest,
+            });
         }
         Ok(Admission { already_held: false, warnings })
     }

@@ -108,6 +108,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.note_seen(&v.descriptor)?;
         sync_dir(&self.blobs_dir())?;
+        // Gone once no blob is partly fetched (fails, harmlessly, while one is).
+        let _ = fs::remove_dir(self.partial_dir());
         self.record_version(v, source, report)
     }
 }

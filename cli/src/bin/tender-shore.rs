@@ -272,8 +272,7 @@ fn pack_to(
     let bar = Bar::new(json);
     let now = std::time::SystemTime::now();
     let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
-    let options =
-        PackOptions { sequence: args.sequence, created: Some(now), split, base, expires };
+    let options = PackOptions { sequence: args.sequence, created: Some(now), split, base, expires };
     let report = pack(&plan, &key, &options, &out, &bar)
         .with_context(|| format!("packing {}", out.display()))?;
     if quiet {

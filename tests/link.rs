@@ -1,0 +1,497 @@
+//! Thin links: `tender-shore publish` to a real docker-registry, and
+//! `tender-ship pull` from it, directly or through a TCP relay that forwards
+//! real traffic and cuts the connection after a set number of bytes.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{Env, Registry, SHIP};
+
+/// Forwards 127.0.0.1:port to a registry. Counts the bytes that come back
+/// from the registry; while cuts are left, drops every connection each time
+/// another `cut_every` bytes have come back.
+struct Relay {
+    port: u16,
+    state: Arc<RelayState>,
+    stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    down_bytes: AtomicU64,
+    since_cut: AtomicU64,
+    cut_every: AtomicU64,
+    cuts_left: AtomicU32,
+    cuts: AtomicU32,
+    first_byte: Mutex<Option<Instant>>,
+    last_byte: Mutex<Option<Instant>>,
+    /// Every live connection, so a cut drops them all.
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+impl Relay {
+    fn start(upstream: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let state = Arc::new(RelayState::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !sp.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                {
+                    let mut conns = st.conns.lock().unwrap();
+                    conns.push(client.try_clone().unwrap());
+                    conns.push(server.try_clone().unwrap());
+                }
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // Up: ship to registry, as is.
+                std::thread::spawn(move || pump(c2, s2, None));
+                // Down: registry to ship, counted and cut.
+                let st2 = st.clone();
+                std::thread::spawn(move || pump(server, client, Some(st2)));
+            }
+        });
+        Relay { port, state, stop }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self, every: u64, times: u32) {
+        self.state.cut_every.store(every, Ordering::SeqCst);
+        self.state.cuts_left.store(times, Ordering::SeqCst);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.state.down_bytes.load(Ordering::SeqCst)
+    }
+
+    fn reset(&self) {
+        self.state.down_bytes.store(0, Ordering::SeqCst);
+        self.state.since_cut.store(0, Ordering::SeqCst);
+        *self.state.first_byte.lock().unwrap() = None;
+        *self.state.last_byte.lock().unwrap() = None;
+    }
+
+    /// Bytes per second between the first and last byte that came back.
+    fn rate(&self) -> f64 {
+        let first = self.state.first_byte.lock().unwrap().unwrap();
+        let last = self.state.last_byte.lock().unwrap().unwrap();
+        self.bytes() as f64 / (last - first).as_secs_f64()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<RelayState>>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(st) = &count {
+            let now = Instant::now();
+            st.first_byte.lock().unwrap().get_or_insert(now);
+            *st.last_byte.lock().unwrap() = Some(now);
+            st.down_bytes.fetch_add(n as u64, Ordering::SeqCst);
+            let since = st.since_cut.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            let every = st.cut_every.load(Ordering::SeqCst);
+            if every > 0 && since >= every && st.cuts_left.load(Ordering::SeqCst) > 0 {
+                // Forward what fits under the budget, then drop the line.
+                let keep = n - (since - every).min(n as u64) as usize;
+                let _ = to.write_all(&buf[..keep]);
+                st.down_bytes.fetch_sub((n - keep) as u64, Ordering::SeqCst);
+                st.since_cut.store(0, Ordering::SeqCst);
+                st.cuts_left.fetch_sub(1, Ordering::SeqCst);
+                st.cuts.fetch_add(1, Ordering::SeqCst);
+                for c in st.conns.lock().unwrap().drain(..) {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
+                break;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn json(run: &support::Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// The fleet fixture's release `rel` packed in `env` (sequence = rel).
+fn fleet_bundle(env: &Env, rel: u32) -> PathBuf {
+    let (version, dir) = if rel == 1 { ("1.0.0", "v1") } else { ("1.1.0", "v2") };
+    let stack = support::fleet().join(format!("tender-link-v{rel}.yaml"));
+    fs::write(
+        &stack,
+        format!(
+            "name: awareness\nversion: {version}\nmanifests: [stack/{dir}/*.yaml]\n\
+             sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n"
+        ),
+    )
+    .unwrap();
+    let out = env.path().join(format!("fleet-v{rel}.tender"));
+    let seq = rel.to_string();
+    env.shore(&[
+        "pack",
+        stack.to_str().unwrap(),
+        "--key",
+        "ci.key",
+        "--sequence",
+        &seq,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    out
+}
+
+fn partial_bytes(store: &Path) -> u64 {
+    match fs::read_dir(store.join("staging/partial")) {
+        Ok(rd) => rd.map(|e| e.unwrap().metadata().unwrap().len()).sum(),
+        Err(_) => 0,
+    }
+}
+
+#[test]
+fn publish_then_pull_fetches_only_what_the_ship_lacks() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let to1 = format!("{}/fleet/awareness:1.0.0", reg.host());
+    // A stack file is packed, then published.
+    let p1 = json(
+        &env.shore(&[
+            "--json",
+            "publish",
+            "stack-v1.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            "1",
+            "--to",
+            &to1,
+        ])
+        .ok(),
+    );
+    assert!(p1["blobs_pushed"].as_u64().unwrap() > 3, "{p1}");
+    assert_eq!(p1["blobs_present"], 0, "{p1}");
+
+    // The artifact is an OCI manifest skopeo reads like any other.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{to1}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["artifactType"], "application/vnd.tender.bundle.v1");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.tender.descriptor.v1+json");
+
+    let est = json(&env.ship(&["--json", "pull", &to1, "--estimate"]).ok());
+    assert_eq!(est["blobs_held"], 0, "{est}");
+    let needed = est["bytes_needed"].as_u64().unwrap();
+    assert!(!env.store().join("stacks/awareness").exists(), "--estimate writes nothing");
+
+    let r = json(&env.ship(&["--json", "pull", &to1]).ok());
+    assert_eq!(r["complete"], true, "{r}");
+    assert_eq!(r["bytes_fetched"].as_u64().unwrap(), needed, "{r}");
+    env.assert_store_sound(1);
+    let again = env.ship(&["pull", &to1]).ok();
+    assert!(again.stdout.contains("already held"), "{}", again.stdout);
+
+    // Release 2 from a bundle file: what release 1 pushed is not pushed again,
+    // and the ship fetches only what it lacks.
+    let v2 = env.pack(2, "ci.key", 2, "v2.tender");
+    let to2 = format!("{}/fleet/awareness:1.1.0", reg.host());
+    let p2 = json(&env.shore(&["--json", "publish", v2.to_str().unwrap(), "--to", &to2]).ok());
+    assert!(p2["blobs_present"].as_u64().unwrap() > 0, "{p2}");
+    let est = json(&env.ship(&["--json", "pull", &to2, "--estimate"]).ok());
+    assert!(est["blobs_held"].as_u64().unwrap() > 0, "{est}");
+    let r = json(&env.ship(&["--json", "pull", &to2]).ok());
+    assert_eq!(r["bytes_fetched"], est["bytes_needed"], "{r}");
+    assert_eq!(r["bytes_new"], est["bytes_needed"], "{r}");
+    env.assert_store_sound(2);
+
+    // The same store as importing the bundle.
+    let other = Env::new();
+    fs::copy(env.path().join("ci.pub"), other.path().join("shore.pub")).unwrap();
+    other.ship(&["trust", "add", "shore.pub"]).ok();
+    other.ship(&["import", env.pack(1, "ci.key", 1, "v1.tender").to_str().unwrap()]).ok();
+    other.ship(&["import", v2.to_str().unwrap()]).ok();
+    let blobs = |e: &Env| {
+        let mut v: Vec<_> = fs::read_dir(e.store().join("blobs/sha256"))
+            .unwrap()
+            .map(|x| x.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    // v1 was packed again for `other` (a new creation time): compare blobs only.
+    assert_eq!(blobs(&env), blobs(&other));
+}
+
+#[test]
+fn a_published_delta_needs_its_base_and_bad_artifacts_are_refused() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let v1 = env.pack(1, "ci.key", 1, "v1.tender");
+    let to = format!("{}/fleet/awareness:delta", reg.host());
+    env.shore(&[
+        "publish",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "2",
+        "--base",
+        "v1.tender",
+        "--to",
+        &to,
+    ])
+    .ok();
+    // Without the base: refused before anything is fetched or written.
+    let before = env.snapshot();
+    env.ship(&["pull", &to])
+        .fails(1, "import first the version(s) it was made against: awareness 1.0.0");
+    assert_eq!(before, env.snapshot());
+    env.ship(&["import", v1.to_str().unwrap()]).ok();
+    let r = json(&env.ship(&["--json", "pull", &to]).ok());
+    assert_eq!(r["complete"], true, "{r}");
+    env.assert_store_sound(2);
+
+    // Signed by a key the ship does not trust: exit 3, nothing written.
+    env.shore(&["keygen", "--out", "rogue"]).ok();
+    let rogue = format!("{}/fleet/awareness:rogue", reg.host());
+    env.shore(&[
+        "publish",
+        "stack-v2.yaml",
+        "--key",
+        "rogue.key",
+        "--sequence",
+        "9",
+        "--to",
+        &rogue,
+    ])
+    .ok();
+    let before = env.snapshot();
+    env.ship(&["pull", &rogue]).fails(3, "");
+    assert_eq!(before, env.snapshot());
+
+    // No such tag; an image that is not a tender bundle; a part of a split bundle.
+    env.ship(&["pull", &format!("{}/fleet/awareness:nope", reg.host())]).fails(1, "awareness:nope");
+    let image = format!("{}/fleet/plain:1", reg.host());
+    let src = env.path().join("layouts/fleet/bridge-ui");
+    let copied = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:1.0.0", src.display()))
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    env.ship(&["pull", &image]).fails(1, "not a tender bundle");
+    env.shore(&["pack", "stack-v1.yaml", "--key", "ci.key", "--split", "20K", "--out", "s.tender"])
+        .ok();
+    env.shore(&["publish", "s.tender.001", "--to", &to]).fails(1, "publish the whole bundle");
+    env.ship(&["pull", "awareness:1"]).fails(1, "expected REGISTRY/REPO:TAG");
+}
+
+#[test]
+fn a_pull_cut_ten_times_completes_having_fetched_at_most_five_percent_more() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let bundle = fleet_bundle(&env, 1);
+    let to = format!("{}/fleet/awareness:1.0.0", reg.host());
+    env.shore(&["publish", bundle.to_str().unwrap(), "--to", &to]).ok();
+    let relay = Relay::start(reg.host());
+    let via = format!("{}/fleet/awareness:1.0.0", relay.host());
+    let est = json(&env.ship(&["--json", "pull", &via, "--estimate"]).ok());
+    let needed = est["bytes_needed"].as_u64().unwrap();
+    relay.reset();
+    relay.cut(needed / 12, 10);
+    let start = Instant::now();
+    let r = json(&env.ship(&["--json", "pull", &via]).ok());
+    let took = start.elapsed();
+    let total = relay.bytes();
+    let over = total as f64 / needed as f64 - 1.0;
+    println!(
+        "link: {needed} bytes needed; cut {} times; {total} bytes came over the relay ({:+.2} %), {} resumed requests, {:.1} s",
+        relay.state.cuts.load(Ordering::SeqCst),
+        over * 100.0,
+        r["resumed_requests"],
+        took.as_secs_f64()
+    );
+    assert_eq!(relay.state.cuts.load(Ordering::SeqCst), 10);
+    assert!(r["resumed_requests"].as_u64().unwrap() >= 5, "{r}");
+    assert!(over <= 0.05, "fetched {total} for {needed} needed");
+    assert_eq!(r["complete"], true);
+    env.assert_store_sound(1);
+}
+
+#[test]
+fn a_killed_pull_resumes_without_fetching_again_and_the_rate_cap_holds() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let v1 = fleet_bundle(&env, 1);
+    let v2 = fleet_bundle(&env, 2);
+    let (to1, to2) = (
+        format!("{}/fleet/awareness:1.0.0", reg.host()),
+        format!("{}/fleet/awareness:1.1.0", reg.host()),
+    );
+    env.shore(&["publish", v1.to_str().unwrap(), "--to", &to1]).ok();
+    env.shore(&["publish", v2.to_str().unwrap(), "--to", &to2]).ok();
+    let relay = Relay::start(reg.host());
+    let via1 = format!("{}/fleet/awareness:1.0.0", relay.host());
+    let est = json(&env.ship(&["--json", "pull", &via1, "--estimate"]).ok());
+    let needed = est["bytes_needed"].as_u64().unwrap();
+
+    // Killed with SIGKILL once a third has come over, then run again.
+    relay.reset();
+    let mut child = Command::new(SHIP)
+        .arg("--store")
+        .arg(env.store())
+        .args(["pull", &via1, "--limit-rate", "16M"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while relay.bytes() < needed / 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = relay.bytes();
+    let kept = partial_bytes(&env.store())
+        + fs::read_dir(env.store().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>();
+    assert!(kept > 0 && first < needed, "kept {kept}, fetched {first} of {needed}");
+    let fsck = env.ship(&["fsck"]).ok();
+    assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
+    let r = json(&env.ship(&["--json", "pull", &via1]).ok());
+    let rerun = relay.bytes() - first;
+    // What was in flight when the process died (socket buffers) was never
+    // the ship's; what it had written, it does not fetch again.
+    println!(
+        "link: killed after {first} of {needed} bytes had come over ({kept} written, {} in flight); the rerun fetched {rerun} (resumed from {}), {:+.2} % over the {} it lacked",
+        first.saturating_sub(kept),
+        r["bytes_resumed"],
+        (rerun as f64 / (needed - kept) as f64 - 1.0) * 100.0,
+        needed - kept
+    );
+    assert!(r["bytes_resumed"].as_u64().unwrap() > 0 || r["blobs_held"].as_u64().unwrap() > 0);
+    assert!(
+        rerun as f64 <= (needed - kept) as f64 * 1.05,
+        "the rerun fetched {rerun} for {} lacking",
+        needed - kept
+    );
+    env.assert_store_sound(1);
+
+    // Release 2 over the ship's release 1, capped at 4 MiB/s.
+    let via2 = format!("{}/fleet/awareness:1.1.0", relay.host());
+    let cap = 4u64 << 20;
+    relay.reset();
+    let r = json(&env.ship(&["--json", "pull", &via2, "--limit-rate", "4M"]).ok());
+    let rate = relay.rate();
+    println!(
+        "link: release 2 over release 1: {} bytes fetched in {:.2} s; {:.0} B/s on the relay under a cap of {cap} B/s ({:.3} of the cap)",
+        r["bytes_fetched"],
+        r["seconds"].as_f64().unwrap(),
+        rate,
+        rate / cap as f64
+    );
+    assert!(r["bytes_fetched"].as_u64().unwrap() > 4 * cap / 2, "{r}");
+    assert!(rate <= cap as f64 * 1.10, "rate {rate} over the cap {cap}");
+    assert!(rate >= cap as f64 * 0.90, "rate {rate} well under the cap {cap}");
+    env.assert_store_sound(2);
+}
+
+#[test]
+fn a_registry_gone_mid_pull_gives_up_keeping_progress_and_a_rerun_completes() {
+    let env = Env::new();
+    let mut reg = Registry::start();
+    let bundle = fleet_bundle(&env, 1);
+    let to = format!("{}/fleet/awareness:1.0.0", reg.host());
+    env.shore(&["publish", bundle.to_str().unwrap(), "--to", &to]).ok();
+    let relay = Relay::start(reg.host());
+    let via = format!("{}/fleet/awareness:1.0.0", relay.host());
+    let needed = json(&env.ship(&["--json", "pull", &via, "--estimate"]).ok())["bytes_needed"]
+        .as_u64()
+        .unwrap();
+    relay.reset();
+    let child = Command::new(SHIP)
+        .arg("--store")
+        .arg(env.store())
+        .args(["pull", &via, "--limit-rate", "16M"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while relay.bytes() < needed / 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reg.stop();
+    let gave_up = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "link: registry stopped mid-pull; the pull gave up after {:.1} s: {stderr}",
+        gave_up.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gave up") && stderr.contains("a rerun resumes"), "{stderr}");
+    let kept = partial_bytes(&env.store())
+        + fs::read_dir(env.store().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>();
+    assert!(kept > 0, "progress is kept");
+    let fsck = env.ship(&["fsck"]).ok();
+    assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
+    assert!(
+        !env.store().join("stacks/awareness/versions").exists(),
+        "no version before it is whole"
+    );
+
+    reg.restart();
+    let first = relay.bytes();
+    json(&env.ship(&["--json", "pull", &via]).ok());
+    let rerun = relay.bytes() - first;
+    assert!(
+        rerun as f64 <= (needed - kept) as f64 * 1.05,
+        "the rerun fetched {rerun} for {} lacking",
+        needed - kept
+    );
+    env.assert_store_sound(1);
+}
