@@ -14,6 +14,7 @@
 use std::io;
 use std::path::PathBuf;
 
+pub mod artifact;
 mod descriptor;
 mod digest;
 mod entry;

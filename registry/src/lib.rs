@@ -9,8 +9,8 @@
 mod link;
 mod source;
 pub use link::{
-    ARTIFACT_TYPE, BLOB_MEDIA_TYPE, DESCRIPTOR_MEDIA_TYPE, FIRST_BACKOFF, MAX_BACKOFF,
-    PULL_ATTEMPTS, PublishReport, PullOptions, PullPlan, PullReport, SIGNATURES_MEDIA_TYPE, Target,
+    FIRST_BACKOFF, MAX_BACKOFF, PULL_ATTEMPTS, PublishReport, PullOptions, PullPlan, PullReport,
+    Target,
 };
 pub use source::{ATTEMPTS, RegistrySource};
 

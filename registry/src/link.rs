@@ -20,6 +20,7 @@ use oci_client::RegistryOperation;
 use oci_client::client::BlobResponse;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use tender_bundle::artifact::{artifact_manifest, parse_artifact};
 use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_SIGNATURES_BYTES};
 use tender_bundle::{
     BlobRecord, Descriptor, Digest, EntryName, Progress, Signatures, VerifiedDescriptor,
@@ -29,23 +30,10 @@ use tender_store::{ImportPolicy, ImportReport, Store};
 
 use crate::{Registry, RegistryError};
 
-/// `artifactType` of a published bundle.
-pub const ARTIFACT_TYPE: &str = "application/vnd.tender.bundle.v1";
-/// Media type of the artifact's config: the signed descriptor.
-pub const DESCRIPTOR_MEDIA_TYPE: &str = "application/vnd.tender.descriptor.v1+json";
-/// Media type of the artifact's first layer: the signatures.
-pub const SIGNATURES_MEDIA_TYPE: &str = "application/vnd.tender.signatures.v1+json";
-/// Media type under which the bundle's blobs are listed in the artifact.
-/// Their real types are in the signed descriptor; a neutral type keeps
-/// registries from treating an image manifest listed as a layer as a
-/// manifest reference.
-pub const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 // Accepted so that an image index is refused as "not a tender bundle"
 // rather than by the registry's content negotiation.
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Largest artifact manifest read (100,000 blobs of ~150 bytes each).
-const MAX_ARTIFACT_BYTES: usize = 16 << 20;
 
 /// Failed attempts in a row, none of which gained a byte, before a pull
 /// gives up (what it fetched stays in staging for a rerun).
@@ -225,24 +213,9 @@ impl Registry {
             .expect("signatures serialize");
         let descriptor_digest = Digest::of(&b.raw);
         let sig_digest = Digest::of(&sig_bytes);
-        let layer = |mt: &str, d: &Digest, size: u64| serde_json::json!({"mediaType": mt, "digest": d, "size": size});
-        let mut layers = vec![layer(SIGNATURES_MEDIA_TYPE, &sig_digest, sig_bytes.len() as u64)];
-        layers.extend(located.iter().map(|(dg, _, size)| layer(BLOB_MEDIA_TYPE, dg, *size)));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": ARTIFACT_TYPE,
-            "config": layer(DESCRIPTOR_MEDIA_TYPE, &descriptor_digest, b.raw.len() as u64),
-            "layers": layers,
-            "annotations": {
-                "org.opencontainers.image.title": format!("{} {}", d.stack.name, d.stack.version),
-                "org.opencontainers.image.created": d.created,
-                "io.tender.stack": d.stack.name.as_str(),
-                "io.tender.version": d.stack.version.as_str(),
-                "io.tender.sequence": d.sequence.to_string(),
-            },
-        });
-        let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let listed: Vec<(Digest, u64)> =
+            located.iter().map(|(dg, _, size)| (dg.clone(), *size)).collect();
+        let manifest = artifact_manifest(d, &b.raw, &sig_bytes, &listed);
         let manifest_digest = Digest::of(&manifest);
 
         let pushed = AtomicUsize::new(0);
@@ -494,34 +467,8 @@ impl Registry {
             .pull_manifest_raw(&tagged, &self.auth, &[OCI_MANIFEST, OCI_INDEX])
             .await
             .map_err(self.err(format!("fetching the manifest of {t}")))?;
-        if bytes.len() > MAX_ARTIFACT_BYTES {
-            return Err(not(format!("the manifest is larger than {MAX_ARTIFACT_BYTES} bytes")));
-        }
-        let m: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| not(format!("manifest: {e}")))?;
-        if m["config"]["mediaType"] != DESCRIPTOR_MEDIA_TYPE {
-            return Err(not(format!(
-                "not a tender bundle (a {} whose config is {}, not {DESCRIPTOR_MEDIA_TYPE})",
-                m["mediaType"].as_str().unwrap_or("manifest"),
-                m["config"]["mediaType"]
-            )));
-        }
-        let desc = |v: &serde_json::Value, mt: &str, limit: u64| -> Result<String, RegistryError> {
-            if v["mediaType"] != mt {
-                return Err(not(format!(
-                    "not a tender bundle: expected {mt}, found {}",
-                    v["mediaType"]
-                )));
-            }
-            let size = v["size"].as_u64().ok_or_else(|| not("a descriptor has no size".into()))?;
-            if size > limit {
-                return Err(not(format!("{mt} is {size} bytes, over the limit of {limit}")));
-            }
-            let d = v["digest"].as_str().ok_or_else(|| not("a descriptor has no digest".into()))?;
-            Ok(d.parse::<Digest>()?.to_string())
-        };
-        let config = desc(&m["config"], DESCRIPTOR_MEDIA_TYPE, MAX_DESCRIPTOR_BYTES)?;
-        let sigs = desc(&m["layers"][0], SIGNATURES_MEDIA_TYPE, MAX_SIGNATURES_BYTES)?;
+        let refs = parse_artifact(&bytes).map_err(|e| not(e.to_string()))?;
+        let (config, sigs) = (refs.descriptor.to_string(), refs.signatures.to_string());
         let raw = self.fetch_small(t, &config, MAX_DESCRIPTOR_BYTES).await?;
         let sigs = self.fetch_small(t, &sigs, MAX_SIGNATURES_BYTES).await?;
         Ok(Fetched { raw, signatures: Signatures::parse(&sigs)?.signatures })
