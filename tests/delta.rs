@@ -44,7 +44,8 @@ fn delta_carries_only_what_changed_and_leaves_the_same_store() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
     env.pack(2, "ci.key", 2, "v2.tender");
-    let r = pack_delta(&env, "v1.tender", "delta.tender", &["--json"]).ok();
+    // Whole layers here; sub-layer patches have their own tests below.
+    let r = pack_delta(&env, "v1.tender", "delta.tender", &["--json", "--patches", "never"]).ok();
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(report["expected_blobs"].as_u64().unwrap() > 10, "{report}");
     let full_size = fs::metadata(env.path().join("v2.tender")).unwrap().len();
@@ -161,4 +162,212 @@ fn a_signed_inventory_tells_the_shore_which_ship_it_came_from() {
     fs::write(env.path().join("inventory.json"), r#"{"format":"tender-inventory/1","blobs":"x"}"#)
         .unwrap();
     pack(&[]).fails(1, "base inventory.json");
+}
+
+#[track_caller]
+fn tool(program: &str, args: &[&str], cwd: &std::path::Path) {
+    let out = std::process::Command::new(program).args(args).current_dir(cwd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file, directory and link under `root`: path -> (mode, content).
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let content = if m.file_type().is_symlink() {
+                fs::read_link(&p).unwrap().to_string_lossy().as_bytes().to_vec()
+            } else if m.is_file() {
+                fs::read(&p).unwrap()
+            } else {
+                stack.push(p.clone());
+                vec![]
+            };
+            out.insert(rel, (m.mode(), content));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sub_layer_delta_is_tiny_and_rebuilds_release_2_exactly() {
+    let env = Env::new();
+    let (dir, p) = (env.path(), |f: &str| env.path().join(f).to_str().unwrap().to_owned());
+    support::pack_fleet(&env, 1, &p("v1.tender"), &[]).ok();
+    support::pack_fleet(&env, 2, &p("v2.tender"), &[]).ok();
+    support::pack_fleet(
+        &env,
+        2,
+        &p("layer.tender"),
+        &["--base", &p("v1.tender"), "--patches", "never"],
+    )
+    .ok();
+    let r =
+        support::pack_fleet(&env, 2, &p("sub.tender"), &["--json", "--base", &p("v1.tender")]).ok();
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let size = |f: &str| fs::metadata(dir.join(f)).unwrap().len();
+    let (whole, layer, sub) = (size("v2.tender"), size("layer.tender"), size("sub.tender"));
+    println!(
+        "delta: release 1 -> 2 on the fleet: whole bundle {whole} bytes, layer delta {layer} ({:.1} %), sub-layer delta {sub} ({:.3} % of the layer delta); patches: {}",
+        layer as f64 * 100.0 / whole as f64,
+        sub as f64 * 100.0 / layer as f64,
+        report["patches"]
+    );
+    assert!(sub * 100 < layer, "sub-layer delta {sub} is not under 1 % of the layer delta {layer}");
+    let rows = report["patches"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["used"] == true), "{rows:?}");
+
+    // Aboard: release 1, then the sub-layer delta; every layer is checked
+    // against its DiffID, and the store is sound.
+    env.ship(&["import", "v1.tender"]).ok();
+    let before = env.snapshot();
+    // Without release 1's layer the delta is refused before any write.
+    let bare = Env::new();
+    fs::copy(dir.join("ci.pub"), bare.path().join("shore.pub")).unwrap();
+    bare.ship(&["trust", "add", "shore.pub"]).ok();
+    let snap = bare.snapshot();
+    bare.ship(&["import", &p("sub.tender")])
+        .fails(1, "import first the version(s) it was made against: awareness 1.0.0");
+    assert_eq!(snap, bare.snapshot());
+    assert_eq!(before, env.snapshot());
+    env.ship(&["import", "sub.tender"]).ok();
+    env.assert_store_sound(2);
+
+    // Apply it (a real registry; a stand-in API server records what the
+    // cluster is told), pull the pinned image with skopeo, unpack it with
+    // umoci: the files are release 2's, as the shore's layout has them.
+    let reg = support::Registry::start();
+    let api = support::apiserver::ApiServer::start();
+    fs::write(dir.join("kubeconfig"), api.kubeconfig()).unwrap();
+    env.ship(&[
+        "apply",
+        "awareness",
+        "1.1.0",
+        "--registry",
+        &reg.host(),
+        "--kubeconfig",
+        "kubeconfig",
+    ])
+    .ok();
+    let pinned = api
+        .take()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .find_map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+            let image = body["spec"]["template"]["spec"]["containers"][0]["image"].as_str()?;
+            image.contains("/fleet/sensor-fusion@sha256:").then(|| image.to_owned())
+        })
+        .expect("the sensor-fusion Deployment was applied, pinned by digest");
+    let layout = support::fleet().join("layouts/sensor-fusion");
+    for arch in ["arm64", "amd64"] {
+        let from_ship = format!("oci:{}:{arch}", dir.join("pulled").display());
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                "--override-arch",
+                arch,
+                &format!("docker://{pinned}"),
+                &from_ship,
+            ],
+            dir,
+        );
+        let from_shore = format!("oci:{}:{arch}", dir.join("shore").display());
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--override-arch",
+                arch,
+                &format!("oci:{}:1.1.0", layout.display()),
+                &from_shore,
+            ],
+            dir,
+        );
+        for (image, out) in [("pulled", "u-ship"), ("shore", "u-shore")] {
+            let img = format!("{}:{arch}", dir.join(image).display());
+            tool(
+                "umoci",
+                &["unpack", "--rootless", "--image", &img, &p(&format!("{out}-{arch}"))],
+                dir,
+            );
+        }
+        let (a, b) = (
+            tree(&dir.join(format!("u-ship-{arch}/rootfs"))),
+            tree(&dir.join(format!("u-shore-{arch}/rootfs"))),
+        );
+        assert!(a.len() > 10, "{} files", a.len());
+        assert!(a == b, "{arch}: the image the ship serves differs from release 2");
+    }
+}
+
+#[test]
+fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
+    use tender_keys::SigningKey;
+    let env = Env::new();
+    let p = |f: &str| env.path().join(f).to_str().unwrap().to_owned();
+    support::pack_fleet(&env, 1, &p("v1.tender"), &[]).ok();
+    support::pack_fleet(&env, 2, &p("sub.tender"), &["--base", &p("v1.tender")]).ok();
+    env.ship(&["import", "v1.tender"]).ok();
+
+    // Re-sign the descriptor with the patch's base pointed at another layer
+    // the ship holds: signed, well-formed, and wrong.
+    let mut entries = read_entries(&env.path().join("sub.tender"));
+    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    let v1 = descriptor(&env, "v1.tender");
+    let blobs = d["blobs"].as_array_mut().unwrap();
+    let patched = blobs.iter_mut().find(|b| b.get("patch").is_some()).unwrap();
+    let base = patched["patch"]["base"].as_str().unwrap().to_owned();
+    let other = v1["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            b["mediaType"] == patched["patch"]["baseMediaType"] && b["digest"] != base.as_str()
+        })
+        .unwrap();
+    patched["patch"]["base"] = other["digest"].clone();
+    let raw = serde_json::to_vec_pretty(&d).unwrap();
+    let key =
+        SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap()).unwrap();
+    let sig = key.sign(&tender_bundle::signing_message(&raw));
+    entries[0].2 = raw;
+    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    support::write_entries(&env.path().join("bad.tender"), &entries);
+
+    let before = env.snapshot();
+    env.ship(&["import", "bad.tender"]).fails(3, "patch for layer");
+    assert_eq!(before, env.snapshot(), "nothing of the image is kept");
+
+    // The right base, but a DiffID the patch does not rebuild.
+    let mut d: serde_json::Value =
+        serde_json::from_slice(&read_entries(&env.path().join("sub.tender"))[0].2).unwrap();
+    let patched =
+        d["blobs"].as_array_mut().unwrap().iter_mut().find(|b| b.get("patch").is_some()).unwrap();
+    patched["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    let raw = serde_json::to_vec_pretty(&d).unwrap();
+    let sig = key.sign(&tender_bundle::signing_message(&raw));
+    entries[0].2 = raw;
+    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    support::write_entries(&env.path().join("bad2.tender"), &entries);
+    env.ship(&["import", "bad2.tender"]).fails(3, "not the layer's DiffID");
+    assert_eq!(before, env.snapshot(), "nothing of the image is kept");
+    env.assert_store_sound(1);
+    // The honest delta still imports.
+    env.ship(&["import", "sub.tender"]).ok();
+    env.assert_store_sound(2);
 }

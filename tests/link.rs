@@ -150,29 +150,8 @@ fn json(run: &support::Run) -> serde_json::Value {
 
 /// The fleet fixture's release `rel` packed in `env` (sequence = rel).
 fn fleet_bundle(env: &Env, rel: u32) -> PathBuf {
-    let (version, dir) = if rel == 1 { ("1.0.0", "v1") } else { ("1.1.0", "v2") };
-    let stack = support::fleet().join(format!("tender-link-v{rel}.yaml"));
-    fs::write(
-        &stack,
-        format!(
-            "name: awareness\nversion: {version}\nmanifests: [stack/{dir}/*.yaml]\n\
-             sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n"
-        ),
-    )
-    .unwrap();
     let out = env.path().join(format!("fleet-v{rel}.tender"));
-    let seq = rel.to_string();
-    env.shore(&[
-        "pack",
-        stack.to_str().unwrap(),
-        "--key",
-        "ci.key",
-        "--sequence",
-        &seq,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    support::pack_fleet(env, rel, out.to_str().unwrap(), &[]).ok();
     out
 }
 

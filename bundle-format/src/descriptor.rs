@@ -154,6 +154,31 @@ pub struct BlobRecord {
     /// part with its own signed digest; then `part` is its first chunk's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkRecord>,
+    /// An uncompressed layer that travels as a sub-layer patch against a
+    /// layer the ship holds (`docs/deltas.md`); the blob itself is rebuilt
+    /// aboard and checked against `digest` (its DiffID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchRecord>,
+}
+
+/// How a patched layer travels: `patches/sha256/<digest>` holds a zstd
+/// frame that, decoded with the uncompressed `base` layer as reference
+/// prefix, gives the layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRecord {
+    /// Digest of the patch bytes.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+    /// The layer blob (compressed as it is stored) the ship must hold.
+    pub base: Digest,
+    /// Its media type (how to decompress it).
+    #[serde(rename = "baseMediaType")]
+    pub base_media_type: String,
+    /// Its uncompressed length (held in memory while rebuilding; bounded).
+    #[serde(rename = "baseSize")]
+    pub base_size: u64,
 }
 
 /// A piece of a blob split across media parts.
@@ -333,6 +358,23 @@ impl Descriptor {
             if !seen.insert(&b.digest) {
                 return bad(format!("blob {} listed twice", b.digest));
             }
+            if let Some(p) = &b.patch {
+                use crate::patch::{Compression, layer_kind, window_log};
+                let plain = matches!(layer_kind(&b.media_type), Some((Compression::None, _)));
+                if !plain
+                    || layer_kind(&p.base_media_type).is_none()
+                    || !b.chunks.is_empty()
+                    || b.part == 0
+                    || p.size == 0
+                    || window_log(p.base_size, b.size).is_none()
+                {
+                    return bad(format!(
+                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and stay within {} bytes of base",
+                        b.digest,
+                        crate::limits::MAX_PATCH_BASE_BYTES
+                    ));
+                }
+            }
             if !b.chunks.is_empty() {
                 let mut at = 0u64;
                 for c in &b.chunks {
@@ -398,6 +440,12 @@ impl Descriptor {
         self.part_blobs(0)
     }
 
+    /// Layers the ship must hold for the patches to rebuild (not blobs of
+    /// this version).
+    pub fn patch_bases(&self) -> impl Iterator<Item = &Digest> {
+        self.blobs.iter().filter_map(|b| b.patch.as_ref().map(|p| &p.base))
+    }
+
     /// The whole blobs media part `part` carries (not chunked ones).
     pub fn part_blobs(&self, part: u32) -> impl Iterator<Item = &BlobRecord> {
         self.blobs.iter().filter(move |b| b.part == part && b.chunks.is_empty())
@@ -438,6 +486,7 @@ pub(crate) mod tests {
             media_type: mt.into(),
             part: 1,
             chunks: vec![],
+            patch: None,
         };
         let man = blob(b"kind: Pod", "application/yaml");
         let idx = blob(b"index", "application/vnd.oci.image.index.v1+json");

@@ -33,6 +33,8 @@ pub enum EntryName {
     Blob(Digest),
     /// `chunks/sha256/<hex>/<offset>`: a piece of a blob split across parts.
     Chunk(Digest, u64),
+    /// `patches/sha256/<hex>`: a sub-layer patch.
+    Patch(Digest),
     /// `tender/`, `blobs/` or `blobs/sha256/`: allowed, ignored.
     Directory,
 }
@@ -57,6 +59,9 @@ impl EntryName {
             }
             _ => match (s.strip_prefix("blobs/sha256/"), s.strip_prefix("chunks/sha256/")) {
                 (Some(hex), _) => EntryName::Blob(Digest::from_hex(hex).map_err(|_| refuse())?),
+                (_, _) if s.starts_with("patches/sha256/") => EntryName::Patch(
+                    Digest::from_hex(&s["patches/sha256/".len()..]).map_err(|_| refuse())?,
+                ),
                 (_, Some(rest)) => {
                     let (hex, offset) = rest.split_once('/').ok_or_else(refuse)?;
                     // Canonical decimal only: one name per chunk.
@@ -81,6 +86,7 @@ impl EntryName {
             EntryName::Index => INDEX_PATH.into(),
             EntryName::Blob(d) => format!("blobs/sha256/{}", d.hex()),
             EntryName::Chunk(d, offset) => format!("chunks/sha256/{}/{offset}", d.hex()),
+            EntryName::Patch(d) => format!("patches/sha256/{}", d.hex()),
             EntryName::Directory => "blobs/".into(),
         }
     }
@@ -113,6 +119,8 @@ mod tests {
         let c = EntryName::Chunk(d, 1 << 30).path();
         assert!(matches!(EntryName::parse(c.as_bytes()).unwrap(), EntryName::Chunk(_, 1073741824)));
         assert!(EntryName::parse(c.replace("/1073741824", "/01073741824").as_bytes()).is_err());
+        let p = EntryName::Patch(Digest::of(b"p")).path();
+        assert_eq!(EntryName::parse(p.as_bytes()).unwrap(), EntryName::Patch(Digest::of(b"p")));
     }
 
     #[test]

@@ -20,13 +20,15 @@ mod digest;
 mod entry;
 mod hashing;
 pub mod limits;
+pub mod patch;
 mod progress;
 mod reader;
 mod writer;
 
 pub use descriptor::{
     BaseRef, BlobRecord, BlobRef, ChunkRecord, Descriptor, FORMAT, ImageRecord, ManifestFile,
-    PlatformManifest, SIGNING_CONTEXT, Signatures, StackId, StackName, Version, signing_message,
+    PatchRecord, PlatformManifest, SIGNING_CONTEXT, Signatures, StackId, StackName, Version,
+    signing_message,
 };
 pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
@@ -151,6 +153,14 @@ pub enum BundleError {
         missing: usize,
         /// One of them.
         first: Digest,
+    },
+    /// A sub-layer patch that does not rebuild its layer.
+    #[error("patch for layer {blob}: {reason}")]
+    Patch {
+        /// The layer (its DiffID).
+        blob: Digest,
+        /// What went wrong.
+        reason: String,
     },
     /// Reading the bundle failed (includes malformed tar structure).
     #[error("reading {}: {source}", path.display())]

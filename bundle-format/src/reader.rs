@@ -75,6 +75,20 @@ pub trait Sink {
     fn wants_chunk(&mut self, _blob: &BlobRecord, _chunk: &ChunkRecord) -> bool {
         false
     }
+    /// A staged patch matched its digest: rebuild the layer from it (and
+    /// check the layer against its digest). The default refuses: a sink
+    /// that keeps blobs must rebuild patched ones.
+    fn commit_patch(
+        &mut self,
+        blob: &BlobRecord,
+        _staged: Self::Staged,
+    ) -> Result<(), Self::Error> {
+        Err(BundleError::Patch {
+            blob: blob.digest.clone(),
+            reason: "this reader cannot rebuild patched layers".into(),
+        }
+        .into())
+    }
     /// A staged chunk matched its digest: keep it until the blob is whole.
     fn commit_chunk(
         &mut self,
@@ -382,6 +396,8 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     // 3 and 4: the layout and the blobs, each checked against the descriptor.
     let d = &verified.descriptor;
     let listed: HashMap<&Digest, &BlobRecord> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
+    let patches: HashMap<&Digest, &BlobRecord> =
+        d.blobs.iter().filter_map(|b| b.patch.as_ref().map(|p| (&p.digest, b))).collect();
     let mut seen: HashMap<&Digest, ()> = HashMap::with_capacity(listed.len());
     let mut seen_chunks: std::collections::HashSet<(&Digest, u64)> = Default::default();
     let (mut have_layout, mut have_index) = (false, false);
@@ -443,8 +459,14 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     .into());
                 }
             }
-            EntryName::Blob(ref digest) | EntryName::Chunk(ref digest, _) => {
-                let Some(blob) = listed.get(digest).copied() else {
+            EntryName::Blob(ref digest)
+            | EntryName::Chunk(ref digest, _)
+            | EntryName::Patch(ref digest) => {
+                let found = match name {
+                    EntryName::Patch(_) => patches.get(digest),
+                    _ => listed.get(digest),
+                };
+                let Some(blob) = found.copied() else {
                     return Err(BundleError::UnlistedBlob(digest.clone()).into());
                 };
                 let chunk = match name {
@@ -454,14 +476,20 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                             .find(|c| c.offset == offset)
                             .ok_or_else(|| BundleError::UnexpectedEntry(name.path()))?,
                     ),
-                    _ if !blob.chunks.is_empty() => {
+                    // A patched layer travels only as its patch.
+                    EntryName::Blob(_) if !blob.chunks.is_empty() || blob.patch.is_some() => {
                         return Err(BundleError::UnexpectedEntry(name.path()).into());
                     }
                     _ => None,
                 };
-                let (want_part, want_digest, want_size) = match chunk {
-                    Some(c) => (c.part, &c.digest, c.size),
-                    None => (blob.part, &blob.digest, blob.size),
+                let patch = match name {
+                    EntryName::Patch(_) => blob.patch.as_ref(),
+                    _ => None,
+                };
+                let (want_part, want_digest, want_size) = match (chunk, patch) {
+                    (Some(c), _) => (c.part, &c.digest, c.size),
+                    (_, Some(p)) => (blob.part, &p.digest, p.size),
+                    _ => (blob.part, &blob.digest, blob.size),
                 };
                 let this_part = *part.get_or_insert(1);
                 if want_part != this_part {
@@ -521,15 +549,17 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     .into());
                 }
                 if let Some(staged) = staged {
-                    match chunk {
-                        Some(c) => sink.commit_chunk(blob, c, staged)?,
-                        None => sink.commit(blob, staged)?,
+                    match (chunk, patch) {
+                        (Some(c), _) => sink.commit_chunk(blob, c, staged)?,
+                        (_, Some(_)) => sink.commit_patch(blob, staged)?,
+                        _ => sink.commit(blob, staged)?,
                     }
                     summary.blobs_committed += 1;
-                    summary.bytes_committed += size;
+                    // A patched layer counts as the layer it rebuilt.
+                    summary.bytes_committed += if patch.is_some() { blob.size } else { size };
                 }
                 summary.blobs += 1;
-                summary.bytes += size;
+                summary.bytes += if patch.is_some() { blob.size } else { size };
             }
         }
     }
@@ -618,6 +648,7 @@ mod tests {
                     media_type: "application/octet-stream".into(),
                     part: 1,
                     chunks: vec![],
+                    patch: None,
                 });
             }
         }

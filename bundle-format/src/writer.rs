@@ -147,6 +147,27 @@ impl<W: Write> BundleWriter<W> {
         )
     }
 
+    /// Append the patch a patched layer travels as (`data`: the patch bytes).
+    pub fn append_patch(
+        &mut self,
+        blob: &BlobRecord,
+        data: impl Read,
+        src: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(), BundleError> {
+        let p = blob.patch.as_ref().ok_or_else(|| {
+            BundleError::BadDescriptor(format!("blob {} has no patch", blob.digest))
+        })?;
+        self.append_entry(
+            EntryName::Patch(p.digest.clone()),
+            &p.digest,
+            p.size,
+            data,
+            src,
+            progress,
+        )
+    }
+
     fn append_entry(
         &mut self,
         name: EntryName,

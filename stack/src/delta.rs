@@ -1,13 +1,13 @@
 //! What the ship already holds, from an earlier bundle, a descriptor, or the
 //! ship's inventory: the base a delta leaves out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tender_bundle::{BaseRef, Descriptor, Digest, StackName, Version};
+use tender_bundle::{BaseRef, Descriptor, Digest, EntryName, ImageRecord, StackName, Version};
 
 use crate::StackError;
 
@@ -68,6 +68,26 @@ pub struct Base {
     pub blobs: HashSet<Digest>,
     /// Where they come from (named when a ship lacks one).
     pub refs: Vec<BaseRef>,
+    /// The images of base bundles and descriptors, latest last: where a
+    /// changed layer's predecessor is looked for (sub-layer patches).
+    pub images: Vec<ImageRecord>,
+    /// Base bundle files and where each blob lies in them, to read
+    /// predecessors from.
+    pub(crate) files: Vec<(PathBuf, HashMap<Digest, (u64, u64)>)>,
+}
+
+/// Where each whole blob lies in a bundle file: digest -> (offset, size).
+fn blob_offsets(path: &Path) -> Result<HashMap<Digest, (u64, u64)>, StackError> {
+    let io = |e| StackError::Io { path: path.to_owned(), source: e };
+    let mut archive = tar::Archive::new(File::open(path).map_err(io)?);
+    let mut out = HashMap::new();
+    for entry in archive.entries_with_seek().map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if let Ok(EntryName::Blob(d)) = EntryName::parse(&entry.path_bytes()) {
+            out.insert(d, (entry.raw_file_position(), entry.size()));
+        }
+    }
+    Ok(out)
 }
 
 /// Largest base file read whole (a descriptor or an inventory).
@@ -88,7 +108,8 @@ impl Base {
         let mut f = File::open(path).map_err(io)?;
         let mut head = [0u8; 512];
         let n = f.read(&mut head).map_err(io)?;
-        let bytes = if n == 512 && head.starts_with(b"tender/descriptor.json\0") {
+        let is_bundle = n == 512 && head.starts_with(b"tender/descriptor.json\0");
+        let bytes = if is_bundle {
             // A bundle (or part): its first entry is the descriptor.
             tender_bundle::read_descriptor_bytes(File::open(path).map_err(io)?, path)?
         } else {
@@ -122,6 +143,10 @@ impl Base {
             }
             Some(tender_bundle::FORMAT) => {
                 let d = Descriptor::parse(&bytes)?;
+                if is_bundle {
+                    self.files.push((path.to_owned(), blob_offsets(path)?));
+                }
+                self.images.extend(d.images.iter().cloned());
                 // Only what the ship will hold once it has that version whole.
                 self.blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
                 self.refs.push(BaseRef {

@@ -116,6 +116,7 @@ pub fn resolve_image(
                 media_type: m_type.into(),
                 part: 1,
                 chunks: vec![],
+                patch: None,
             },
             from_source.clone(),
         ));
@@ -126,6 +127,7 @@ pub fn resolve_image(
                 media_type: config.media_type().to_string(),
                 part: 1,
                 chunks: vec![],
+                patch: None,
             },
             from_source.clone(),
         ));
@@ -142,6 +144,7 @@ pub fn resolve_image(
                     media_type: l.media_type().to_string(),
                     part: 1,
                     chunks: vec![],
+                    patch: None,
                 },
                 from_source.clone(),
             ));
@@ -203,6 +206,7 @@ pub fn resolve_image(
                     media_type: media_type.clone(),
                     part: 1,
                     chunks: vec![],
+                    patch: None,
                 },
                 from_source.clone(),
             )
@@ -221,6 +225,7 @@ pub fn resolve_image(
                 media_type: media_type.clone(),
                 part: 1,
                 chunks: vec![],
+                patch: None,
             };
             (rec, BlobData::Memory(bytes))
         };

@@ -9,6 +9,7 @@ pub mod delta;
 pub mod image;
 pub mod k8s;
 mod pack;
+pub mod patch;
 pub mod platform;
 pub mod source;
 mod stackfile;

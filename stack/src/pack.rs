@@ -35,9 +35,11 @@ pub struct Plan {
     pub images: Vec<ImageRecord>,
     /// Every blob once, in bundle order, with where to read it.
     pub blobs: Vec<(BlobRecord, BlobData)>,
-    sources: Vec<Box<dyn ImageSource>>,
+    pub(crate) sources: Vec<Box<dyn ImageSource>>,
     /// Per image: which source supplies it.
-    image_source: Vec<usize>,
+    pub(crate) image_source: Vec<usize>,
+    /// Holds the patches of patched layers, when there are any.
+    pub(crate) scratch: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -102,6 +104,7 @@ impl Plan {
                     media_type: YAML_MEDIA_TYPE.into(),
                     part: 1,
                     chunks: vec![],
+                    patch: None,
                 },
                 BlobData::File(path.clone()),
             ));
@@ -132,7 +135,7 @@ impl Plan {
         // Every blob once, whatever number of images share it.
         let mut seen = HashSet::new();
         blobs.retain(|(b, _)| seen.insert(b.digest.clone()));
-        Ok(Plan { stack, manifests, images, blobs, sources, image_source })
+        Ok(Plan { stack, manifests, images, blobs, sources, image_source, scratch: None })
     }
 
     /// Let each source fetch ahead what packing will read from it.
@@ -155,12 +158,12 @@ impl Plan {
         Ok(())
     }
 
-    /// Bytes of all blobs.
+    /// Bytes a whole bundle carries for its blobs (patches for patched layers).
     pub fn total_bytes(&self) -> u64 {
-        self.blobs.iter().map(|(b, _)| b.size).sum()
+        self.blobs.iter().map(|(b, _)| b.patch.as_ref().map_or(b.size, |p| p.size)).sum()
     }
 
-    fn open<'a>(
+    pub(crate) fn open<'a>(
         &'a self,
         blob: &BlobRecord,
         data: &'a BlobData,
@@ -191,10 +194,12 @@ pub struct EstimateRow {
     pub digest: Digest,
     /// Its media type.
     pub media_type: String,
-    /// Its size.
+    /// Bytes the bundle carries for it (a patched layer: its patch).
     pub size: u64,
     /// False when the ship holds it already.
     pub carried: bool,
+    /// True when it travels as a sub-layer patch.
+    pub patched: bool,
 }
 
 impl Plan {
@@ -214,8 +219,9 @@ impl Plan {
                 },
                 digest: b.digest.clone(),
                 media_type: b.media_type.clone(),
-                size: b.size,
+                size: b.patch.as_ref().map_or(b.size, |p| p.size),
                 carried: !base.is_some_and(|base| base.blobs.contains(&b.digest)),
+                patched: b.patch.is_some(),
             })
             .collect()
     }
@@ -265,6 +271,8 @@ pub struct PackReport {
     pub sequence: u64,
     /// Digest of the signed descriptor.
     pub descriptor_digest: Digest,
+    /// Changed layers with a predecessor in the base: patched or not, and why.
+    pub patches: Vec<crate::patch::PatchRow>,
 }
 
 /// Sign the plan's descriptor and write the bundle to `out` (via a temporary
@@ -296,6 +304,8 @@ pub fn pack(
         for b in &mut descriptor.blobs {
             if base.blobs.contains(&b.digest) {
                 b.part = 0;
+                // Held already: no patch needed.
+                b.patch = None;
             }
         }
         descriptor.bases = base.refs.clone();
@@ -353,6 +363,7 @@ pub fn pack(
         version: descriptor.stack.version,
         sequence: descriptor.sequence,
         descriptor_digest: Digest::of(&signed.raw),
+        patches: vec![],
     })
 }
 
@@ -407,7 +418,8 @@ fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), S
     let (mut part, mut used) = (1u32, 0u64);
     // Blobs the ship holds already (part 0) travel in no part.
     for b in d.blobs.iter_mut().filter(|b| b.part != 0) {
-        let cost = 512 + b.size.div_ceil(512) * 512;
+        let carried = b.patch.as_ref().map_or(b.size, |p| p.size);
+        let cost = 512 + carried.div_ceil(512) * 512;
         if used > 0 && used + cost > room {
             part += 1;
             used = 0;
@@ -416,6 +428,10 @@ fn assign_parts(d: &mut Descriptor, size: u64, index_bytes: u64) -> Result<(), S
             b.part = part;
             used += cost;
             continue;
+        }
+        if b.patch.is_some() {
+            // Patches travel whole (they are small; this one is not).
+            return Err(StackError::BadSplit { size, overhead: cost + overhead });
         }
         // Larger than a part: split into chunks, one part each; the digests
         // are filled in before signing.
@@ -520,7 +536,11 @@ fn write_part(
         }
         let (reader, location) = plan.open(blob, data)?;
         progress.item(&blob.digest.to_string());
-        w.append_blob(record, reader, &location, progress)?;
+        if record.patch.is_some() {
+            w.append_patch(record, reader, &location, progress)?;
+        } else {
+            w.append_blob(record, reader, &location, progress)?;
+        }
     }
     let tmp = w
         .finish()?

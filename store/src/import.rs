@@ -148,6 +148,12 @@ impl Sink for ImportSink<'_> {
         Ok(())
     }
 
+    fn commit_patch(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
+        // The patch's digest checked; the rebuilt layer is checked against
+        // its own before it is kept. The patch itself is dropped with `staged`.
+        self.store.rebuild_patched(blob, staged.path())
+    }
+
     fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
         // Durable before it is visible under its digest.
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
@@ -282,14 +288,19 @@ impl Store {
                 });
             }
         }
-        // A delta: every blob it leaves out must be here before anything is written.
-        let missing: Vec<&BlobRecord> =
-            d.expected_blobs().filter(|b| !self.has_blob(&b.digest)).collect();
+        // A delta: every blob it leaves out, and every layer a patch
+        // rebuilds from, must be here before anything is written.
+        let missing: Vec<&Digest> = d
+            .expected_blobs()
+            .map(|b| &b.digest)
+            .chain(d.patch_bases())
+            .filter(|dg| !self.has_blob(dg))
+            .collect();
         if let Some(first) = missing.first() {
             let bases: Vec<String> = d.bases.iter().map(|b| b.to_string()).collect();
             return Err(StoreError::BaseMissing {
                 missing: missing.len(),
-                first: first.digest.clone(),
+                first: (*first).clone(),
                 bases: if bases.is_empty() { "(not named)".into() } else { bases.join(", ") },
             });
         }

@@ -30,6 +30,7 @@ mod fsutil;
 mod history;
 mod import;
 mod partial;
+mod patch;
 
 use fsutil::{create_dirs, io_err, write_atomic};
 pub use history::{GcReport, History, HistoryEntry, Outcome};

@@ -279,3 +279,25 @@ pub fn fleet() -> PathBuf {
     assert!(built, "make-fleet.sh failed");
     out
 }
+
+/// Release `rel` (1 or 2) of the fleet fixture packed in `env` with
+/// sequence `rel` into `out`, with `extra` flags (e.g. `--base`).
+pub fn pack_fleet(env: &Env, rel: u32, out: &str, extra: &[&str]) -> Run {
+    let (version, dir) = if rel == 1 { ("1.0.0", "v1") } else { ("1.1.0", "v2") };
+    // One stack file per release and test binary: binaries run in parallel.
+    let name = std::env::current_exe().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let stack = fleet().join(format!("tender-{name}-v{rel}.yaml"));
+    fs::write(
+        &stack,
+        format!(
+            "name: awareness\nversion: {version}\nmanifests: [stack/{dir}/*.yaml]\n\
+             sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n"
+        ),
+    )
+    .unwrap();
+    let seq = rel.to_string();
+    let mut args =
+        vec!["pack", stack.to_str().unwrap(), "--key", "ci.key", "--sequence", &seq, "--out", out];
+    args.extend_from_slice(extra);
+    env.shore(&args)
+}

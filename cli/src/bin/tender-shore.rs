@@ -13,6 +13,7 @@ use tender_cli::{Bar, detached_sig_path, fail, human, print_json};
 use tender_keys::SigningKey;
 use tender_registry::{Registry, RegistrySource, Target, Transport};
 use tender_stack::delta::Base;
+use tender_stack::patch::{PatchRow, Patches};
 use tender_stack::{PackOptions, PackReport, Plan, StackFile, pack};
 
 #[derive(Parser)]
@@ -96,6 +97,10 @@ struct PackArgs {
     /// The bundle goes stale this long after packing (e.g. 180days).
     #[arg(long, value_parser = parse_duration)]
     expires_in: Option<std::time::Duration>,
+    /// With --base: carry a changed layer whose predecessor the ship holds
+    /// as a sub-layer patch where that is smaller, or never (whole layers).
+    #[arg(long, value_enum, default_value_t = PatchArg::WhereSmaller)]
+    patches: PatchArg,
     /// A ship's public key (from `tender-ship keygen`): inventories given
     /// as --base must be signed by one of these. Repeatable.
     #[arg(long = "ship-key", value_name = "SHIP.pub")]
@@ -106,6 +111,12 @@ struct PackArgs {
     /// Docker-style auth file for registries; default: ~/.docker/config.json.
     #[arg(long)]
     authfile: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PatchArg {
+    WhereSmaller,
+    Never,
 }
 
 impl PackArgs {
@@ -138,9 +149,24 @@ impl PackArgs {
 
     /// Resolve the stack; images no `sources` entry covers come from their
     /// registries, with fetched blobs cached in `cache_in`, then removed.
-    fn plan(&self, file: StackFile, cache_in: &Path) -> Result<Plan> {
+    /// Against a base, changed layers become patches where that pays.
+    fn plan(
+        &self,
+        file: StackFile,
+        cache_in: &Path,
+        base: Option<&Base>,
+    ) -> Result<(Plan, Vec<PatchRow>)> {
         let registries = RegistrySource::new(self.transport(), self.authfile.clone(), cache_in)?;
-        Ok(Plan::resolve(file, vec![Box::new(registries)])?)
+        let mut plan = Plan::resolve(file, vec![Box::new(registries)])?;
+        let policy = match self.patches {
+            PatchArg::WhereSmaller => Patches::WhereSmaller,
+            PatchArg::Never => Patches::Never,
+        };
+        let rows = match base {
+            Some(b) => plan.apply_patches(b, policy)?,
+            None => vec![],
+        };
+        Ok((plan, rows))
     }
 }
 
@@ -229,19 +255,26 @@ fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn estimate(plan: &Plan, base: Option<&Base>, json: bool) {
+fn estimate(plan: &Plan, base: Option<&Base>, patches: &[PatchRow], json: bool) {
     let rows = plan.estimate(base);
     let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
     let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
     if json {
-        print_json(&json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows}));
+        print_json(
+            &json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows, "patches": patches}),
+        );
         return;
     }
+    print_patches(patches);
     for r in &rows {
         println!(
             "{:>10}  {:<7} {}  {}  {}",
             human(r.size),
-            if r.carried { "carry" } else { "held" },
+            match (r.carried, r.patched) {
+                (true, true) => "patch",
+                (true, false) => "carry",
+                _ => "held",
+            },
             &r.digest.hex()[..12],
             r.media_type,
             r.source
@@ -268,13 +301,14 @@ fn pack_to(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let plan = args.plan(file, &out_dir)?;
+    let (plan, patches) = args.plan(file, &out_dir, base.as_ref())?;
     let bar = Bar::new(json);
     let now = std::time::SystemTime::now();
     let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
     let options = PackOptions { sequence: args.sequence, created: Some(now), split, base, expires };
-    let report = pack(&plan, &key, &options, &out, &bar)
+    let mut report = pack(&plan, &key, &options, &out, &bar)
         .with_context(|| format!("packing {}", out.display()))?;
+    report.patches = patches;
     if quiet {
         return Ok(report);
     }
@@ -304,8 +338,31 @@ fn pack_to(
                 human(report.expected_bytes)
             );
         }
+        print_patches(&report.patches);
     }
     Ok(report)
+}
+
+fn print_patches(rows: &[PatchRow]) {
+    for r in rows {
+        match (r.used, r.patch_size) {
+            (true, Some(n)) => println!(
+                "patch: {} layer {} ({}) travels as a {} patch against {}",
+                r.image,
+                &r.layer.hex()[..12],
+                human(r.layer_size),
+                human(n),
+                &r.base.hex()[..12]
+            ),
+            _ => println!(
+                "patch: {} layer {} ({}) travels whole: {}",
+                r.image,
+                &r.layer.hex()[..12],
+                human(r.layer_size),
+                r.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 fn is_stack_file(p: &Path) -> bool {
@@ -372,8 +429,9 @@ fn main() {
         Cmd::Pack { stack, out, split, estimate: true, args } => (|| {
             let _ = (out, split);
             let base = args.base()?;
-            let plan = args.plan(StackFile::load(&stack)?, Path::new("."))?;
-            estimate(&plan, base.as_ref(), cli.json);
+            let (plan, patches) =
+                args.plan(StackFile::load(&stack)?, Path::new("."), base.as_ref())?;
+            estimate(&plan, base.as_ref(), &patches, cli.json);
             Ok(())
         })(),
         Cmd::Pack { stack, out, split, estimate: false, args } => {

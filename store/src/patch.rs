@@ -1,0 +1,77 @@
+//! Rebuilding a layer that travelled as a sub-layer patch (`docs/deltas.md`).
+
+use std::fs::File;
+use std::path::Path;
+
+use tender_bundle::limits::MAX_PATCH_BASE_BYTES;
+use tender_bundle::patch::{apply_patch, layer_kind, read_uncompressed};
+use tender_bundle::{BlobRecord, BundleError, NoProgress};
+
+use crate::fsutil::io_err;
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Rebuild `blob` from its patch (verified bytes in `patch_file`) and
+    /// the base layer in the store; check the result against the blob's
+    /// digest (the layer's DiffID) and size, and only then move it in.
+    pub fn rebuild_patched(&self, blob: &BlobRecord, patch_file: &Path) -> Result<(), StoreError> {
+        let refuse = |reason: String| -> StoreError {
+            BundleError::Patch { blob: blob.digest.clone(), reason }.into()
+        };
+        let Some(p) = &blob.patch else {
+            return Err(refuse("the descriptor gives no patch".into()));
+        };
+        let base_path = self.blob_path(&p.base);
+        let (compression, _) = layer_kind(&p.base_media_type).ok_or_else(|| {
+            refuse(format!("base media type {:?} is not a layer", p.base_media_type))
+        })?;
+        let base_file = match File::open(&base_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refuse(format!("its base layer {} is not in the store", p.base)));
+            }
+            Err(e) => return Err(StoreError::Io { path: base_path, source: e }),
+        };
+        // The base is held whole in memory while the patch is decoded; the
+        // descriptor bounds its size, and the bound is checked here again.
+        let base = read_uncompressed(base_file, compression, p.base_size.min(MAX_PATCH_BASE_BYTES))
+            .map_err(|e| refuse(format!("base layer {}: {e}", p.base)))?;
+        if base.len() as u64 != p.base_size {
+            return Err(refuse(format!(
+                "base layer {} uncompresses to {} bytes, the patch was made against {}",
+                p.base,
+                base.len(),
+                p.base_size
+            )));
+        }
+        let patch = File::open(patch_file).map_err(io_err(patch_file))?;
+        let layer = apply_patch(&base, patch).map_err(|e| refuse(format!("cannot apply: {e}")))?;
+        let staging = self.root.join("staging");
+        let mut tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&staging)
+            .map_err(io_err(&staging))?;
+        let tmp_path = tmp.path().to_owned();
+        // At most one byte more than the layer: a patch that decodes to
+        // more is refused without writing it all.
+        let (actual, n) =
+            tender_bundle::copy_hashed(layer, tmp.as_file_mut(), blob.size + 1, &NoProgress)
+                .map_err(|e| match e {
+                    tender_bundle::CopyError::Read(e) => refuse(format!("cannot apply: {e}")),
+                    tender_bundle::CopyError::Write(source) => {
+                        StoreError::Io { path: tmp_path.clone(), source }
+                    }
+                })?;
+        if n != blob.size || actual != blob.digest {
+            return Err(refuse(format!(
+                "it rebuilds {actual} ({n} bytes), not the layer's DiffID ({} bytes)",
+                blob.size
+            )));
+        }
+        tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
+        let target = self.blob_path(&blob.digest);
+        tmp.persist(&target)
+            .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
+        Ok(())
+    }
+}
