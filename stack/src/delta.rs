@@ -61,6 +61,9 @@ pub struct InventoryVersion {
     pub applied: bool,
 }
 
+/// Where each whole blob lies in a bundle file: digest -> (offset, size).
+pub(crate) type BlobOffsets = HashMap<Digest, (u64, u64)>;
+
 /// Blobs the ship holds, and the versions they come from.
 #[derive(Clone, Debug, Default)]
 pub struct Base {
@@ -73,11 +76,11 @@ pub struct Base {
     pub images: Vec<ImageRecord>,
     /// Base bundle files and where each blob lies in them, to read
     /// predecessors from.
-    pub(crate) files: Vec<(PathBuf, HashMap<Digest, (u64, u64)>)>,
+    pub(crate) files: Vec<(PathBuf, BlobOffsets)>,
 }
 
-/// Where each whole blob lies in a bundle file: digest -> (offset, size).
-fn blob_offsets(path: &Path) -> Result<HashMap<Digest, (u64, u64)>, StackError> {
+/// Index a bundle file's blobs.
+fn blob_offsets(path: &Path) -> Result<BlobOffsets, StackError> {
     let io = |e| StackError::Io { path: path.to_owned(), source: e };
     let mut archive = tar::Archive::new(File::open(path).map_err(io)?);
     let mut out = HashMap::new();
