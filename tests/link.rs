@@ -474,3 +474,20 @@ fn a_registry_gone_mid_pull_gives_up_keeping_progress_and_a_rerun_completes() {
     );
     env.assert_store_sound(1);
 }
+
+#[test]
+fn a_published_sub_layer_delta_pulls_only_the_patch() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let v1 = fleet_bundle(&env, 1);
+    let sub = env.path().join("sub.tender");
+    support::pack_fleet(&env, 2, sub.to_str().unwrap(), &["--base", v1.to_str().unwrap()]).ok();
+    let to = format!("{}/fleet/awareness:1.1.0-delta", reg.host());
+    env.shore(&["publish", sub.to_str().unwrap(), "--to", &to]).ok();
+    env.ship(&["import", v1.to_str().unwrap()]).ok();
+    let r = json(&env.ship(&["--json", "pull", &to]).ok());
+    println!("link: the sub-layer delta pulled with {} bytes over the link", r["bytes_fetched"]);
+    assert_eq!(r["complete"], true, "{r}");
+    assert!(r["bytes_fetched"].as_u64().unwrap() < 100_000, "{r}");
+    env.assert_store_sound(2);
+}

@@ -157,7 +157,9 @@ fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
             EntryName::Signatures => {
                 sigs = Some(read_limited(entry, MAX_SIGNATURES_BYTES, "the signatures", path)?)
             }
-            EntryName::Blob(d) => blobs.push((d, entry.raw_file_position(), entry.size())),
+            EntryName::Blob(d) | EntryName::Patch(d) => {
+                blobs.push((d, entry.raw_file_position(), entry.size()))
+            }
             EntryName::Part | EntryName::Chunk(..) => {
                 return Err(not(
                     "this is one part of a split bundle; publish the whole bundle (pack without --split)"
@@ -192,22 +194,21 @@ impl Registry {
         let carried: Vec<&BlobRecord> = d.blobs.iter().filter(|x| x.part != 0).collect();
         let mut located = Vec::with_capacity(carried.len());
         for blob in &carried {
-            let Some((_, offset, size)) = b.blobs.iter().find(|(dg, ..)| *dg == blob.digest) else {
+            // A patched layer is published as its patch.
+            let (digest, listed) = Store::fetched_as(blob);
+            let Some((_, offset, size)) = b.blobs.iter().find(|(dg, ..)| dg == digest) else {
                 return Err(RegistryError::NotABundle {
                     what: bundle.display().to_string(),
-                    reason: format!("blob {} is listed but not carried", blob.digest),
+                    reason: format!("blob {digest} is listed but not carried"),
                 });
             };
-            if *size != blob.size {
+            if *size != listed {
                 return Err(RegistryError::NotABundle {
                     what: bundle.display().to_string(),
-                    reason: format!(
-                        "blob {} is {size} bytes, listed as {}",
-                        blob.digest, blob.size
-                    ),
+                    reason: format!("blob {digest} is {size} bytes, listed as {listed}"),
                 });
             }
-            located.push((blob.digest.clone(), *offset, *size));
+            located.push((digest.clone(), *offset, *size));
         }
         let sig_bytes = serde_json::to_vec_pretty(&Signatures { signatures: b.signatures.clone() })
             .expect("signatures serialize");
@@ -516,12 +517,11 @@ impl Registry {
                 plan.blobs_held += 1;
                 plan.bytes_held += b.size;
             } else {
-                let have = partials
-                    .iter()
-                    .find(|(p, _)| *p == b.digest)
-                    .map_or(0, |(_, n)| (*n).min(b.size));
+                let (digest, size) = Store::fetched_as(b);
+                let have =
+                    partials.iter().find(|(p, _)| p == digest).map_or(0, |(_, n)| (*n).min(size));
                 plan.blobs_needed += 1;
-                plan.bytes_needed += b.size - have;
+                plan.bytes_needed += size - have;
                 plan.bytes_partial += have;
             }
         }
@@ -611,14 +611,15 @@ impl Registry {
         report: &mut PullReport,
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
-        let r = self.blob_ref(t, blob.digest.as_str());
-        let partial: PathBuf = store.partial_path(&blob.digest);
+        let (digest, size) = Store::fetched_as(blob);
+        let r = self.blob_ref(t, digest.as_str());
+        let partial: PathBuf = store.partial_path(digest);
         let mut failures = 0u32;
         let mut wait = FIRST_BACKOFF;
         let mut refetched = false;
         loop {
             let (mut file, mut have) = store.open_partial(blob)?;
-            if have == blob.size {
+            if have == size {
                 match store.adopt_partial(blob) {
                     Ok(()) => return Ok(()),
                     // Bad bytes (a torn write before a power cut, a lying
@@ -634,7 +635,7 @@ impl Registry {
             let attempt = async {
                 let resp = self
                     .client
-                    .pull_blob_stream_partial(&r, blob.digest.as_str(), have, None)
+                    .pull_blob_stream_partial(&r, digest.as_str(), have, None)
                     .await
                     .map_err(|e| Attempt::Dropped(e.to_string()))?;
                 let mut body = match resp {
@@ -656,12 +657,11 @@ impl Registry {
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(|e| Attempt::Dropped(e.to_string()))?;
                     let n = chunk.len() as u64;
-                    if have + n > blob.size {
+                    if have + n > size {
                         return Err(Attempt::Fatal(RegistryError::NotABundle {
                             what: t.to_string(),
                             reason: format!(
-                                "blob {}: the registry sent more than the {} bytes signed for it",
-                                blob.digest, blob.size
+                                "blob {digest}: the registry sent more than the {size} bytes signed for it"
                             ),
                         }));
                     }
@@ -676,7 +676,7 @@ impl Registry {
                 Ok(())
             };
             let reason = match attempt.await {
-                Ok(()) if have == blob.size => continue, // adopted at the top of the loop
+                Ok(()) if have == size => continue, // adopted at the top of the loop
                 Ok(()) => "the body ended early".to_string(),
                 Err(Attempt::Dropped(reason)) => reason,
                 Err(Attempt::Fatal(e)) => {
@@ -698,7 +698,7 @@ impl Registry {
                     .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
                 return Err(RegistryError::GaveUp {
                     registry: self.host.clone(),
-                    what: format!("fetching blob {}", blob.digest),
+                    what: format!("fetching blob {digest}"),
                     attempts: failures,
                     kept: have,
                     reason,

@@ -22,12 +22,23 @@ impl Store {
         self.partial_dir().join(d.hex())
     }
 
-    /// Open `blob`'s partial file for appending; returns it and how many
-    /// bytes it already holds (a file longer than the blob is started over).
+    /// What a pull fetches for `blob`: the blob, or for a patched layer,
+    /// its patch (digest and size).
+    pub fn fetched_as(blob: &BlobRecord) -> (&Digest, u64) {
+        match &blob.patch {
+            Some(p) => (&p.digest, p.size),
+            None => (&blob.digest, blob.size),
+        }
+    }
+
+    /// Open the partial file of what a pull fetches for `blob` (see
+    /// [`Store::fetched_as`]) for appending; returns it and how many bytes
+    /// it already holds (a file longer than expected is started over).
     pub fn open_partial(&self, blob: &BlobRecord) -> Result<(File, u64), StoreError> {
         let dir = self.partial_dir();
         crate::create_dirs(&dir)?;
-        let path = self.partial_path(&blob.digest);
+        let (digest, size) = Self::fetched_as(blob);
+        let path = self.partial_path(digest);
         let mut f = File::options()
             .create(true)
             .truncate(false)
@@ -36,7 +47,7 @@ impl Store {
             .open(&path)
             .map_err(io_err(&path))?;
         let mut len = f.metadata().map_err(io_err(&path))?.len();
-        if len > blob.size {
+        if len > size {
             f.set_len(0).map_err(io_err(&path))?;
             len = 0;
         }
@@ -46,34 +57,43 @@ impl Store {
 
     /// Start `blob`'s partial file over (the server ignored a range request).
     pub fn restart_partial(&self, file: &mut File, blob: &BlobRecord) -> Result<(), StoreError> {
-        let path = self.partial_path(&blob.digest);
+        let path = self.partial_path(Self::fetched_as(blob).0);
         file.set_len(0).map_err(io_err(&path))?;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
         Ok(())
     }
 
     /// Hash `blob`'s whole partial file; if it matches, make it durable and
-    /// move it under its digest. If not, it is removed (so a rerun fetches
-    /// it afresh) and the mismatch is the error.
+    /// move it under its digest (a patch: rebuild the layer from it, which
+    /// is checked in turn). If not, it is removed (so a rerun fetches it
+    /// afresh) and the mismatch is the error.
     pub fn adopt_partial(&self, blob: &BlobRecord) -> Result<(), StoreError> {
-        let path = self.partial_path(&blob.digest);
+        let (digest, size) = Self::fetched_as(blob);
+        let path = self.partial_path(digest);
         let f = File::open(&path).map_err(io_err(&path))?;
         let (actual, n) =
-            tender_bundle::copy_hashed(&f, &mut std::io::sink(), blob.size + 1, &NoProgress)
-                .map_err(|e| match e {
+            tender_bundle::copy_hashed(&f, &mut std::io::sink(), size + 1, &NoProgress).map_err(
+                |e| match e {
                     tender_bundle::CopyError::Read(source)
                     | tender_bundle::CopyError::Write(source) => {
                         StoreError::Io { path: path.clone(), source }
                     }
-                })?;
-        if n != blob.size || actual != blob.digest {
+                },
+            )?;
+        if n != size || actual != *digest {
             let _ = fs::remove_file(&path);
             return Err(BundleError::DigestMismatch {
-                entry: format!("{} ({n} bytes fetched)", blob.digest),
-                expected: blob.digest.clone(),
+                entry: format!("{digest} ({n} bytes fetched)"),
+                expected: digest.clone(),
                 actual,
             }
             .into());
+        }
+        if blob.patch.is_some() {
+            let rebuilt = self.rebuild_patched(blob, &path);
+            let _ = fs::remove_file(&path);
+            rebuilt?;
+            return sync_dir(&self.blobs_dir());
         }
         f.sync_all().map_err(io_err(&path))?;
         let target = self.blob_path(&blob.digest);
