@@ -215,3 +215,62 @@ fn gc_keeps_newest_and_applied() {
     // Still applies with no connection needed beyond the ship's registry.
     s.ship(&["apply", "awareness"]).ok();
 }
+
+/// Bytes under `dir`, recursively.
+fn du(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.map(|e| {
+        let p = e.unwrap().path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => du(&p),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    })
+    .sum()
+}
+
+#[test]
+fn registry_killed_mid_push_then_rerun_completes() {
+    let mut s = Ship::new();
+    let bundle = s.env.path().join("fleet.tender");
+    support::pack_fleet(&s.env, 1, bundle.to_str().unwrap(), &[]).ok();
+    s.env.ship(&["import", bundle.to_str().unwrap()]).ok();
+    let host = s.registry.host();
+    let child = std::process::Command::new(support::SHIP)
+        .arg("--store")
+        .arg(s.env.store())
+        .args(["apply", "awareness", "--registry", &host, "--kubeconfig", "kubeconfig"])
+        .current_dir(s.env.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry once some megabytes of the push have landed.
+    let data = s.registry.root.path().join("data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while du(&data) < 8 << 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let landed = du(&data);
+    s.registry.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("apply: registry killed with {landed} bytes landed: {}", stderr.trim());
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&host), "names the registry: {stderr}");
+    assert!(
+        !s.api.take().iter().any(|r| r.method == "PATCH"),
+        "nothing applied without every image"
+    );
+    let st = s.status();
+    assert_eq!(st[0]["applied"], serde_json::Value::Null);
+    assert_eq!(st[0]["history"][0]["outcome"], "failed");
+    let fsck = s.env.ship(&["fsck"]).ok();
+    assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
+
+    s.registry.restart();
+    s.ship(&["apply", "awareness"]).ok();
+    assert_eq!(s.status()[0]["applied"], "1.0.0");
+    assert!(s.api.take().iter().any(|r| r.method == "PATCH"));
+}
