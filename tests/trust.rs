@@ -148,3 +148,139 @@ fn a_clock_set_back_is_warned_about_and_does_not_make_stale_bundles_fresh() {
     let r = env.ship(&["import", "v2.tender"]).ok();
     assert!(r.stderr.contains("set back"), "{}", r.stderr);
 }
+
+/// A ship that pins only a root key; CI keys come to it in keyrings.
+fn rooted_env() -> Env {
+    let env = Env::new();
+    let id = env.shore(&["keygen", "--out", "root"]).ok().stdout.trim().to_owned();
+    assert_eq!(id.len(), 64);
+    let ci = fs::read_to_string(env.path().join("ci.pub")).unwrap();
+    let ci_id = env.ship(&["--json", "trust", "list"]).ok().stdout;
+    let ci_id: serde_json::Value = serde_json::from_str(&ci_id).unwrap();
+    env.ship(&["trust", "remove", ci_id["keys"][0].as_str().unwrap()]).ok();
+    assert!(!ci.is_empty());
+    env.ship(&["trust", "add", "root.pub", "--root"]).ok();
+    for k in ["ci2", "root2", "ci3"] {
+        env.shore(&["keygen", "--out", k]).ok();
+    }
+    env
+}
+
+fn pack_with(env: &Env, rel: u32, key: &str, seq: u64, keyring: &str, out: &str) {
+    let (stack, seq) = (format!("stack-v{rel}.yaml"), seq.to_string());
+    env.shore(&[
+        "pack",
+        &stack,
+        "--key",
+        key,
+        "--sequence",
+        &seq,
+        "--keyring",
+        keyring,
+        "--out",
+        out,
+    ])
+    .ok();
+}
+
+#[test]
+fn keyrings_name_signers_restrict_them_rotate_and_revoke() {
+    let env = rooted_env();
+    let key_id = |f: &str| {
+        let pem = fs::read_to_string(env.path().join(f)).unwrap();
+        tender_keys::PublicKey::from_pem(&pem).unwrap().key_id().to_string()
+    };
+    // Version 1: the root lets ci sign awareness.
+    env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
+    env.shore(&[
+        "keyring",
+        "add-signer",
+        "kr.json",
+        "ci.pub",
+        "--stacks",
+        "awareness",
+        "--expires-in",
+        "365days",
+    ])
+    .ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    fs::copy(env.path().join("kr.json"), env.path().join("kr-v1.json")).unwrap();
+    // Without the keyring the ship trusts nobody but its root.
+    env.pack(1, "ci.key", 1, "plain.tender");
+    env.ship(&["import", "plain.tender"]).fails(3, "no signature by a trusted key");
+    pack_with(&env, 1, "ci.key", 1, "kr.json", "v1.tender");
+    env.ship(&["verify", "v1.tender"]).ok();
+    env.ship(&["import", "v1.tender"]).ok();
+    let list = env.ship(&["trust", "list"]).ok().stdout;
+    assert!(list.contains("keyring  version 1"), "{list}");
+    assert!(list.contains(&format!("signer  {}  stacks awareness", key_id("ci.pub"))), "{list}");
+
+    // Version 2 lets ci sign only radar: its awareness bundles are refused.
+    env.shore(&["keyring", "add-signer", "kr.json", "ci.pub", "--stacks", "radar"]).ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    pack_with(&env, 2, "ci.key", 2, "kr.json", "v2-ci.tender");
+    env.ship(&["import", "v2-ci.tender"]).fails(3, "may sign stack awareness");
+    env.assert_store_sound(1);
+
+    // Version 3 revokes ci and names ci2: ci2's bundle imports.
+    env.shore(&["keyring", "revoke", "kr.json", &key_id("ci.pub")]).ok();
+    env.shore(&["keyring", "add-signer", "kr.json", "ci2.pub", "--stacks", "*"]).ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    pack_with(&env, 2, "ci2.key", 2, "kr.json", "v2.tender");
+    env.ship(&["import", "v2.tender"]).ok();
+    env.assert_store_sound(2);
+    // A bundle by the revoked key carrying the old keyring: the old keyring
+    // is ignored (older than the one in force) and ci is trusted no more.
+    pack_with(&env, 2, "ci.key", 3, "kr-v1.json", "replay.tender");
+    env.ship(&["import", "replay.tender"]).fails(3, "no signature by a trusted key");
+    // Pinned directly, a revoked key is still refused.
+    env.ship(&["trust", "add", "ci.pub"]).ok();
+    env.ship(&["import", "replay.tender"]).fails(3, "no signature by a trusted key");
+    let list = env.ship(&["trust", "list"]).ok().stdout;
+    assert!(list.contains("REVOKED by the keyring"), "{list}");
+
+    // Root rotation: the new keyring must be signed by the old root and the new.
+    env.shore(&["keyring", "set-roots", "kr.json", "--root", "root2.pub"]).ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root2.key"]).ok();
+    env.ship(&["trust", "keyring", "kr.json"]).fails(3, "by the roots in force");
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    env.ship(&["trust", "keyring", "kr.json"]).ok();
+    assert!(env.ship(&["trust", "list"]).ok().stdout.contains("keyring  version 4"));
+    // The old root alone can no longer change anything.
+    env.shore(&[
+        "keyring",
+        "add-signer",
+        "kr.json",
+        "ci3.pub",
+        "--stacks",
+        "*",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ])
+    .ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    env.ship(&["trust", "keyring", "kr.json"]).fails(3, "by the roots in force");
+    // Signed by the new root: in force, but ci3 expired long ago.
+    let mut k: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path().join("kr.json")).unwrap()).unwrap();
+    k["signatures"] = serde_json::json!([]);
+    fs::write(env.path().join("kr.json"), serde_json::to_vec(&k).unwrap()).unwrap();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root2.key"]).ok();
+    env.ship(&["trust", "keyring", "kr.json"]).ok();
+    pack_with(&env, 2, "ci3.key", 5, "kr.json", "expired.tender");
+    env.ship(&["import", "expired.tender"]).fails(3, "no signature by a trusted key");
+
+    // A keyring altered after signing, in a bundle: refused before anything else.
+    let mut k: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path().join("kr.json")).unwrap()).unwrap();
+    k["signed"]["version"] = 99.into();
+    fs::write(env.path().join("forged.json"), serde_json::to_vec(&k).unwrap()).unwrap();
+    let mut entries = support::read_entries(&env.path().join("v2.tender"));
+    let at = entries.iter().position(|e| e.1 == b"tender/keyring.json").unwrap();
+    entries[at].2 = serde_json::to_vec(&k).unwrap();
+    support::write_entries(&env.path().join("forged.tender"), &entries);
+    let before = env.snapshot();
+    env.ship(&["import", "forged.tender"]).fails(3, "keyring");
+    assert_eq!(before, env.snapshot());
+    env.assert_store_sound(2);
+}

@@ -11,6 +11,8 @@ pub const ARTIFACT_TYPE: &str = "application/vnd.tender.bundle.v1";
 pub const DESCRIPTOR_MEDIA_TYPE: &str = "application/vnd.tender.descriptor.v1+json";
 /// Media type of the artifact's first layer: the signatures.
 pub const SIGNATURES_MEDIA_TYPE: &str = "application/vnd.tender.signatures.v1+json";
+/// Media type of the optional keyring layer.
+pub const KEYRING_MEDIA_TYPE: &str = "application/vnd.tender.keyring.v1+json";
 /// Media type under which the bundle's blobs are listed. Their real types
 /// are in the signed descriptor; a neutral type keeps registries from
 /// checking an image manifest listed as a layer against their manifests.
@@ -31,6 +33,8 @@ pub struct ArtifactRefs {
     pub signatures: Digest,
     /// Its size (at most the signatures limit).
     pub signatures_size: u64,
+    /// The keyring the bundle carries, if any: (digest, size).
+    pub keyring: Option<(Digest, u64)>,
 }
 
 /// Read an artifact manifest (untrusted bytes from a registry).
@@ -66,20 +70,31 @@ pub fn parse_artifact(bytes: &[u8]) -> Result<ArtifactRefs, BundleError> {
         desc(&m["config"], DESCRIPTOR_MEDIA_TYPE, MAX_DESCRIPTOR_BYTES)?;
     let (signatures, signatures_size) =
         desc(&m["layers"][0], SIGNATURES_MEDIA_TYPE, MAX_SIGNATURES_BYTES)?;
-    Ok(ArtifactRefs { descriptor, descriptor_size, signatures, signatures_size })
+    let keyring = match m["layers"].get(1) {
+        Some(l) if l["mediaType"] == KEYRING_MEDIA_TYPE => {
+            Some(desc(l, KEYRING_MEDIA_TYPE, tender_keys::keyring::MAX_KEYRING_BYTES)?)
+        }
+        _ => None,
+    };
+    Ok(ArtifactRefs { descriptor, descriptor_size, signatures, signatures_size, keyring })
 }
 
-/// The artifact manifest for a bundle: `descriptor` and `signatures` are
-/// the two entries' bytes; `blobs` the (digest, size) of every blob carried.
+/// The artifact manifest for a bundle: `descriptor`, `signatures` and
+/// `keyring` are those entries' bytes; `blobs` the (digest, size) of every
+/// blob carried.
 pub fn artifact_manifest(
     descriptor: &crate::Descriptor,
     raw_descriptor: &[u8],
     signatures: &[u8],
+    keyring: Option<&[u8]>,
     blobs: &[(Digest, u64)],
 ) -> Vec<u8> {
     let layer = |mt: &str, d: &Digest, size: u64| serde_json::json!({"mediaType": mt, "digest": d, "size": size});
     let mut layers =
         vec![layer(SIGNATURES_MEDIA_TYPE, &Digest::of(signatures), signatures.len() as u64)];
+    if let Some(k) = keyring {
+        layers.push(layer(KEYRING_MEDIA_TYPE, &Digest::of(k), k.len() as u64));
+    }
     layers.extend(blobs.iter().map(|(dg, size)| layer(BLOB_MEDIA_TYPE, dg, *size)));
     let d = descriptor;
     let manifest = serde_json::json!({
@@ -108,8 +123,11 @@ mod tests {
         let d = crate::descriptor::tests::sample();
         let raw = d.to_bytes();
         let sigs = br#"{"signatures":[]}"#;
-        let m = artifact_manifest(&d, &raw, sigs, &[(Digest::of(b"x"), 1)]);
+        let m = artifact_manifest(&d, &raw, sigs, None, &[(Digest::of(b"x"), 1)]);
         let refs = parse_artifact(&m).unwrap();
+        assert_eq!(refs.keyring, None);
+        let with = artifact_manifest(&d, &raw, sigs, Some(b"{}"), &[]);
+        assert_eq!(parse_artifact(&with).unwrap().keyring, Some((Digest::of(b"{}"), 2)));
         assert_eq!(refs.descriptor, Digest::of(&raw));
         assert_eq!(refs.signatures, Digest::of(sigs));
         let mut v: serde_json::Value = serde_json::from_slice(&m).unwrap();

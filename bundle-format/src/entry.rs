@@ -9,6 +9,8 @@ pub const DESCRIPTOR_PATH: &str = "tender/descriptor.json";
 pub const SIGNATURES_PATH: &str = "tender/signatures.json";
 /// Path of the (unsigned) part marker of a split bundle, after the signatures.
 pub const PART_PATH: &str = "tender/part.json";
+/// The keyring's path (optional, after the signatures).
+pub const KEYRING_PATH: &str = "tender/keyring.json";
 /// The OCI layout marker file.
 pub const OCI_LAYOUT_PATH: &str = "oci-layout";
 /// The OCI layout's index.
@@ -25,6 +27,8 @@ pub enum EntryName {
     Signatures,
     /// `tender/part.json`.
     Part,
+    /// `tender/keyring.json`.
+    Keyring,
     /// `oci-layout`.
     OciLayout,
     /// `index.json`.
@@ -52,6 +56,7 @@ impl EntryName {
             DESCRIPTOR_PATH => EntryName::Descriptor,
             SIGNATURES_PATH => EntryName::Signatures,
             PART_PATH => EntryName::Part,
+            KEYRING_PATH => EntryName::Keyring,
             OCI_LAYOUT_PATH => EntryName::OciLayout,
             INDEX_PATH => EntryName::Index,
             "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => {
@@ -82,6 +87,7 @@ impl EntryName {
             EntryName::Descriptor => DESCRIPTOR_PATH.into(),
             EntryName::Signatures => SIGNATURES_PATH.into(),
             EntryName::Part => PART_PATH.into(),
+            EntryName::Keyring => KEYRING_PATH.into(),
             EntryName::OciLayout => OCI_LAYOUT_PATH.into(),
             EntryName::Index => INDEX_PATH.into(),
             EntryName::Blob(d) => format!("blobs/sha256/{}", d.hex()),

@@ -98,7 +98,7 @@ pub enum BundleError {
     #[error("unsupported bundle format {0:?} (this tender reads {FORMAT})")]
     UnsupportedFormat(String),
     /// Signature check failed.
-    #[error("signature check failed: {0}")]
+    #[error("signature check failed")]
     Signature(#[from] tender_keys::KeyError),
     /// Bytes do not hash to the digest that names them.
     #[error("{entry}: digest mismatch: expected {expected}, got {actual}")]

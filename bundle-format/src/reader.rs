@@ -11,6 +11,7 @@ use crate::entry::EntryName;
 use crate::hashing::{CopyError, copy_hashed};
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
 use crate::{BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, Progress, Signatures};
+use tender_keys::keyring::MAX_KEYRING_BYTES;
 
 /// A descriptor whose signatures checked against the trust given.
 #[derive(Clone, Debug)]
@@ -74,6 +75,12 @@ pub trait Sink {
     /// (default: no, verify and discard).
     fn wants_chunk(&mut self, _blob: &BlobRecord, _chunk: &ChunkRecord) -> bool {
         false
+    }
+    /// The bundle carries a keyring (`tender/keyring.json`, bytes not yet
+    /// checked): judge it, and return the trust to check the descriptor
+    /// with, or `None` to keep the trust given. The default ignores it.
+    fn keyring(&mut self, _bytes: &[u8]) -> Result<Option<Trust>, Self::Error> {
+        Ok(None)
     }
     /// A staged patch matched its digest: rebuild the layer from it (and
     /// check the layer against its digest). The default refuses: a sink
@@ -388,7 +395,20 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
     let mut sigs = Signatures::parse(&sigs)?;
     sigs.signatures.extend(detached.iter().cloned());
-    let verified = VerifiedDescriptor::verify(raw, sigs.signatures, trust)?;
+    // An optional keyring comes next: the sink judges it (against the
+    // ship's pinned roots) before the descriptor's signatures are checked,
+    // since it may name the key that made them.
+    let mut pending = next()?;
+    let mut trust = std::borrow::Cow::Borrowed(trust);
+    if let Some((mut e, EntryName::Keyring, _)) = pending.take_if(|p| p.1 == EntryName::Keyring) {
+        let bytes = read_small(&mut e, "tender/keyring.json", MAX_KEYRING_BYTES, source)?;
+        drop(e);
+        if let Some(t) = sink.keyring(&bytes)? {
+            trust = std::borrow::Cow::Owned(t);
+        }
+        pending = next()?;
+    }
+    let verified = VerifiedDescriptor::verify(raw, sigs.signatures, &trust)?;
     if sink.accept(&verified)? == Accept::Stop {
         return Ok((verified, ReadSummary { stopped: true, ..ReadSummary::default() }));
     }
@@ -405,7 +425,12 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     let mut part: Option<u32> = None;
     let mut summary = ReadSummary::default();
     progress.start("verify", d.total_blob_bytes());
-    while let Some((mut entry, name, _offset)) = next()? {
+    loop {
+        let item = match pending.take() {
+            Some(p) => Some(p),
+            None => next()?,
+        };
+        let Some((mut entry, name, _offset)) = item else { break };
         match name {
             EntryName::Directory => {}
             EntryName::Part => {
@@ -427,7 +452,7 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     })?;
                 part = Some(k as u32);
             }
-            EntryName::Descriptor | EntryName::Signatures => {
+            EntryName::Descriptor | EntryName::Signatures | EntryName::Keyring => {
                 return Err(BundleError::DuplicateEntry(name.path()).into());
             }
             EntryName::OciLayout => {
@@ -670,7 +695,11 @@ mod tests {
             expires: None,
         };
         let raw = d.to_bytes();
-        let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
+        let signed = SignedDescriptor {
+            signatures: vec![key.sign(&signing_message(&raw))],
+            raw,
+            keyring: None,
+        };
         let mut w =
             BundleWriter::new(Vec::new(), &PathBuf::from("mem"), &signed, &index, 0, None).unwrap();
         for r in &records {

@@ -17,6 +17,8 @@ pub struct SignedDescriptor {
     pub raw: Vec<u8>,
     /// The signatures.
     pub signatures: Vec<Signature>,
+    /// A keyring file to carry (`tender/keyring.json`), if any.
+    pub keyring: Option<Vec<u8>>,
 }
 
 /// The media type an OCI layout's `index.json` gives a top-level object.
@@ -81,6 +83,9 @@ impl<W: Write> BundleWriter<W> {
         let sigs = serde_json::to_vec_pretty(&sigs).expect("signatures serialize");
         w.small(EntryName::Descriptor, &signed.raw)?;
         w.small(EntryName::Signatures, &sigs)?;
+        if let Some(k) = &signed.keyring {
+            w.small(EntryName::Keyring, k)?;
+        }
         if let Some(part) = part {
             w.small(EntryName::Part, serde_json::json!({ "part": part }).to_string().as_bytes())?;
         }

@@ -122,7 +122,8 @@ fn store_code(e: &StoreError) -> i32 {
         | StoreError::NoTrustedKeys { .. }
         | StoreError::Expired { .. }
         | StoreError::Downgrade { .. }
-        | StoreError::SequenceConflict { .. } => EXIT_VERIFY,
+        | StoreError::SequenceConflict { .. }
+        | StoreError::NotAllowed { .. } => EXIT_VERIFY,
         _ => 1,
     }
 }

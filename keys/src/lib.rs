@@ -17,6 +17,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer as _, Verifier as _};
+pub mod keyring;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -58,6 +60,20 @@ pub enum KeyError {
     BadSignature {
         /// The trusted key whose signature failed.
         keyid: KeyId,
+    },
+    /// A keyring that cannot be used.
+    #[error("keyring: {reason}")]
+    BadKeyring {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A keyring no newer than the one in force.
+    #[error("keyring version {offered} is not newer than version {held}, in force")]
+    KeyringNotNewer {
+        /// The version offered.
+        offered: u64,
+        /// The version in force.
+        held: u64,
     },
     /// Fewer distinct trusted keys signed than the threshold asks.
     #[error("{valid} valid signature(s) by trusted keys, {required} required")]

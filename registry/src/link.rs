@@ -26,7 +26,7 @@ use tender_bundle::{
     BlobRecord, Descriptor, Digest, EntryName, Progress, Signatures, VerifiedDescriptor,
 };
 use tender_keys::Signature;
-use tender_store::{ImportPolicy, ImportReport, Store};
+use tender_store::{ImportPolicy, ImportReport, Install, KeyringChange, Store};
 
 use crate::{Registry, RegistryError};
 
@@ -114,6 +114,7 @@ pub struct PublishReport {
 /// Where each blob's bytes lie in a bundle file.
 struct BundleIndex {
     raw: Vec<u8>,
+    keyring: Option<Vec<u8>>,
     signatures: Vec<Signature>,
     descriptor: Descriptor,
     /// (digest, offset of its data, size).
@@ -145,7 +146,7 @@ fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
         |reason: String| RegistryError::NotABundle { what: path.display().to_string(), reason };
     let f = File::open(path).map_err(io)?;
     let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 16, f));
-    let (mut raw, mut sigs) = (None, None);
+    let (mut raw, mut sigs, mut keyring) = (None, None, None);
     let mut blobs = Vec::new();
     for entry in archive.entries().map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -156,6 +157,14 @@ fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
             }
             EntryName::Signatures => {
                 sigs = Some(read_limited(entry, MAX_SIGNATURES_BYTES, "the signatures", path)?)
+            }
+            EntryName::Keyring => {
+                keyring = Some(read_limited(
+                    entry,
+                    tender_keys::keyring::MAX_KEYRING_BYTES,
+                    "the keyring",
+                    path,
+                )?)
             }
             EntryName::Blob(d) | EntryName::Patch(d) => {
                 blobs.push((d, entry.raw_file_position(), entry.size()))
@@ -173,7 +182,7 @@ fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
     let sigs = sigs.ok_or_else(|| not("no tender/signatures.json".into()))?;
     let descriptor = Descriptor::parse(&raw)?;
     let signatures = Signatures::parse(&sigs)?.signatures;
-    Ok(BundleIndex { raw, signatures, descriptor, blobs })
+    Ok(BundleIndex { raw, keyring, signatures, descriptor, blobs })
 }
 
 impl Registry {
@@ -216,7 +225,7 @@ impl Registry {
         let sig_digest = Digest::of(&sig_bytes);
         let listed: Vec<(Digest, u64)> =
             located.iter().map(|(dg, _, size)| (dg.clone(), *size)).collect();
-        let manifest = artifact_manifest(d, &b.raw, &sig_bytes, &listed);
+        let manifest = artifact_manifest(d, &b.raw, &sig_bytes, b.keyring.as_deref(), &listed);
         let manifest_digest = Digest::of(&manifest);
 
         let pushed = AtomicUsize::new(0);
@@ -230,7 +239,10 @@ impl Registry {
                 .auth(&tagged, &self.auth, RegistryOperation::Push)
                 .await
                 .map_err(self.err(format!("authenticating for {repo}")))?;
-            let small = [(&descriptor_digest, b.raw.clone()), (&sig_digest, sig_bytes.clone())];
+            let keyring = b.keyring.as_ref().map(|k| (Digest::of(k), k.clone()));
+            let mut small =
+                vec![(descriptor_digest.clone(), b.raw.clone()), (sig_digest, sig_bytes)];
+            small.extend(keyring);
             for (dg, bytes) in small {
                 if !self
                     .client
@@ -387,6 +399,7 @@ impl Pace {
 
 struct Fetched {
     raw: Vec<u8>,
+    keyring: Option<Vec<u8>>,
     signatures: Vec<Signature>,
 }
 
@@ -472,7 +485,13 @@ impl Registry {
         let (config, sigs) = (refs.descriptor.to_string(), refs.signatures.to_string());
         let raw = self.fetch_small(t, &config, MAX_DESCRIPTOR_BYTES).await?;
         let sigs = self.fetch_small(t, &sigs, MAX_SIGNATURES_BYTES).await?;
-        Ok(Fetched { raw, signatures: Signatures::parse(&sigs)?.signatures })
+        let keyring = match &refs.keyring {
+            Some((d, _)) => Some(
+                self.fetch_small(t, d.as_str(), tender_keys::keyring::MAX_KEYRING_BYTES).await?,
+            ),
+            None => None,
+        };
+        Ok(Fetched { raw, keyring, signatures: Signatures::parse(&sigs)?.signatures })
     }
 
     /// Fetch the descriptor at `t`, verify it against the store's trust,
@@ -482,8 +501,9 @@ impl Registry {
         store: &Store,
         t: &Target,
         policy: ImportPolicy,
+        install: Install,
     ) -> Result<(VerifiedDescriptor, PullPlan), RegistryError> {
-        let trust = store.trust()?;
+        let mut trust = store.trust()?;
         let fetched = self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
             self.retrying(|| async {
@@ -495,8 +515,24 @@ impl Registry {
             })
             .await
         })?;
+        // A keyring stands on its root signatures and comes first, as on media.
+        let mut warnings = Vec::new();
+        let mut candidate = None;
+        if let Some(bytes) = &fetched.keyring {
+            match store.consider_keyring(bytes, install)? {
+                (KeyringChange::Older { offered, held }, _) => warnings.push(format!(
+                    "the bundle carries keyring version {offered}, older than version {held} in force: ignored"
+                )),
+                (_, k) => {
+                    trust = store.trust_with(Some(&k.signed))?;
+                    candidate = Some(k);
+                }
+            }
+        }
         let v = VerifiedDescriptor::verify(fetched.raw, fetched.signatures, &trust)?;
-        let admission = store.admit(&v, policy)?;
+        let mut admission = store.admit(&v, policy, candidate.as_ref().map(|k| &k.signed))?;
+        warnings.append(&mut admission.warnings);
+        admission.warnings = warnings;
         let d = &v.descriptor;
         let partials = store.partials()?;
         let mut plan = PullPlan {
@@ -535,7 +571,7 @@ impl Registry {
         t: &Target,
         policy: ImportPolicy,
     ) -> Result<PullPlan, RegistryError> {
-        Ok(self.prepare_pull(store, t, policy)?.1)
+        Ok(self.prepare_pull(store, t, policy, Install::No)?.1)
     }
 
     /// Pull the bundle at `t` into `store`: verify the descriptor, then
@@ -549,7 +585,7 @@ impl Registry {
     ) -> Result<(PullPlan, PullReport), RegistryError> {
         let started = Instant::now();
         let _lock = store.lock()?;
-        let (v, plan) = self.prepare_pull(store, t, options.policy)?;
+        let (v, plan) = self.prepare_pull(store, t, options.policy, Install::Yes)?;
         let d = &v.descriptor;
         let mut report = PullReport {
             import: ImportReport {

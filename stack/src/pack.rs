@@ -240,6 +240,8 @@ pub struct PackOptions {
     pub base: Option<crate::delta::Base>,
     /// When the bundle goes stale.
     pub expires: Option<SystemTime>,
+    /// A keyring file to carry to the ship (`tender/keyring.json`).
+    pub keyring: Option<Vec<u8>>,
 }
 
 /// What `pack` wrote.
@@ -318,7 +320,11 @@ pub fn pack(
     }
     descriptor.validate()?;
     let raw = descriptor.to_bytes();
-    let signed = SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw };
+    let signed = SignedDescriptor {
+        signatures: vec![key.sign(&signing_message(&raw))],
+        raw,
+        keyring: options.keyring.clone(),
+    };
 
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),

@@ -102,9 +102,22 @@ impl Sink for ImportSink<'_> {
     type Error = StoreError;
     type Staged = NamedTempFile;
 
+    fn keyring(&mut self, bytes: &[u8]) -> Result<Option<tender_keys::Trust>, StoreError> {
+        // A keyring stands on its own root signatures: install it first (as
+        // TUF updates root metadata first), then judge the bundle by it.
+        let (change, _) = self.store.consider_keyring(bytes, crate::Install::Yes)?;
+        if let crate::KeyringChange::Older { offered, held } = change {
+            self.warnings.push(format!(
+                "the bundle carries keyring version {offered}, older than version {held} in force: ignored"
+            ));
+            return Ok(None);
+        }
+        Ok(Some(self.store.trust()?))
+    }
+
     fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
-        let admission = self.store.admit(v, self.policy)?;
-        self.warnings = admission.warnings;
+        let admission = self.store.admit(v, self.policy, None)?;
+        self.warnings.extend(admission.warnings);
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
@@ -261,14 +274,17 @@ impl Store {
     /// Check a verified descriptor against the store before anything of it
     /// is written: signature threshold, expiry, replays and sequence
     /// conflicts, a delta's base, downgrades.
+    /// `keyring`: judge signers by this keyring rather than the one in
+    /// force (one a bundle offered that is not installed, for `--estimate`).
     pub fn admit(
         &self,
         v: &VerifiedDescriptor,
         policy: ImportPolicy,
+        keyring: Option<&tender_keys::keyring::Keyring>,
     ) -> Result<Admission, StoreError> {
         let d = &v.descriptor;
         let name = &d.stack.name;
-        self.check_threshold(v)?;
+        self.check_signers(v, keyring)?;
         let warnings = self.check_freshness(d, policy.freshness)?;
         for (_, rec, held) in self.versions()? {
             if held.stack.name != *name {

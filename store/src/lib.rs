@@ -7,7 +7,9 @@
 //!   staging/                  blobs being written; moved into blobs/ once verified
 //!   staging/chunks/<hex>/<offset>  verified chunks of a blob split across media parts
 //!   staging/partial/<hex>     a blob being pulled over a link, unverified until whole
-//!   trust/<keyid>.pub         trusted public keys (SPKI PEM)
+//!   trust/<keyid>.pub         pinned signing keys (SPKI PEM): may sign any stack
+//!   trust/roots/<keyid>.pub   pinned root keys: sign keyrings
+//!   trust/keyring.json        the keyring in force (signing keys, roles, revocations)
 //!   stacks/<name>/versions/<version>.json   one record per complete stack version
 //!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
 //!   stacks/<name>/history.json  what was applied when, and the version in force
@@ -29,12 +31,14 @@ use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
 mod fsutil;
 mod history;
 mod import;
+mod keyring;
 mod partial;
 mod patch;
 
 use fsutil::{create_dirs, io_err, write_atomic};
 pub use history::{GcReport, History, HistoryEntry, Outcome};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
+pub use keyring::{CheckOnly, Install, KeyringChange};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +128,16 @@ pub enum StoreError {
         expires: String,
         /// The time it was compared with.
         now: String,
+    },
+    /// Signed only by keys the keyring does not let sign this stack.
+    #[error(
+        "no signer of this bundle may sign stack {stack} (signed by: {signed_by}); see `tender-ship trust list`"
+    )]
+    NotAllowed {
+        /// The stack.
+        stack: StackName,
+        /// The keys that signed.
+        signed_by: String,
     },
     /// No such stack version in the store.
     #[error("stack {stack} has no stored version {version}")]
@@ -356,7 +370,7 @@ impl Store {
         self.blob_path(d).is_file()
     }
 
-    fn trust_dir(&self) -> PathBuf {
+    pub(crate) fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")
     }
 
@@ -424,24 +438,17 @@ impl Store {
         }
     }
 
-    /// Refuse a verified descriptor signed by fewer distinct trusted keys
-    /// than its stack's threshold.
+    /// Refuse a verified descriptor signed by fewer distinct trusted keys,
+    /// allowed to sign its stack, than its stack's threshold (see
+    /// [`Store::check_signers`]).
     pub fn check_threshold(&self, v: &tender_bundle::VerifiedDescriptor) -> Result<(), StoreError> {
-        let required =
-            self.thresholds()?.get(v.descriptor.stack.name.as_str()).copied().unwrap_or(1);
-        if v.signed_by.len() < required {
-            return Err(KeyError::BelowThreshold { valid: v.signed_by.len(), required }.into());
-        }
-        Ok(())
+        self.check_signers(v, None)
     }
 
-    /// The trust decision for bundles: the trusted keys, at least one.
+    /// The trust decision for bundles: pinned signing keys and the keyring
+    /// in force (see [`Store::trust_with`]).
     pub fn trust(&self) -> Result<Trust, StoreError> {
-        let keys = self.trusted_keys()?;
-        if keys.is_empty() {
-            return Err(StoreError::NoTrustedKeys { path: self.trust_dir() });
-        }
-        Ok(Trust::new(keys))
+        self.trust_with(None)
     }
 
     fn stack_dir(&self, name: &StackName) -> PathBuf {

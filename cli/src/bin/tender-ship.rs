@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use tender_bundle::read_bundle_with;
 use tender_bundle::{StackName, Version};
-use tender_bundle::{VerifyOnly, read_bundle_with};
 use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
 use tender_deploy::RegistryTarget;
 use tender_keys::KeyId;
@@ -212,12 +212,24 @@ impl ClusterArgs {
 
 #[derive(Subcommand)]
 enum TrustCmd {
-    /// Trust a public key (creates the store if needed).
+    /// Trust a public key (creates the store if needed): a signing key,
+    /// which may then sign any stack, or with --root a root key, which signs
+    /// keyrings (`tender-shore keyring`) that name the signing keys.
     Add {
         /// The public key file (PEM), as `tender-shore keygen` writes.
         key: PathBuf,
+        /// Pin it as a root key.
+        #[arg(long)]
+        root: bool,
     },
-    /// List trusted keys.
+    /// Install a keyring (as a bundle carrying it would): it must be newer
+    /// than the one in force and signed by the roots in force and its own.
+    Keyring {
+        /// The keyring file.
+        file: PathBuf,
+    },
+    /// The trust in force: root keys, the keyring (signing keys, their
+    /// stacks and expiry, revoked keys), pinned signing keys, thresholds.
     List,
     /// Stop trusting a key.
     Remove {
@@ -232,6 +244,66 @@ enum TrustCmd {
         /// How many distinct trusted keys must have signed (1: the default).
         k: usize,
     },
+}
+
+fn trust_list(store: &Store, json: bool) -> Result<()> {
+    let roots: Vec<String> = store.pinned_roots()?.iter().map(|k| k.key_id().to_string()).collect();
+    let pinned: Vec<KeyId> = store.trusted_keys()?.iter().map(|k| k.key_id()).collect();
+    let keys: Vec<String> = pinned.iter().map(|k| k.to_string()).collect();
+    let keyring = store.keyring()?;
+    let thresholds = store.thresholds()?;
+    if json {
+        print_json(&json!({
+            "roots": roots,
+            "keys": keys,
+            "keyring": keyring.as_ref().map(|k| &k.signed),
+            "thresholds": thresholds,
+        }));
+        return Ok(());
+    }
+    for r in &roots {
+        println!("root     {r}  (pinned)");
+    }
+    if let Some(k) = &keyring {
+        let k = &k.signed;
+        println!(
+            "keyring  version {} of {}, roots {} of {}:",
+            k.version,
+            k.created,
+            k.roots.threshold,
+            k.roots.keys.len()
+        );
+        for r in &k.roots.keys {
+            println!("  root    {}", r.keyid);
+        }
+        for s in &k.signers {
+            println!(
+                "  signer  {}  stacks {}  {}",
+                s.key.keyid,
+                s.stacks.join(","),
+                s.expires.as_deref().map_or("no expiry".to_string(), |e| format!("expires {e}"))
+            );
+        }
+        for r in &k.revoked {
+            println!("  revoked {r}");
+        }
+        for (stack, n) in &k.thresholds {
+            println!("  {stack}: {n} signatures required");
+        }
+    } else if !roots.is_empty() {
+        println!("keyring  none yet (a bundle carrying one, or `trust keyring FILE`, installs it)");
+    }
+    for k in &pinned {
+        let revoked = keyring.as_ref().is_some_and(|r| r.signed.is_revoked(k));
+        println!(
+            "key      {k}  (pinned, any stack){}",
+            if revoked { "  REVOKED by the keyring" } else { "" }
+        );
+    }
+    for (stack, n) in &thresholds {
+        println!("{stack}: {n} distinct trusted signatures required");
+    }
+    Ok(())
 }
 
 fn open_bundle(path: &Path) -> Result<BufReader<File>> {
@@ -498,7 +570,7 @@ fn deploy_version(
 fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.cmd {
-        Cmd::Trust { cmd: TrustCmd::Add { key } } => {
+        Cmd::Trust { cmd: TrustCmd::Add { key, root } } => {
             let pem =
                 fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
             if pem.contains("PRIVATE KEY") {
@@ -508,26 +580,41 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
             let store = Store::init(&cli.store)?;
-            let id =
-                store.trust_add(&pem).with_context(|| format!("trusting {}", key.display()))?;
+            let id = if root { store.root_add(&pem) } else { store.trust_add(&pem) }
+                .with_context(|| format!("trusting {}", key.display()))?;
+            let what = if root { "root key" } else { "signing key" };
             if json {
-                print_json(&json!({"added": id}));
+                print_json(&json!({"added": id, "role": what}));
             } else {
-                println!("trusted {id}");
+                println!("trusted {id} as a {what}");
             }
         }
-        Cmd::Trust { cmd: TrustCmd::List } => {
-            let keys: Vec<String> = Store::open(&cli.store)?
-                .trusted_keys()?
-                .iter()
-                .map(|k| k.key_id().to_string())
-                .collect();
+        Cmd::Trust { cmd: TrustCmd::Keyring { file } } => {
+            let store = Store::open(&cli.store)?;
+            let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let _lock = store.lock()?;
+            let (change, k) = store
+                .consider_keyring(&bytes, tender_store::Install::Yes)
+                .with_context(|| format!("installing keyring {}", file.display()))?;
+            let v = k.signed.version;
+            let text = match change {
+                tender_store::KeyringChange::Installed { .. } => {
+                    format!("keyring version {v} is in force")
+                }
+                tender_store::KeyringChange::Same => {
+                    format!("keyring version {v} was already in force")
+                }
+                tender_store::KeyringChange::Older { held, .. } => {
+                    anyhow::bail!("keyring version {v} is older than version {held}, in force")
+                }
+            };
             if json {
-                print_json(&json!({"keys": keys}));
+                print_json(&json!({"version": v}));
             } else {
-                keys.iter().for_each(|k| println!("{k}"));
+                println!("{text}");
             }
         }
+        Cmd::Trust { cmd: TrustCmd::List } => trust_list(&Store::open(&cli.store)?, json)?,
         Cmd::Trust { cmd: TrustCmd::Remove { keyid } } => {
             Store::open(&cli.store)?.trust_remove(&keyid)?;
             if json {
@@ -547,16 +634,22 @@ fn run(cli: Cli) -> Result<i32> {
             let trust = store.trust()?;
             let bar = Bar::new(json);
             let detached = tender_cli::detached_signatures(&bundle)?;
+            let mut check = tender_store::CheckOnly::new(&store);
             let (v, summary) = read_bundle_with(
                 open_bundle(&bundle)?,
                 &bundle,
                 &trust,
                 &detached,
-                &mut VerifyOnly,
+                &mut check,
                 &bar,
             )
             .with_context(|| format!("verifying {}", bundle.display()))?;
-            store.check_threshold(&v).with_context(|| format!("verifying {}", bundle.display()))?;
+            store
+                .check_signers(&v, check.keyring.as_ref().map(|k| &k.signed))
+                .with_context(|| format!("verifying {}", bundle.display()))?;
+            for w in &check.warnings {
+                eprintln!("warning: {}: {w}", bundle.display());
+            }
             let freshness =
                 if require_fresh { Freshness::RequireFresh } else { Freshness::WarnIfExpired };
             for w in store

@@ -11,6 +11,7 @@ use serde_json::json;
 use tender_bundle::{Descriptor, Signatures, read_descriptor_bytes, signing_message};
 use tender_cli::{Bar, detached_sig_path, fail, human, print_json};
 use tender_keys::SigningKey;
+use tender_keys::keyring::SignedKeyring;
 use tender_registry::{Registry, RegistrySource, Target, Transport};
 use tender_stack::delta::Base;
 use tender_stack::patch::{PatchRow, Patches};
@@ -64,6 +65,12 @@ enum Cmd {
         #[command(flatten)]
         args: PackArgs,
     },
+    /// Make and sign keyrings: root keys (kept offline) name the signing
+    /// keys, the stacks each may sign, their expiry, and revoked keys.
+    Keyring {
+        #[command(subcommand)]
+        cmd: KeyringCmd,
+    },
     /// Push a bundle to an OCI registry as an artifact, for ships to
     /// `tender-ship pull`. Given a stack file, packs it first (the same
     /// options as `pack`). Blobs the repository holds are not pushed again.
@@ -76,6 +83,212 @@ enum Cmd {
         #[command(flatten)]
         args: PackArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyringCmd {
+    /// Start a keyring (version 1) with these root keys and no signing key.
+    Init {
+        /// A root public key (repeatable).
+        #[arg(long = "root", required = true, value_name = "ROOT.pub")]
+        roots: Vec<PathBuf>,
+        /// Root signatures the next keyring needs.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// The keyring file to write (not overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Let a signing key sign some stacks (or all: `*`).
+    AddSigner {
+        /// The keyring file.
+        file: PathBuf,
+        /// The signing key's public key.
+        key: PathBuf,
+        /// Stacks it may sign, comma-separated; `*` for all.
+        #[arg(long, value_delimiter = ',', required = true)]
+        stacks: Vec<String>,
+        /// When it stops being valid (RFC 3339).
+        #[arg(long, conflicts_with = "expires_in", value_parser = parse_time)]
+        expires: Option<std::time::SystemTime>,
+        /// How long from now it stays valid (e.g. 365days).
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Revoke a key: ships never trust it again, however it is pinned.
+    Revoke {
+        /// The keyring file.
+        file: PathBuf,
+        /// The key id.
+        keyid: tender_keys::KeyId,
+    },
+    /// Replace the root keys (the keyring must then be signed by the old
+    /// roots and the new).
+    SetRoots {
+        /// The keyring file.
+        file: PathBuf,
+        /// A root public key (repeatable).
+        #[arg(long = "root", required = true, value_name = "ROOT.pub")]
+        roots: Vec<PathBuf>,
+        /// Root signatures the next keyring needs.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+    },
+    /// Require K signatures on a stack's bundles.
+    Threshold {
+        /// The keyring file.
+        file: PathBuf,
+        /// The stack.
+        stack: String,
+        /// Signatures required.
+        k: usize,
+    },
+    /// Sign the keyring with a root key (an old root, when rotating).
+    Sign {
+        /// The keyring file.
+        file: PathBuf,
+        /// The root's private key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Print the keyring.
+    Show {
+        /// The keyring file.
+        file: PathBuf,
+    },
+}
+
+fn read_public(path: &Path) -> Result<tender_keys::PublicKey> {
+    let pem = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    tender_keys::PublicKey::from_pem(&pem).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_keyring(path: &Path) -> Result<SignedKeyring> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    SignedKeyring::parse(&bytes).with_context(|| format!("reading keyring {}", path.display()))
+}
+
+fn write_keyring(path: &Path, k: &SignedKeyring) -> Result<()> {
+    k.signed.validate().with_context(|| format!("keyring {}", path.display()))?;
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, k.to_bytes())
+        .and_then(|_| fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
+    use tender_keys::keyring::{KeyRecord, Keyring, Roots, Signer};
+    let now = std::time::SystemTime::now();
+    // Every change to a signed keyring makes a new version, to be signed anew.
+    let edit = |file: &Path, f: &dyn Fn(&mut Keyring) -> Result<()>| -> Result<()> {
+        let mut k = read_keyring(file)?;
+        f(&mut k.signed)?;
+        if !k.signatures.is_empty() {
+            k.signed.version += 1;
+            k.signatures.clear();
+        }
+        k.signed.created = humantime::format_rfc3339_seconds(now).to_string();
+        write_keyring(file, &k)?;
+        println!(
+            "{}: version {}, unsigned (sign it with `tender-shore keyring sign`)",
+            file.display(),
+            k.signed.version
+        );
+        Ok(())
+    };
+    let roots_of = |paths: &[PathBuf], threshold: usize| -> Result<Roots> {
+        let keys = paths.iter().map(|p| read_public(p)).collect::<Result<Vec<_>>>()?;
+        Ok(Roots { keys: keys.iter().map(KeyRecord::of).collect(), threshold })
+    };
+    match cmd {
+        KeyringCmd::Init { roots, threshold, out } => {
+            if out.exists() {
+                bail!("{} exists; refusing to overwrite a keyring", out.display());
+            }
+            let mut k = Keyring::new(&[], threshold, now);
+            k.roots = roots_of(&roots, threshold)?;
+            write_keyring(&out, &SignedKeyring { signed: k, signatures: vec![] })?;
+            println!(
+                "{}: version 1 with {} root key(s), no signing key yet",
+                out.display(),
+                roots.len()
+            );
+            Ok(())
+        }
+        KeyringCmd::AddSigner { file, key, stacks, expires, expires_in } => {
+            let key = read_public(&key)?;
+            let expires = expires
+                .or_else(|| expires_in.map(|d| now + d))
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            edit(&file, &|k| {
+                k.signers.retain(|s| s.key.keyid != key.key_id());
+                k.signers.push(Signer {
+                    key: KeyRecord::of(&key),
+                    stacks: stacks.clone(),
+                    expires: expires.clone(),
+                });
+                Ok(())
+            })
+        }
+        KeyringCmd::Revoke { file, keyid } => edit(&file, &|k| {
+            k.signers.retain(|s| s.key.keyid != keyid);
+            if k.roots.keys.iter().any(|r| r.keyid == keyid) {
+                bail!("{keyid} is a root key of this keyring: replace the roots first (set-roots)");
+            }
+            if !k.revoked.contains(&keyid) {
+                k.revoked.push(keyid.clone());
+            }
+            Ok(())
+        }),
+        KeyringCmd::SetRoots { file, roots, threshold } => {
+            let new = roots_of(&roots, threshold)?;
+            edit(&file, &|k| {
+                k.roots = new.clone();
+                Ok(())
+            })
+        }
+        KeyringCmd::Threshold { file, stack, k: n } => edit(&file, &|k| {
+            if n <= 1 {
+                k.thresholds.remove(&stack);
+            } else {
+                k.thresholds.insert(stack.clone(), n);
+            }
+            Ok(())
+        }),
+        KeyringCmd::Sign { file, key } => {
+            let key = load_key(Some(&key))?;
+            let mut k = read_keyring(&file)?;
+            let sig = key.sign(&k.signed.signing_message());
+            k.signatures.retain(|s| s.keyid != sig.keyid);
+            k.signatures.push(sig.clone());
+            write_keyring(&file, &k)?;
+            let own = k
+                .signed
+                .roots
+                .keys
+                .iter()
+                .filter(|r| k.signatures.iter().any(|s| s.keyid == r.keyid))
+                .count();
+            println!(
+                "{}: version {} signed by {}; {own} of its {} root(s) signed ({} needed)",
+                file.display(),
+                k.signed.version,
+                sig.keyid,
+                k.signed.roots.keys.len(),
+                k.signed.roots.threshold
+            );
+            Ok(())
+        }
+        KeyringCmd::Show { file } => {
+            let k = read_keyring(&file)?;
+            if json {
+                print_json(&k);
+            } else {
+                print!("{}", String::from_utf8_lossy(&k.to_bytes()));
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -101,6 +314,10 @@ struct PackArgs {
     /// as a sub-layer patch where that is smaller, or never (whole layers).
     #[arg(long, value_enum, default_value_t = PatchArg::WhereSmaller)]
     patches: PatchArg,
+    /// Carry this keyring to the ship (`tender-shore keyring`): how a ship
+    /// learns new signing keys and revocations by sneakernet.
+    #[arg(long, value_name = "KEYRING.json")]
+    keyring: Option<PathBuf>,
     /// A ship's public key (from `tender-ship keygen`): inventories given
     /// as --base must be signed by one of these. Repeatable.
     #[arg(long = "ship-key", value_name = "SHIP.pub")]
@@ -305,7 +522,32 @@ fn pack_to(
     let bar = Bar::new(json);
     let now = std::time::SystemTime::now();
     let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
-    let options = PackOptions { sequence: args.sequence, created: Some(now), split, base, expires };
+    let keyring = match &args.keyring {
+        Some(p) => {
+            let k = read_keyring(p)?;
+            k.signed
+                .root_trust()
+                .and_then(|t| t.verify(&k.signed.signing_message(), &k.signatures))
+                .with_context(|| {
+                    format!(
+                        "keyring {} is not signed by its own roots (`tender-shore keyring sign`)",
+                        p.display()
+                    )
+                })?;
+            if !k.signed.allows(&key.public().key_id(), plan.stack.name.as_str()) {
+                eprintln!(
+                    "warning: keyring {} does not let {} sign stack {}: ships that only trust the keyring will refuse this bundle",
+                    p.display(),
+                    key.public().key_id(),
+                    plan.stack.name
+                );
+            }
+            Some(k.to_bytes())
+        }
+        None => None,
+    };
+    let options =
+        PackOptions { sequence: args.sequence, created: Some(now), split, base, expires, keyring };
     let mut report = pack(&plan, &key, &options, &out, &bar)
         .with_context(|| format!("packing {}", out.display()))?;
     report.patches = patches;
@@ -426,6 +668,7 @@ fn main() {
         Cmd::Keygen { out } => keygen(&out, cli.json),
         Cmd::Sign { bundle, key } => sign(&bundle, key.as_deref(), cli.json),
         Cmd::Publish { input, to, args } => publish(&input, &to, &args, cli.json),
+        Cmd::Keyring { cmd } => keyring_cmd(cmd, cli.json),
         Cmd::Pack { stack, out, split, estimate: true, args } => (|| {
             let _ = (out, split);
             let base = args.base()?;
