@@ -108,7 +108,9 @@ fn signing_key_from_environment() {
 fn trust_add_list_remove() {
     let env = Env::new();
     env.shore(&["keygen", "--out", "rm"]).ok();
-    let id = env.ship(&["trust", "add", "rm.pub"]).ok().stdout.trim().replace("trusted ", "");
+    let out = env.ship(&["trust", "add", "rm.pub"]).ok().stdout;
+    assert!(out.contains("as a signing key"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
     let list = env.ship(&["trust", "list"]).ok().stdout;
     assert_eq!(list.lines().count(), 2);
     assert!(list.contains(&id));
