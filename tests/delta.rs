@@ -30,15 +30,6 @@ fn pack_delta(env: &Env, base: &str, out: &str, extra: &[&str]) -> support::Run 
     env.shore(&args)
 }
 
-fn blobs(env: &Env) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(env.store().join("blobs/sha256"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn delta_carries_only_what_changed_and_leaves_the_same_store() {
     let env = Env::new();
@@ -70,7 +61,7 @@ fn delta_carries_only_what_changed_and_leaves_the_same_store() {
     other.ship(&["trust", "add", "shore.pub"]).ok();
     other.ship(&["import", env.path().join("v1.tender").to_str().unwrap()]).ok();
     other.ship(&["import", env.path().join("v2.tender").to_str().unwrap()]).ok();
-    assert_eq!(blobs(&env), blobs(&other));
+    assert_eq!(env.blobs(), other.blobs());
     // And it applies like any version (dry run: nothing else is needed).
     env.ship(&["apply", "awareness", "1.1.0", "--dry-run"]).ok();
 }
@@ -84,7 +75,7 @@ fn delta_against_the_ships_inventory() {
     let inv: serde_json::Value =
         serde_json::from_slice(&fs::read(env.path().join("inventory.json")).unwrap()).unwrap();
     assert_eq!(inv["format"], "tender-inventory/1");
-    assert_eq!(inv["blobs"].as_array().unwrap().len(), blobs(&env).len());
+    assert_eq!(inv["blobs"].as_array().unwrap().len(), env.blobs().len());
     // The estimate first: what a satellite pull would cost, nothing written.
     let est = env
         .shore(&[

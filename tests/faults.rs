@@ -94,14 +94,6 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
     let start = Instant::now();
     reference.ship(&["import", bundle.to_str().unwrap()]).ok();
     let full = start.elapsed();
-    let blobs = |e: &Env| {
-        let mut v: Vec<_> = fs::read_dir(e.store().join("blobs/sha256"))
-            .unwrap()
-            .map(|x| x.unwrap().file_name())
-            .collect();
-        v.sort();
-        v
-    };
 
     let mut rng = Rng(SEED ^ 0x9);
     let mut killed_mid = 0;
@@ -138,12 +130,11 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
             "round {round}: {}",
             String::from_utf8_lossy(&again.stderr)
         );
-        let mut v: Vec<_> = fs::read_dir(store.join("blobs/sha256"))
-            .unwrap()
-            .map(|x| x.unwrap().file_name())
-            .collect();
-        v.sort();
-        assert_eq!(v, blobs(&reference), "round {round}: store equals an uninterrupted import");
+        assert_eq!(
+            support::blob_names(&store),
+            reference.blobs(),
+            "round {round}: store equals an uninterrupted import"
+        );
         fs::remove_dir_all(&store).unwrap();
     }
     println!(

@@ -240,6 +240,29 @@ impl Registry {
         }
     }
 
+    /// Upload `size` bytes of `path` from `offset` as blob `digest` (the
+    /// registry checks the digest of what arrives).
+    async fn push_file_range(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        path: &Path,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let io = |e| RegistryError::Io { path: path.into(), source: e };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+        let body = tokio_util::io::ReaderStream::with_capacity(file.take(size), 1 << 20)
+            .map_err(oci_client::errors::OciDistributionError::from);
+        self.client
+            .push_blob_stream(r, body, digest.as_str(), Some(size))
+            .await
+            .map_err(self.err(format!("pushing blob {digest} from {}", path.display())))?;
+        Ok(())
+    }
+
     /// Push one image from the store into this registry under the same
     /// repository path and tag. `blob_path` gives where a stored blob lives.
     /// Blobs the registry holds are skipped (one HEAD each). Returns the
@@ -310,18 +333,7 @@ impl Registry {
                             progress.advance(*size);
                             return Ok(());
                         }
-                        let path = blob_path(digest);
-                        let file = tokio::fs::File::open(&path)
-                            .await
-                            .map_err(|e| RegistryError::Io { path: path.clone(), source: e })?;
-                        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
-                            .map_err(oci_client::errors::OciDistributionError::from);
-                        self.client
-                            .push_blob_stream(r, body, digest.as_str(), Some(*size))
-                            .await
-                            .map_err(
-                            self.err(format!("pushing blob {digest} from {}", path.display())),
-                        )?;
+                        self.push_file_range(r, digest, &blob_path(digest), 0, *size).await?;
                         pushed.fetch_add(1, Ordering::Relaxed);
                         pushed_bytes.fetch_add(*size, Ordering::Relaxed);
                         progress.advance(*size);

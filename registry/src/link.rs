@@ -10,7 +10,7 @@
 //! it fetches is the signed one.
 
 use std::fs::File;
-use std::io::{Read, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -272,20 +272,7 @@ impl Registry {
                             progress.advance(*size);
                             return Ok(());
                         }
-                        let io = |e| RegistryError::Io { path: bundle.into(), source: e };
-                        let mut file = tokio::fs::File::open(bundle).await.map_err(io)?;
-                        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-                        file.seek(SeekFrom::Start(*offset)).await.map_err(io)?;
-                        let body =
-                            tokio_util::io::ReaderStream::with_capacity(file.take(*size), 1 << 20)
-                                .map_err(oci_client::errors::OciDistributionError::from);
-                        // The registry checks the digest of what arrives.
-                        self.client
-                            .push_blob_stream(r, body, digest.as_str(), Some(*size))
-                            .await
-                            .map_err(
-                            self.err(format!("pushing blob {digest} from {}", bundle.display())),
-                        )?;
+                        self.push_file_range(r, digest, bundle, *offset, *size).await?;
                         pushed.fetch_add(1, Ordering::Relaxed);
                         pushed_bytes.fetch_add(*size, Ordering::Relaxed);
                         progress.advance(*size);

@@ -125,6 +125,11 @@ impl Env {
         assert!(staging.is_empty(), "staging must be empty: {staging:?}");
     }
 
+    /// The store's blob names (hex digests), sorted.
+    pub fn blobs(&self) -> Vec<String> {
+        blob_names(&self.store())
+    }
+
     pub fn blob_count(&self) -> usize {
         fs::read_dir(self.store().join("blobs/sha256")).unwrap().count()
     }
@@ -174,6 +179,16 @@ pub fn write_entries(path: &Path, entries: &Entries) {
 }
 
 /// A free TCP port on 127.0.0.1.
+/// The blob names (hex digests) of the store at `store`, sorted.
+pub fn blob_names(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -47,12 +47,8 @@ enum Cmd {
     Import {
         /// The bundle.
         bundle: PathBuf,
-        /// Accept a bundle older (lower sequence) than one already imported.
-        #[arg(long)]
-        allow_downgrade: bool,
-        /// Refuse a bundle past its expiry (default: import it with a warning).
-        #[arg(long)]
-        require_fresh: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Fetch a bundle published with `tender-shore publish` from a registry:
     /// verify its signature, then fetch only the blobs the store lacks,
@@ -67,12 +63,8 @@ enum Cmd {
         /// Print how many bytes the pull would fetch, and stop.
         #[arg(long)]
         estimate: bool,
-        /// Accept a bundle older (lower sequence) than one already imported.
-        #[arg(long)]
-        allow_downgrade: bool,
-        /// Refuse a bundle past its expiry (default: merge it with a warning).
-        #[arg(long)]
-        require_fresh: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Use plain HTTP for this registry (repeatable; loopback always may).
         #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
         insecure: Vec<String>,
@@ -152,6 +144,29 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// Accept a bundle older (lower sequence) than one already imported.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Refuse a bundle past its expiry (default: take it with a warning).
+    #[arg(long)]
+    require_fresh: bool,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> ImportPolicy {
+        ImportPolicy {
+            downgrade: if self.allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+            freshness: if self.require_fresh {
+                Freshness::RequireFresh
+            } else {
+                Freshness::WarnIfExpired
+            },
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -676,17 +691,9 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
         }
-        Cmd::Import { bundle, allow_downgrade, require_fresh } => {
+        Cmd::Import { bundle, policy } => {
             let store = Store::open(&cli.store)?;
-            let policy = ImportPolicy {
-                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
-                freshness: if require_fresh {
-                    Freshness::RequireFresh
-                } else {
-                    Freshness::WarnIfExpired
-                },
-            };
-            let reports = import_all(&store, &bundle, policy, json)?;
+            let reports = import_all(&store, &bundle, policy.policy(), json)?;
             if json {
                 if reports.len() == 1 {
                     print_json(&reports[0]);
@@ -695,24 +702,9 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Cmd::Pull {
-            reference,
-            limit_rate,
-            estimate,
-            allow_downgrade,
-            require_fresh,
-            insecure,
-            authfile,
-        } => {
+        Cmd::Pull { reference, limit_rate, estimate, policy, insecure, authfile } => {
             let store = Store::open(&cli.store)?;
-            let policy = ImportPolicy {
-                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
-                freshness: if require_fresh {
-                    Freshness::RequireFresh
-                } else {
-                    Freshness::WarnIfExpired
-                },
-            };
+            let policy = policy.policy();
             pull(&store, &reference, limit_rate, estimate, policy, insecure, authfile, json)?;
         }
         Cmd::Load { stack, version, registry } => {
