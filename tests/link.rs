@@ -483,3 +483,27 @@ fn a_published_sub_layer_delta_pulls_only_the_patch() {
     assert!(r["bytes_fetched"].as_u64().unwrap() < 100_000, "{r}");
     env.assert_store_sound(2);
 }
+
+#[test]
+fn a_pull_learns_the_keyring_from_the_artifact() {
+    let env = Env::new();
+    let reg = Registry::start();
+    // The ship pins only a root key; the keyring naming ci travels with the bundle.
+    env.shore(&["keygen", "--out", "root"]).ok();
+    let keys: serde_json::Value = json(&env.ship(&["--json", "trust", "list"]).ok());
+    env.ship(&["trust", "remove", keys["keys"][0].as_str().unwrap()]).ok();
+    env.ship(&["trust", "add", "root.pub", "--root"]).ok();
+    env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
+    env.shore(&["keyring", "add-signer", "kr.json", "ci.pub", "--stacks", "awareness"]).ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    let to = format!("{}/fleet/awareness:1.0.0", reg.host());
+    let args =
+        ["publish", "stack-v1.yaml", "--key", "ci.key", "--sequence", "1", "--keyring", "kr.json"];
+    env.shore(&[&args[..], &["--to", &to]].concat()).ok();
+    // --estimate judges the keyring without installing it.
+    json(&env.ship(&["--json", "pull", &to, "--estimate"]).ok());
+    assert!(json(&env.ship(&["--json", "trust", "list"]).ok())["keyring"].is_null());
+    json(&env.ship(&["--json", "pull", &to]).ok());
+    assert_eq!(json(&env.ship(&["--json", "trust", "list"]).ok())["keyring"]["version"], 1);
+    env.assert_store_sound(1);
+}
