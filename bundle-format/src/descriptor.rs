@@ -161,9 +161,10 @@ pub struct BlobRecord {
     pub patch: Option<PatchRecord>,
 }
 
-/// How a patched layer travels: `patches/sha256/<digest>` holds a zstd
-/// frame that, decoded with the uncompressed `base` layer as reference
-/// prefix, gives the layer.
+/// How a patched layer travels: `patches/sha256/<digest>` holds zstd
+/// frames, one per `segment` bytes of the layer, each decoded with a window
+/// of the uncompressed `base` layer (`margin` either side of the segment)
+/// as reference prefix (`tender_bundle::patch`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRecord {
@@ -176,9 +177,22 @@ pub struct PatchRecord {
     /// Its media type (how to decompress it).
     #[serde(rename = "baseMediaType")]
     pub base_media_type: String,
-    /// Its uncompressed length (held in memory while rebuilding; bounded).
+    /// Its uncompressed length.
     #[serde(rename = "baseSize")]
     pub base_size: u64,
+    /// Bytes of the layer each frame rebuilds (the last may be fewer).
+    pub segment: u64,
+    /// How far either side of a segment its base window reaches.
+    pub margin: u64,
+    /// Compressed length of each frame, in order.
+    pub frames: Vec<u64>,
+}
+
+impl PatchRecord {
+    /// Segment and margin.
+    pub fn geometry(&self) -> crate::patch::Geometry {
+        crate::patch::Geometry { segment: self.segment, margin: self.margin }
+    }
 }
 
 /// A piece of a blob split across media parts.
@@ -359,19 +373,22 @@ impl Descriptor {
                 return bad(format!("blob {} listed twice", b.digest));
             }
             if let Some(p) = &b.patch {
-                use crate::patch::{Compression, layer_kind, window_log};
+                use crate::patch::{Compression, layer_kind};
                 let plain = matches!(layer_kind(&b.media_type), Some((Compression::None, _)));
+                let g = p.geometry();
+                let framed = g.is_valid()
+                    && p.frames.len() as u64 == g.frames(b.size)
+                    && p.frames.iter().all(|f| *f > 0)
+                    && p.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) == Some(p.size);
                 if !plain
                     || layer_kind(&p.base_media_type).is_none()
                     || !b.chunks.is_empty()
                     || b.part == 0
-                    || p.size == 0
-                    || window_log(p.base_size, b.size).is_none()
+                    || !framed
                 {
                     return bad(format!(
-                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and stay within {} bytes of base",
-                        b.digest,
-                        crate::limits::MAX_PATCH_BASE_BYTES
+                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and have one frame per segment within the limits",
+                        b.digest
                     ));
                 }
             }

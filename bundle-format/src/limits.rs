@@ -13,9 +13,12 @@ pub const MAX_BLOBS: usize = 100_000;
 pub const MAX_JSON_BLOB_BYTES: u64 = 4 << 20;
 /// Most media parts one version may be split into.
 pub const MAX_PARTS: u32 = 9999;
-/// Largest uncompressed base layer a sub-layer patch may refer to: the ship
-/// holds it in memory while it rebuilds the new layer (256 MiB).
-pub const MAX_PATCH_BASE_BYTES: u64 = 256 << 20;
-/// Largest zstd window (log2) a patch may use: base and new layer together
-/// (1 GiB).
+/// Largest segment of a sub-layer patch: the ship holds one decoded
+/// segment in memory while it rebuilds a layer.
+pub const MAX_PATCH_SEGMENT: u64 = 128 << 20;
+/// Largest margin of a sub-layer patch: the window of the base layer a
+/// segment is decoded against reaches this far either side (so the ship
+/// holds at most a segment plus two margins of the base).
+pub const MAX_PATCH_MARGIN: u64 = 128 << 20;
+/// Largest zstd window (log2) a patch frame may use (1 GiB).
 pub const MAX_PATCH_WINDOW_LOG: u32 = 30;

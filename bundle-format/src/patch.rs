@@ -1,18 +1,25 @@
 //! Sub-layer patches (`docs/deltas.md`). A changed layer whose predecessor
-//! the ship holds travels as one zstd frame, compressed with the
-//! predecessor's uncompressed tar as reference prefix (what `zstd
-//! --patch-from` does), with a window long enough to reach back into it.
-//! The ship decompresses its copy of the predecessor, decodes the frame
-//! against it, and checks the result against the new layer's DiffID.
+//! the ship holds travels as zstd frames, one per segment of the new layer's
+//! uncompressed tar: frame `i` decodes segment `i` (bytes `i*S .. (i+1)*S`)
+//! with the window `i*S - M .. (i+1)*S + M` of the predecessor's
+//! uncompressed tar as reference prefix (what `zstd --patch-from` does for a
+//! whole file). Segments keep memory bounded on both sides whatever the
+//! layer's size: a segment and a window of the base, never the whole layer.
+//! The ship checks the result against the new layer's DiffID.
 
 use std::io::{self, BufReader, Read, Write};
 
-use crate::limits::{MAX_PATCH_BASE_BYTES, MAX_PATCH_WINDOW_LOG};
+use crate::limits::{MAX_PATCH_MARGIN, MAX_PATCH_SEGMENT, MAX_PATCH_WINDOW_LOG};
 
 /// The OCI media type of an uncompressed layer.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// The Docker media type of an uncompressed layer.
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Segment length the shore uses.
+pub const SEGMENT: u64 = 64 << 20;
+/// Margin the shore uses: content that moved by up to this much between
+/// releases is still found in the base.
+pub const MARGIN: u64 = 64 << 20;
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,44 +66,93 @@ pub fn decompress<'a>(r: impl Read + 'a, c: Compression) -> io::Result<Box<dyn R
     })
 }
 
-/// Read a layer whole, uncompressed, refusing more than `limit` bytes.
-pub fn read_uncompressed(r: impl Read, c: Compression, limit: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    decompress(r, c)?.take(limit + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("uncompressed layer is larger than {limit} bytes"),
-        ));
-    }
-    Ok(out)
+/// Segment and margin as a patch record gives them, checked against the
+/// limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Segment length.
+    pub segment: u64,
+    /// Margin either side.
+    pub margin: u64,
 }
 
-/// The window (log2) a patch of a `new_len`-byte layer against a
-/// `base_len`-byte base needs, or `None` when it exceeds the limits.
-pub fn window_log(base_len: u64, new_len: u64) -> Option<u32> {
-    if base_len > MAX_PATCH_BASE_BYTES {
-        return None;
+impl Geometry {
+    /// The shore's geometry.
+    pub const DEFAULT: Geometry = Geometry { segment: SEGMENT, margin: MARGIN };
+
+    /// Within the limits.
+    pub fn is_valid(&self) -> bool {
+        (1..=MAX_PATCH_SEGMENT).contains(&self.segment) && self.margin <= MAX_PATCH_MARGIN
     }
-    let span = (base_len + new_len).max(1 << 10);
-    let log = 64 - (span - 1).leading_zeros();
-    (log <= MAX_PATCH_WINDOW_LOG).then_some(log.max(10))
+
+    /// Frames a layer of `len` bytes has.
+    pub fn frames(&self, len: u64) -> u64 {
+        len.div_ceil(self.segment)
+    }
+
+    /// The base window for segment `i`: `[lo, hi)` (clipped at the base's end).
+    fn window(&self, i: u64) -> (u64, u64) {
+        let start = i * self.segment;
+        (start.saturating_sub(self.margin), start + self.segment + self.margin)
+    }
 }
 
-/// Write a patch that turns `base` into `new` (`new_len` bytes) to `out`.
-pub fn make_patch(base: &[u8], new: impl Read, new_len: u64, out: impl Write) -> io::Result<()> {
-    let log = window_log(base.len() as u64, new_len).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "layers too large for a patch")
-    })?;
-    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(out, PATCH_LEVEL, base)?;
-    enc.window_log(log)?;
-    enc.long_distance_matching(true)?;
-    enc.include_checksum(true)?;
-    enc.set_pledged_src_size(Some(new_len))?;
-    let mut new = new;
-    io::copy(&mut new, &mut enc)?;
-    enc.finish()?;
-    Ok(())
+/// A forward-only view of a stream that keeps the bytes from some offset on.
+struct Sliding<R> {
+    r: R,
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` in the stream.
+    start: u64,
+    eof: bool,
+}
+
+impl<R: Read> Sliding<R> {
+    fn new(r: R) -> Self {
+        Sliding { r, buf: Vec::new(), start: 0, eof: false }
+    }
+
+    /// The bytes `[lo, hi)` of the stream (fewer at its end). `lo` never
+    /// goes back.
+    fn window(&mut self, lo: u64, hi: u64) -> io::Result<&[u8]> {
+        if lo > self.start {
+            let drop = ((lo - self.start) as usize).min(self.buf.len());
+            self.buf.drain(..drop);
+            self.start += drop as u64;
+        }
+        // Skip forward if `lo` is beyond what was read.
+        while self.start < lo && !self.eof {
+            let n = io::copy(&mut (&mut self.r).take(lo - self.start), &mut io::sink())?;
+            self.start += n;
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        let want = hi.saturating_sub(self.start) as usize;
+        while self.buf.len() < want && !self.eof {
+            let have = self.buf.len();
+            let more = (want - have).min(8 << 20);
+            self.buf.resize(have + more, 0);
+            let n = self.r.read(&mut self.buf[have..])?;
+            self.buf.truncate(have + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        let end = want.min(self.buf.len());
+        let from = ((lo.max(self.start) - self.start) as usize).min(end);
+        Ok(&self.buf[from..end])
+    }
+
+    /// Read to the end; the stream's length.
+    fn finish(mut self) -> io::Result<u64> {
+        let n = io::copy(&mut self.r, &mut io::sink())?;
+        Ok(self.start + self.buf.len() as u64 + n)
+    }
+}
+
+fn window_log(span: u64) -> u32 {
+    let log = 64 - (span.max(1 << 10) - 1).leading_zeros();
+    log.clamp(10, MAX_PATCH_WINDOW_LOG)
 }
 
 /// zstd level for patches: level 3 with long-distance matching finds the
@@ -104,49 +160,218 @@ pub fn make_patch(base: &[u8], new: impl Read, new_len: u64, out: impl Write) ->
 /// the fleet fixture and cost 50 times the time.
 const PATCH_LEVEL: i32 = 3;
 
-/// A reader of the layer that `patch` rebuilds from `base` (unverified:
-/// the caller hashes what it reads and bounds how much).
-pub fn apply_patch<'a>(base: &'a [u8], patch: impl Read + 'a) -> io::Result<impl Read + 'a> {
-    let mut dec = zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(patch), base)?;
-    dec.window_log_max(MAX_PATCH_WINDOW_LOG)?;
-    Ok(dec)
+/// What [`make_patch`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    /// Compressed length of each frame.
+    pub frames: Vec<u64>,
+    /// Length of the new layer.
+    pub new_len: u64,
+    /// Length of the base (read to its end).
+    pub base_len: u64,
+}
+
+/// Write the patch that turns the stream `base` into `new` to `out`.
+pub fn make_patch(
+    base: impl Read,
+    mut new: impl Read,
+    mut out: impl Write,
+    g: Geometry,
+) -> io::Result<Made> {
+    if !g.is_valid() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "patch geometry out of bounds"));
+    }
+    let mut base = Sliding::new(base);
+    let mut frames = Vec::new();
+    let mut new_len = 0u64;
+    let mut seg = Vec::with_capacity(g.segment.min(1 << 20) as usize);
+    for i in 0.. {
+        seg.clear();
+        (&mut new).take(g.segment).read_to_end(&mut seg)?;
+        if seg.is_empty() {
+            break;
+        }
+        new_len += seg.len() as u64;
+        let (lo, hi) = g.window(i);
+        let window = base.window(lo, hi)?;
+        let mut counted = Counting { inner: &mut out, n: 0 };
+        let mut enc =
+            zstd::stream::write::Encoder::with_ref_prefix(&mut counted, PATCH_LEVEL, window)?;
+        enc.window_log(window_log(window.len() as u64 + seg.len() as u64))?;
+        enc.long_distance_matching(true)?;
+        enc.include_checksum(true)?;
+        enc.set_pledged_src_size(Some(seg.len() as u64))?;
+        enc.write_all(&seg)?;
+        enc.finish()?;
+        frames.push(counted.n);
+    }
+    let base_len = base.finish()?;
+    Ok(Made { frames, new_len, base_len })
+}
+
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader of the layer that `patch` (frames of the given lengths)
+/// rebuilds from the stream `base`. Unverified: the caller hashes what it
+/// reads and bounds how much. Holds one segment and one base window.
+pub fn apply_patch<B: Read, P: Read>(
+    base: B,
+    patch: P,
+    frames: &[u64],
+    g: Geometry,
+) -> io::Result<impl Read> {
+    if !g.is_valid() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "patch geometry out of bounds"));
+    }
+    Ok(Rebuild {
+        base: Sliding::new(base),
+        patch,
+        frames: frames.to_vec(),
+        g,
+        next: 0,
+        seg: Vec::new(),
+        at: 0,
+    })
+}
+
+struct Rebuild<B, P> {
+    base: Sliding<B>,
+    patch: P,
+    frames: Vec<u64>,
+    g: Geometry,
+    next: usize,
+    seg: Vec<u8>,
+    at: usize,
+}
+
+impl<B: Read, P: Read> Rebuild<B, P> {
+    fn decode_next(&mut self) -> io::Result<bool> {
+        let Some(&len) = self.frames.get(self.next) else { return Ok(false) };
+        let i = self.next as u64;
+        let (lo, hi) = self.g.window(i);
+        let window = self.base.window(lo, hi)?;
+        let mut dec =
+            // Exactly this frame's bytes: the next frame stays in `patch`.
+            zstd::stream::read::Decoder::with_ref_prefix(
+                BufReader::new((&mut self.patch).take(len)),
+                window,
+            )?;
+        dec.window_log_max(MAX_PATCH_WINDOW_LOG)?;
+        self.seg.clear();
+        // One byte more than a segment: a frame that decodes to more is refused.
+        dec.take(self.g.segment + 1).read_to_end(&mut self.seg)?;
+        let last = self.next + 1 == self.frames.len();
+        let n = self.seg.len() as u64;
+        if n > self.g.segment || n == 0 || (!last && n != self.g.segment) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame {i} decodes to {n} bytes, not a segment of {}", self.g.segment),
+            ));
+        }
+        self.next += 1;
+        self.at = 0;
+        Ok(true)
+    }
+}
+
+impl<B: Read, P: Read> Read for Rebuild<B, P> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.seg.len() && !self.decode_next()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.seg.len() - self.at);
+        buf[..n].copy_from_slice(&self.seg[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_patch_rebuilds_the_new_layer_and_is_small() {
-        let mut base = Vec::new();
-        for i in 0..20_000u32 {
-            base.extend_from_slice(format!("line {i} of a file that does not change\n").as_bytes());
+    fn lines(n: u32, tag: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            v.extend_from_slice(
+                format!("{tag} line {i} of a file that does not change\n").as_bytes(),
+            );
         }
-        let mut new = base.clone();
-        new[500_000..500_010].copy_from_slice(b"CHANGED!!!");
-        let mut patch = Vec::new();
-        make_patch(&base, &new[..], new.len() as u64, &mut patch).unwrap();
-        assert!(patch.len() < 200, "patch of {} bytes", patch.len());
+        v
+    }
+
+    fn rebuild(base: &[u8], patch: &[u8], made: &Made, g: Geometry) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        apply_patch(&base, &patch[..]).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, new);
-        // Against another base it does not rebuild the layer.
-        let mut other = base.clone();
-        other[100] ^= 1;
-        let mut out = Vec::new();
-        let r = apply_patch(&other, &patch[..]).and_then(|mut r| r.read_to_end(&mut out));
-        assert!(r.is_err() || out != new);
+        apply_patch(base, patch, &made.frames, g)?.read_to_end(&mut out)?;
+        Ok(out)
     }
 
     #[test]
-    fn windows_and_kinds() {
-        assert_eq!(window_log(1 << 20, 1 << 20), Some(21));
-        assert_eq!(window_log(0, 0), Some(10));
-        assert_eq!(window_log(MAX_PATCH_BASE_BYTES + 1, 0), None);
+    fn a_patch_rebuilds_the_new_layer_and_is_small() {
+        let base = lines(20_000, "a");
+        let mut new = base.clone();
+        new[500_000..500_010].copy_from_slice(b"CHANGED!!!");
+        let mut patch = Vec::new();
+        let made = make_patch(&base[..], &new[..], &mut patch, Geometry::DEFAULT).unwrap();
+        assert_eq!((made.new_len, made.base_len), (new.len() as u64, base.len() as u64));
+        assert!(patch.len() < 200, "patch of {} bytes", patch.len());
+        assert_eq!(rebuild(&base, &patch, &made, Geometry::DEFAULT).unwrap(), new);
+        // Against another base it does not rebuild the layer.
+        let mut other = base.clone();
+        other[100] ^= 1;
+        if let Ok(o) = rebuild(&other, &patch, &made, Geometry::DEFAULT) {
+            assert_ne!(o, new);
+        }
+    }
+
+    #[test]
+    fn segments_find_content_that_moved_within_the_margin() {
+        // Small segments, so the layer spans many; content shifted by an
+        // insertion early on is still found in each segment's window.
+        let g = Geometry { segment: 64 << 10, margin: 32 << 10 };
+        let base = lines(40_000, "b");
+        let mut new = b"inserted at the front\n".repeat(500);
+        new.extend_from_slice(&base);
+        new.extend_from_slice(b"and a tail\n");
+        let mut patch = Vec::new();
+        let made = make_patch(&base[..], &new[..], &mut patch, g).unwrap();
+        assert_eq!(made.frames.len() as u64, g.frames(new.len() as u64));
+        assert!(patch.len() < new.len() / 20, "patch {} of {}", patch.len(), new.len());
+        assert_eq!(rebuild(&base, &patch, &made, g).unwrap(), new);
+        // Frame lengths that do not match the patch: refused.
+        let mut bad = made.clone();
+        bad.frames.swap(0, 1);
+        if let Ok(o) = rebuild(&base, &patch, &bad, g) {
+            assert_ne!(o, new);
+        }
+        // An empty layer has no frame.
+        let made = make_patch(&base[..], &b""[..], &mut Vec::new(), g).unwrap();
+        assert!(made.frames.is_empty());
+    }
+
+    #[test]
+    fn kinds_and_geometry() {
         assert_eq!(
             layer_kind("application/vnd.oci.image.layer.v1.tar+gzip"),
             Some((Compression::Gzip, OCI_LAYER_TAR))
         );
         assert_eq!(layer_kind("application/vnd.oci.image.config.v1+json"), None);
+        assert!(!Geometry { segment: 0, margin: 0 }.is_valid());
+        assert!(!Geometry { segment: MAX_PATCH_SEGMENT + 1, margin: 0 }.is_valid());
+        assert_eq!(window_log(3 << 20), 22);
     }
 }

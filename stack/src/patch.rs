@@ -9,8 +9,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tender_bundle::limits::{MAX_JSON_BLOB_BYTES, MAX_PATCH_BASE_BYTES};
-use tender_bundle::patch::{decompress, layer_kind, make_patch, read_uncompressed, window_log};
+use tender_bundle::limits::MAX_JSON_BLOB_BYTES;
+use tender_bundle::patch::{Geometry, decompress, layer_kind, make_patch};
 use tender_bundle::{BlobRecord, Digest, ImageRecord, NoProgress, PatchRecord};
 
 use crate::StackError;
@@ -227,18 +227,6 @@ impl Plan {
     ) -> Result<Patched, String> {
         let (old_c, _) = layer_kind(&c.base_type).ok_or("base is not a layer")?;
         let (new_c, plain_type) = layer_kind(&c.layer_type).ok_or("not a layer")?;
-        // The base, verified against its digest while it is decompressed.
-        let reader = self
-            .open_base(base, &c.base_reference, &c.base, c.base_size)
-            .ok_or("the base layer's bytes are not at hand (give the earlier bundle as --base)")?;
-        let mut hashing = HashingReader::new(reader);
-        let old = read_uncompressed(&mut hashing, old_c, MAX_PATCH_BASE_BYTES)
-            .map_err(|e| format!("base layer: {e}"))?;
-        // Drain what the decompressor left (gzip trailers), then check.
-        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| e.to_string())?;
-        if hashing.digest() != c.base {
-            return Err("the base layer's bytes do not match its digest".into());
-        }
         // The new layer, uncompressed to a file and checked against its DiffID.
         let (blob, data) =
             self.blobs.iter().find(|(b, _)| b.digest == c.layer).ok_or("layer not in the plan")?;
@@ -252,33 +240,49 @@ impl Plan {
             &NoProgress,
         )
         .map_err(|e| format!("{e:?}"))?;
+        drop(tar);
         if diff_id != c.diff_id {
+            let _ = std::fs::remove_file(&tar_path);
             return Err(format!(
                 "uncompresses to {diff_id}, not the DiffID {} its config gives",
                 c.diff_id
             ));
         }
-        if window_log(old.len() as u64, len).is_none() {
-            return Err("base and layer too large for a patch".into());
-        }
+        // The base streams through, hashed on the way and checked at the end:
+        // a patch against bytes that are not the base is thrown away.
+        let reader = self
+            .open_base(base, &c.base_reference, &c.base, c.base_size)
+            .ok_or("the base layer's bytes are not at hand (give the earlier bundle as --base)")?;
+        let mut hashing = HashingReader::new(reader);
         let patch_path = dir.join(format!("{}.patch", c.diff_id.hex()));
-        let out = File::create(&patch_path).map_err(|e| e.to_string())?;
-        let tar = File::open(&tar_path).map_err(|e| e.to_string())?;
-        make_patch(
-            &old,
-            std::io::BufReader::with_capacity(1 << 20, tar),
-            len,
-            std::io::BufWriter::new(out),
-        )
-        .map_err(|e| e.to_string())?;
+        let made = {
+            let old = decompress(&mut hashing, old_c).map_err(|e| format!("base layer: {e}"))?;
+            let out = File::create(&patch_path).map_err(|e| e.to_string())?;
+            let new = File::open(&tar_path).map_err(|e| e.to_string())?;
+            make_patch(
+                old,
+                std::io::BufReader::with_capacity(1 << 20, new),
+                std::io::BufWriter::new(out),
+                Geometry::DEFAULT,
+            )
+            .map_err(|e| format!("making the patch: {e}"))?
+        };
         let _ = std::fs::remove_file(&tar_path);
+        // What the decompressor left unread (a gzip trailer) counts too.
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| e.to_string())?;
+        if hashing.digest() != c.base {
+            return Err("the base layer's bytes do not match its digest".into());
+        }
         let bytes = std::fs::read(&patch_path).map_err(|e| e.to_string())?;
         let record = PatchRecord {
             digest: Digest::of(&bytes),
             size: bytes.len() as u64,
             base: c.base.clone(),
             base_media_type: c.base_type.clone(),
-            base_size: old.len() as u64,
+            base_size: made.base_len,
+            segment: Geometry::DEFAULT.segment,
+            margin: Geometry::DEFAULT.margin,
+            frames: made.frames,
         };
         Ok(Patched { diff_id, size: len, media_type: plain_type, record, path: patch_path })
     }

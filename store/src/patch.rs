@@ -3,8 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use tender_bundle::limits::MAX_PATCH_BASE_BYTES;
-use tender_bundle::patch::{apply_patch, layer_kind, read_uncompressed};
+use tender_bundle::patch::{apply_patch, decompress, layer_kind};
 use tender_bundle::{BlobRecord, BundleError, NoProgress};
 
 use crate::fsutil::io_err;
@@ -32,20 +31,13 @@ impl Store {
             }
             Err(e) => return Err(StoreError::Io { path: base_path, source: e }),
         };
-        // The base is held whole in memory while the patch is decoded; the
-        // descriptor bounds its size, and the bound is checked here again.
-        let base = read_uncompressed(base_file, compression, p.base_size.min(MAX_PATCH_BASE_BYTES))
+        // The base streams through: one window of it and one segment of the
+        // layer are in memory at a time.
+        let base = decompress(std::io::BufReader::with_capacity(1 << 20, base_file), compression)
             .map_err(|e| refuse(format!("base layer {}: {e}", p.base)))?;
-        if base.len() as u64 != p.base_size {
-            return Err(refuse(format!(
-                "base layer {} uncompresses to {} bytes, the patch was made against {}",
-                p.base,
-                base.len(),
-                p.base_size
-            )));
-        }
         let patch = File::open(patch_file).map_err(io_err(patch_file))?;
-        let layer = apply_patch(&base, patch).map_err(|e| refuse(format!("cannot apply: {e}")))?;
+        let layer = apply_patch(base, std::io::BufReader::new(patch), &p.frames, p.geometry())
+            .map_err(|e| refuse(format!("cannot apply: {e}")))?;
         let staging = self.root.join("staging");
         let mut tmp = tempfile::Builder::new()
             .prefix("blob-")
