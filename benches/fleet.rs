@@ -4,7 +4,11 @@
 //! - `cat BLOBS > FILE; sync FILE` for pack and `cat BUNDLE > FILE; sync FILE`
 //!   for import: the I/O limit with the same durability tender gives (it
 //!   fsyncs what it writes);
-//! - `skopeo copy --all oci:LAYOUT:TAG oci-archive:FILE` for pack.
+//! - `skopeo copy --all oci:LAYOUT:TAG oci-archive:FILE` for pack;
+//! - `skopeo copy --all` into and out of a fresh docker-registry for `load`,
+//!   `publish` and `pull`;
+//! - for the sub-layer delta (release 1 to 2), `cat LAYER > FILE; sync FILE`
+//!   of the layer it rebuilds.
 //!
 //!     FLEET_MODEL_MIB=1024 cargo bench --bench fleet
 //!
@@ -197,7 +201,94 @@ fn main() {
         ));
     }
     let skopeo_push_m = median(&skopeo_push.join(" && "), rounds, &fresh_registry);
+
+    // Links: publish the bundle into a fresh registry, pull it into a fresh
+    // store; skopeo pulls the same images out of the same registry.
+    let target = format!("127.0.0.1:{port}/fleet/awareness:1.1.0");
+    let publish = format!("{SHORE} publish {bundle} --to {target} >/dev/null");
+    let publish_m = median(&publish, rounds, &fresh_registry);
+    run(&skopeo_push.join(" && "));
+    let pull = format!("{SHIP} --store {store} pull {target} >/dev/null");
+    let pull_m = median(&pull, rounds, &fresh_store);
+    let mut skopeo_pull = Vec::new();
+    for (image, tag) in
+        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
+    {
+        skopeo_pull.push(format!(
+            "skopeo copy -q --all --src-tls-verify=false docker://127.0.0.1:{port}/fleet/{image}:{tag} oci:{}:{tag}",
+            w(&format!("pulled-{image}"))
+        ));
+    }
+    let clear_pulled = || {
+        for image in ["sensor-fusion", "bridge-ui", "ais-gateway"] {
+            let _ = fs::remove_dir_all(w(&format!("pulled-{image}")));
+        }
+    };
+    let skopeo_pull_m = median(&skopeo_pull.join(" && "), rounds, &clear_pulled);
     stop_registry();
+
+    // The sub-layer delta, release 1 to 2: its size against the whole bundle
+    // and the layer delta, and the time to pack and to import it.
+    let stack1 = fleet.join("tender-bench-v1.yaml");
+    fs::write(
+        &stack1,
+        "name: awareness\nversion: 1.0.0\nmanifests: [stack/v1/*.yaml]\n\
+         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n",
+    )
+    .unwrap();
+    let v1 = w("v1.tender");
+    run(&format!(
+        "{SHORE} pack {} --key {} --sequence 1 --out {v1} >/dev/null",
+        stack1.display(),
+        w("ci.key")
+    ));
+    let delta = |extra: &str, out: &str| {
+        format!(
+            "{SHORE} pack {} --key {} --sequence 2 --base {v1} {extra} --out {} >/dev/null",
+            stack.display(),
+            w("ci.key"),
+            w(out)
+        )
+    };
+    run(&delta("--patches never", "layer.tender"));
+    let sub_pack = median(&delta("", "sub.tender"), rounds, &nothing);
+    let v1_store = || {
+        fresh_store();
+        run(&format!("{SHIP} --store {store} import {v1} >/dev/null"));
+    };
+    let sub_import = median(
+        &format!("{SHIP} --store {store} import {} >/dev/null", w("sub.tender")),
+        rounds,
+        &v1_store,
+    );
+    // The layers the delta rebuilds, as the store keeps them.
+    let sub_d: serde_json::Value = {
+        let mut a = tar::Archive::new(fs::File::open(w("sub.tender")).unwrap());
+        let mut first = a.entries().unwrap().next().unwrap().unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut first, &mut raw).unwrap();
+        serde_json::from_slice(&raw).unwrap()
+    };
+    let rebuilt: Vec<String> = sub_d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b.get("patch").is_some())
+        .map(|b| format!("{store}/blobs/sha256/{}", &b["digest"].as_str().unwrap()[7..]))
+        .collect();
+    let rebuilt_bytes: u64 = sub_d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b.get("patch").is_some())
+        .map(|b| b["size"].as_u64().unwrap())
+        .sum();
+    let cat_rebuilt = median(
+        &format!("cat {} > {1} && sync {1}", rebuilt.join(" "), w("cat3.out")),
+        rounds,
+        &nothing,
+    );
+    let size = |f: &str| fs::metadata(w(f)).unwrap().len();
 
     println!(
         "\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
@@ -224,6 +315,12 @@ fn main() {
     row("tender-ship load (fresh registry)", &load_m, blob_bytes);
     row("tender-ship load (all present)", &load_again, blob_bytes);
     row("skopeo copy --all to registry", &skopeo_push_m, blob_bytes);
+    row("tender-shore publish (fresh registry)", &publish_m, blob_bytes);
+    row("tender-ship pull (fresh store)", &pull_m, blob_bytes);
+    row("skopeo copy --all from registry", &skopeo_pull_m, blob_bytes);
+    row("tender-shore pack sub-layer delta", &sub_pack, rebuilt_bytes);
+    row("tender-ship import sub-layer delta", &sub_import, rebuilt_bytes);
+    row("cat rebuilt layers > file; sync", &cat_rebuilt, rebuilt_bytes);
     let r = |a: &Measured, b: &Measured| b.time.as_secs_f64() / a.time.as_secs_f64();
     println!("\nratios (rate of tender / rate of baseline; targets in brackets)");
     println!("pack   / cat+sync     {:>6.2}   [>= 0.8]", r(&pack_m, &cat_pack));
@@ -234,6 +331,27 @@ fn main() {
         "load time / skopeo push time {:>6.2}   [< 1.0]; load with all blobs present: {:.3} s",
         load_m.time.as_secs_f64() / skopeo_push_m.time.as_secs_f64(),
         load_again.time.as_secs_f64()
+    );
+    println!(
+        "publish time / skopeo push time {:>6.2}; pull time / skopeo pull time {:>6.2}",
+        publish_m.time.as_secs_f64() / skopeo_push_m.time.as_secs_f64(),
+        pull_m.time.as_secs_f64() / skopeo_pull_m.time.as_secs_f64()
+    );
+    println!(
+        "sub-layer delta: {} bytes; layer delta {} bytes; whole bundle {} bytes ({:.4} % of the layer delta); import rebuilds {:.0} MB/s = {:.2} x cat+sync of the layers",
+        size("sub.tender"),
+        size("layer.tender"),
+        bundle_bytes,
+        size("sub.tender") as f64 * 100.0 / size("layer.tender") as f64,
+        mbps(rebuilt_bytes, sub_import.time),
+        r(&sub_import, &cat_rebuilt)
+    );
+    println!(
+        "peak RSS: pull {} MiB, publish {} MiB, sub-layer pack {} MiB, sub-layer import {} MiB",
+        pull_m.max_rss_kib / 1024,
+        publish_m.max_rss_kib / 1024,
+        sub_pack.max_rss_kib / 1024,
+        sub_import.max_rss_kib / 1024
     );
     println!(
         "peak RSS: pack {} MiB, import {} MiB, verify {} MiB   [< 64 MiB]",

@@ -16,10 +16,10 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// The Docker media type of an uncompressed layer.
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Segment length the shore uses.
-pub const SEGMENT: u64 = 64 << 20;
+pub const SEGMENT: u64 = 32 << 20;
 /// Margin the shore uses: content that moved by up to this much between
 /// releases is still found in the base.
-pub const MARGIN: u64 = 64 << 20;
+pub const MARGIN: u64 = 32 << 20;
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
