@@ -128,13 +128,12 @@ impl<R: Read> Sliding<R> {
             }
         }
         let want = hi.saturating_sub(self.start) as usize;
-        while self.buf.len() < want && !self.eof {
-            let have = self.buf.len();
-            let more = (want - have).min(8 << 20);
-            self.buf.resize(have + more, 0);
-            let n = self.r.read(&mut self.buf[have..])?;
-            self.buf.truncate(have + n);
-            if n == 0 {
+        if self.buf.len() < want && !self.eof {
+            // read_to_end fills spare capacity without zeroing it each call
+            // (decompressors hand back a few KiB per read).
+            let need = (want - self.buf.len()) as u64;
+            let n = (&mut self.r).take(need).read_to_end(&mut self.buf)?;
+            if (n as u64) < need {
                 self.eof = true;
             }
         }
