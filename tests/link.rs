@@ -507,3 +507,67 @@ fn a_pull_learns_the_keyring_from_the_artifact() {
     assert_eq!(json(&env.ship(&["--json", "trust", "list"]).ok())["keyring"]["version"], 1);
     env.assert_store_sound(1);
 }
+
+#[test]
+fn publish_mounts_what_the_registry_holds_for_the_stacks_images() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let host = reg.host();
+    // The stack's images are in this registry already (as on a shore whose
+    // CI pushes images, then publishes the bundle to the same registry).
+    for (image, tag) in
+        [("sensor-fusion", "1.0.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
+    {
+        let src = format!("oci:{}:{tag}", env.path().join("layouts/fleet").join(image).display());
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--all",
+                "--dest-tls-verify=false",
+                &src,
+                &format!("docker://{host}/fleet/{image}:{tag}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    fs::create_dir_all(env.path().join("stack/reg")).unwrap();
+    for f in ["sensor-fusion.yaml", "bridge-ui.yaml"] {
+        let text = fs::read_to_string(env.path().join("stack/v1").join(f)).unwrap();
+        fs::write(
+            env.path().join("stack/reg").join(f),
+            text.replace("shore.registry.example", &host),
+        )
+        .unwrap();
+    }
+    fs::write(
+        env.path().join("reg.yaml"),
+        "name: awareness\nversion: 1.0.0\nmanifests: [stack/reg/*.yaml]\n",
+    )
+    .unwrap();
+    let to = format!("{host}/fleet/awareness:1.0.0");
+    let p = json(
+        &env.shore(&[
+            "--json",
+            "publish",
+            "reg.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            "1",
+            "--to",
+            &to,
+        ])
+        .ok(),
+    );
+    println!("link: publish next to the images: {p}");
+    // Every config and layer (13 here) is mounted; what is uploaded is small:
+    // the Kubernetes manifests, and image manifests and indexes, which
+    // distribution keeps as manifests, not as blobs it would mount.
+    assert!(p["blobs_mounted"].as_u64().unwrap() >= 13, "{p}");
+    assert!(p["bytes_pushed"].as_u64().unwrap() < 10_000, "{p}");
+    let r = json(&env.ship(&["--json", "pull", &to]).ok());
+    assert_eq!(r["complete"], true, "{r}");
+    env.assert_store_sound(1);
+}

@@ -105,8 +105,12 @@ pub struct PublishReport {
     pub blobs_pushed: usize,
     /// Their bytes.
     pub bytes_pushed: u64,
-    /// Blobs the registry already held (not uploaded again).
+    /// Blobs the registry already held (not uploaded again), in the target
+    /// repository or mounted from another.
     pub blobs_present: usize,
+    /// Of those, blobs mounted from the repository of an image the stack
+    /// names in this same registry.
+    pub blobs_mounted: usize,
     /// Their bytes.
     pub bytes_present: u64,
 }
@@ -185,6 +189,57 @@ fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
     Ok(BundleIndex { raw, keyring, signatures, descriptor, blobs })
 }
 
+/// Where in this registry (`host`) a blob of the bundle may already be: the
+/// repository of each image the stack names there, for the image's index,
+/// manifests, configs and layers (read from the bundle's manifests).
+fn mount_sources(
+    b: &BundleIndex,
+    host: &str,
+    target_repo: &str,
+    bundle: &Path,
+) -> std::collections::HashMap<Digest, String> {
+    let mut out = std::collections::HashMap::new();
+    let read = |d: &Digest| -> Option<serde_json::Value> {
+        let &(_, offset, size) = b.blobs.iter().find(|(x, ..)| x == d)?;
+        if size > tender_bundle::limits::MAX_JSON_BLOB_BYTES {
+            return None;
+        }
+        let mut f = File::open(bundle).ok()?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).ok()?;
+        let mut v = Vec::new();
+        f.take(size).read_to_end(&mut v).ok()?;
+        serde_json::from_slice(&v).ok()
+    };
+    for image in &b.descriptor.images {
+        let Some(rest) = image.reference.strip_prefix(host).and_then(|r| r.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let Ok((repo, _)) = crate::repository_and_tag(&format!("{host}/{rest}")) else { continue };
+        if repo == target_repo {
+            continue;
+        }
+        let mut digests = vec![image.digest.clone()];
+        for p in &image.platforms {
+            digests.push(p.manifest.clone());
+            digests.push(p.config.clone());
+            if let Some(m) = read(&p.manifest) {
+                digests.extend(
+                    m["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| l["digest"].as_str()?.parse().ok()),
+                );
+            }
+        }
+        for d in digests {
+            out.entry(d).or_insert_with(|| repo.clone());
+        }
+    }
+    out
+}
+
 impl Registry {
     /// Publish the bundle file `bundle` (with extra detached signatures) as
     /// an OCI artifact at `repo:tag`. Blobs the registry already holds in
@@ -228,6 +283,8 @@ impl Registry {
         let manifest = artifact_manifest(d, &b.raw, &sig_bytes, b.keyring.as_deref(), &listed);
         let manifest_digest = Digest::of(&manifest);
 
+        let sources = mount_sources(&b, &self.host, repo, bundle);
+        let mounted = AtomicUsize::new(0);
         let pushed = AtomicUsize::new(0);
         let pushed_bytes = AtomicU64::new(0);
         let present = AtomicUsize::new(0);
@@ -260,13 +317,33 @@ impl Registry {
                 .try_for_each_concurrent(self.concurrency, |(digest, offset, size)| {
                     let (r, pushed, pushed_bytes, present, present_bytes) =
                         (&tagged, &pushed, &pushed_bytes, &present, &present_bytes);
+                    let (sources, mounted) = (&sources, &mounted);
                     async move {
                         let exists = self
                             .client
                             .blob_exists(r, digest.as_str())
                             .await
                             .map_err(self.err(format!("checking blob {digest}")))?;
-                        if exists {
+                        // Held elsewhere in this registry: mount it (no bytes
+                        // move); a registry that will not mount gets an upload.
+                        let mount = |from: &String| {
+                            let source = self.reference(from, None, Some(digest));
+                            async move {
+                                self.client.mount_blob(r, &source, digest.as_str()).await.is_ok()
+                            }
+                        };
+                        let done = exists
+                            || match sources.get(digest) {
+                                Some(from) => {
+                                    let ok = mount(from).await;
+                                    if ok {
+                                        mounted.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    ok
+                                }
+                                None => false,
+                            };
+                        if done {
                             present.fetch_add(1, Ordering::Relaxed);
                             present_bytes.fetch_add(*size, Ordering::Relaxed);
                             progress.advance(*size);
@@ -297,6 +374,7 @@ impl Registry {
             blobs_pushed: pushed.into_inner(),
             bytes_pushed: pushed_bytes.into_inner(),
             blobs_present: present.into_inner(),
+            blobs_mounted: mounted.into_inner(),
             bytes_present: present_bytes.into_inner(),
         })
     }
