@@ -189,11 +189,15 @@ fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
         }
         k.signed.created = humantime::format_rfc3339_seconds(now).to_string();
         write_keyring(file, &k)?;
-        println!(
-            "{}: version {}, unsigned (sign it with `tender-shore keyring sign`)",
-            file.display(),
-            k.signed.version
-        );
+        if json {
+            print_json(&json!({"file": file, "version": k.signed.version, "signed": false}));
+        } else {
+            println!(
+                "{}: version {}, unsigned (sign it with `tender-shore keyring sign`)",
+                file.display(),
+                k.signed.version
+            );
+        }
         Ok(())
     };
     let roots_of = |paths: &[PathBuf], threshold: usize| -> Result<Roots> {
@@ -208,6 +212,10 @@ fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
             let mut k = Keyring::new(&[], threshold, now);
             k.roots = roots_of(&roots, threshold)?;
             write_keyring(&out, &SignedKeyring { signed: k, signatures: vec![] })?;
+            if json {
+                print_json(&json!({"file": out, "version": 1, "signed": false}));
+                return Ok(());
+            }
             println!(
                 "{}: version 1 with {} root key(s), no signing key yet",
                 out.display(),
@@ -269,6 +277,13 @@ fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
                 .iter()
                 .filter(|r| k.signatures.iter().any(|s| s.keyid == r.keyid))
                 .count();
+            if json {
+                print_json(&json!({
+                    "file": file, "version": k.signed.version, "signed_by": sig.keyid,
+                    "roots_signed": own, "roots_needed": k.signed.roots.threshold,
+                }));
+                return Ok(());
+            }
             println!(
                 "{}: version {} signed by {}; {own} of its {} root(s) signed ({} needed)",
                 file.display(),
