@@ -515,37 +515,7 @@ fn publish_mounts_what_the_registry_holds_for_the_stacks_images() {
     let host = reg.host();
     // The stack's images are in this registry already (as on a shore whose
     // CI pushes images, then publishes the bundle to the same registry).
-    for (image, tag) in
-        [("sensor-fusion", "1.0.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
-    {
-        let src = format!("oci:{}:{tag}", env.path().join("layouts/fleet").join(image).display());
-        let out = Command::new("skopeo")
-            .args([
-                "copy",
-                "-q",
-                "--all",
-                "--dest-tls-verify=false",
-                &src,
-                &format!("docker://{host}/fleet/{image}:{tag}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    fs::create_dir_all(env.path().join("stack/reg")).unwrap();
-    for f in ["sensor-fusion.yaml", "bridge-ui.yaml"] {
-        let text = fs::read_to_string(env.path().join("stack/v1").join(f)).unwrap();
-        fs::write(
-            env.path().join("stack/reg").join(f),
-            text.replace("shore.registry.example", &host),
-        )
-        .unwrap();
-    }
-    fs::write(
-        env.path().join("reg.yaml"),
-        "name: awareness\nversion: 1.0.0\nmanifests: [stack/reg/*.yaml]\n",
-    )
-    .unwrap();
+    support::registry_stack(&env, &host);
     let to = format!("{host}/fleet/awareness:1.0.0");
     let p = json(
         &env.shore(&[

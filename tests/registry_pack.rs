@@ -29,32 +29,8 @@ fn pack_from_registry_equals_pack_from_layouts() {
     let env = Env::new();
     let mut registry = Registry::start();
     let host = registry.host();
-    for (image, tag) in
-        [("sensor-fusion", "1.0.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
-    {
-        let src = format!("oci:{}:{tag}", env.path().join("layouts/fleet").join(image).display());
-        let dst = format!("docker://{host}/fleet/{image}:{tag}");
-        let out = Command::new("skopeo")
-            .args(["copy", "-q", "--all", "--dest-tls-verify=false", &src, &dst])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
     // The same manifests, naming the registry; no sources: all from the registry.
-    fs::create_dir_all(env.path().join("stack/reg")).unwrap();
-    for f in ["sensor-fusion.yaml", "bridge-ui.yaml"] {
-        let text = fs::read_to_string(env.path().join("stack/v1").join(f)).unwrap();
-        fs::write(
-            env.path().join("stack/reg").join(f),
-            text.replace("shore.registry.example", &host),
-        )
-        .unwrap();
-    }
-    fs::write(
-        env.path().join("reg.yaml"),
-        "name: awareness\nversion: 1.0.0\nmanifests: [stack/reg/*.yaml]\n",
-    )
-    .unwrap();
+    support::registry_stack(&env, &host);
     env.shore(&["pack", "reg.yaml", "--key", "ci.key", "--sequence", "1", "--out", "reg.tender"])
         .ok();
     // Each image is carried at the digest the registry serves for its tag.

@@ -19,6 +19,7 @@ mod descriptor;
 mod digest;
 mod entry;
 mod hashing;
+pub mod index;
 pub mod limits;
 pub mod patch;
 mod progress;

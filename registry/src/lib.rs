@@ -149,6 +149,26 @@ fn header_value(media_type: &str, digest: &Digest) -> Result<http::HeaderValue, 
     })
 }
 
+/// One blob to upload: its bytes are `size` bytes of `path` from `offset`.
+struct Upload {
+    digest: Digest,
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    /// A repository of the same registry that may hold it already.
+    mount_from: Option<String>,
+}
+
+/// What [`Registry::upload_missing`] did.
+#[derive(Default)]
+struct UploadCounts {
+    pushed: AtomicUsize,
+    pushed_bytes: AtomicU64,
+    present: AtomicUsize,
+    present_bytes: AtomicU64,
+    mounted: AtomicUsize,
+}
+
 /// A registry client with its own runtime; every call blocks.
 pub struct Registry {
     rt: tokio::runtime::Runtime,
@@ -240,6 +260,44 @@ impl Registry {
         }
     }
 
+    /// Upload, 4 at a time, each blob the repository of `r` lacks (one HEAD
+    /// each); a blob with a `mount_from` repository in this registry is
+    /// mounted from there when the registry will. Adds to `counts`.
+    async fn upload_missing(
+        &self,
+        r: &Reference,
+        blobs: &[Upload],
+        progress: &dyn Progress,
+        counts: &UploadCounts,
+    ) -> Result<(), RegistryError> {
+        stream::iter(blobs.iter().map(Ok::<_, RegistryError>))
+            .try_for_each_concurrent(self.concurrency, |b| async move {
+                let mut held = self
+                    .client
+                    .blob_exists(r, b.digest.as_str())
+                    .await
+                    .map_err(self.err(format!("checking blob {}", b.digest)))?;
+                if !held && let Some(from) = &b.mount_from {
+                    let source = self.reference(from, None, Some(&b.digest));
+                    held = self.client.mount_blob(r, &source, b.digest.as_str()).await.is_ok();
+                    if held {
+                        counts.mounted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if held {
+                    counts.present.fetch_add(1, Ordering::Relaxed);
+                    counts.present_bytes.fetch_add(b.size, Ordering::Relaxed);
+                } else {
+                    self.push_file_range(r, &b.digest, &b.path, b.offset, b.size).await?;
+                    counts.pushed.fetch_add(1, Ordering::Relaxed);
+                    counts.pushed_bytes.fetch_add(b.size, Ordering::Relaxed);
+                }
+                progress.advance(b.size);
+                Ok(())
+            })
+            .await
+    }
+
     /// Upload `size` bytes of `path` from `offset` as blob `digest` (the
     /// registry checks the digest of what arrives).
     async fn push_file_range(
@@ -306,10 +364,17 @@ impl Registry {
                 .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
             manifests.push((p.manifest.clone(), mt, bytes));
         }
-        let pushed = AtomicUsize::new(0);
-        let pushed_bytes = AtomicU64::new(0);
-        let present = AtomicUsize::new(0);
-        let present_bytes = AtomicU64::new(0);
+        let counts = UploadCounts::default();
+        let uploads: Vec<Upload> = blobs
+            .iter()
+            .map(|(d, size)| Upload {
+                digest: d.clone(),
+                path: blob_path(d),
+                offset: 0,
+                size: *size,
+                mount_from: None,
+            })
+            .collect();
         progress.start("push", blobs.iter().map(|(_, s)| s).sum());
         let by_digest = self.reference(&repo, None, Some(&image.digest));
         self.rt.block_on(async {
@@ -317,30 +382,7 @@ impl Registry {
                 .auth(&by_digest, &self.auth, RegistryOperation::Push)
                 .await
                 .map_err(self.err(format!("authenticating for {repo}")))?;
-            stream::iter(blobs.iter().map(Ok::<_, RegistryError>))
-                .try_for_each_concurrent(self.concurrency, |(digest, size)| {
-                    let (r, pushed, pushed_bytes, present, present_bytes) =
-                        (&by_digest, &pushed, &pushed_bytes, &present, &present_bytes);
-                    async move {
-                        let exists = self
-                            .client
-                            .blob_exists(r, digest.as_str())
-                            .await
-                            .map_err(self.err(format!("checking blob {digest}")))?;
-                        if exists {
-                            present.fetch_add(1, Ordering::Relaxed);
-                            present_bytes.fetch_add(*size, Ordering::Relaxed);
-                            progress.advance(*size);
-                            return Ok(());
-                        }
-                        self.push_file_range(r, digest, &blob_path(digest), 0, *size).await?;
-                        pushed.fetch_add(1, Ordering::Relaxed);
-                        pushed_bytes.fetch_add(*size, Ordering::Relaxed);
-                        progress.advance(*size);
-                        Ok(())
-                    }
-                })
-                .await?;
+            self.upload_missing(&by_digest, &uploads, progress, &counts).await?;
             for (digest, mt, bytes) in &manifests {
                 let r = self.reference(&repo, None, Some(digest));
                 self.client
@@ -360,10 +402,10 @@ impl Registry {
             Ok::<_, RegistryError>(())
         })?;
         progress.finish();
-        report.blobs_pushed += pushed.into_inner();
-        report.bytes_pushed += pushed_bytes.into_inner();
-        report.blobs_present += present.into_inner();
-        report.bytes_present += present_bytes.into_inner();
+        report.blobs_pushed += counts.pushed.into_inner();
+        report.bytes_pushed += counts.pushed_bytes.into_inner();
+        report.blobs_present += counts.present.into_inner();
+        report.bytes_present += counts.present_bytes.into_inner();
         let pinned = format!("{}/{}@{}", self.host, repo, image.digest);
         report.images.push((image.reference.clone(), pinned.clone()));
         Ok(pinned)

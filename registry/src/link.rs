@@ -9,26 +9,26 @@
 //! A pull trusts nothing of it but the descriptor's signature: the blob list
 //! it fetches is the signed one.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::StreamExt;
 use oci_client::RegistryOperation;
 use oci_client::client::BlobResponse;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tender_bundle::artifact::{artifact_manifest, parse_artifact};
-use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_SIGNATURES_BYTES};
+use tender_bundle::index::{EntryAt, entry_offsets, read_entry};
+use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_JSON_BLOB_BYTES, MAX_SIGNATURES_BYTES};
 use tender_bundle::{
     BlobRecord, Descriptor, Digest, EntryName, Progress, Signatures, VerifiedDescriptor,
 };
 use tender_keys::Signature;
+use tender_keys::keyring::MAX_KEYRING_BYTES;
 use tender_store::{ImportPolicy, ImportReport, Install, KeyringChange, Store};
 
-use crate::{Registry, RegistryError};
+use crate::{Registry, RegistryError, Upload, UploadCounts};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 // Accepted so that an image index is refused as "not a tender bundle"
@@ -125,54 +125,17 @@ struct BundleIndex {
     blobs: Vec<(Digest, u64, u64)>,
 }
 
-fn read_limited(
-    r: impl Read,
-    limit: u64,
-    what: &str,
-    path: &Path,
-) -> Result<Vec<u8>, RegistryError> {
-    let mut v = Vec::new();
-    r.take(limit + 1)
-        .read_to_end(&mut v)
-        .map_err(|e| RegistryError::Io { path: path.into(), source: e })?;
-    if v.len() as u64 > limit {
-        return Err(RegistryError::NotABundle {
-            what: path.display().to_string(),
-            reason: format!("{what} is larger than {limit} bytes"),
-        });
-    }
-    Ok(v)
-}
-
 fn index_bundle(path: &Path) -> Result<BundleIndex, RegistryError> {
-    let io = |e| RegistryError::Io { path: path.into(), source: e };
     let not =
         |reason: String| RegistryError::NotABundle { what: path.display().to_string(), reason };
-    let f = File::open(path).map_err(io)?;
-    let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 16, f));
     let (mut raw, mut sigs, mut keyring) = (None, None, None);
     let mut blobs = Vec::new();
-    for entry in archive.entries().map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = EntryName::parse(&entry.path_bytes()).map_err(|e| not(e.to_string()))?;
-        match name {
-            EntryName::Descriptor => {
-                raw = Some(read_limited(entry, MAX_DESCRIPTOR_BYTES, "the descriptor", path)?)
-            }
-            EntryName::Signatures => {
-                sigs = Some(read_limited(entry, MAX_SIGNATURES_BYTES, "the signatures", path)?)
-            }
-            EntryName::Keyring => {
-                keyring = Some(read_limited(
-                    entry,
-                    tender_keys::keyring::MAX_KEYRING_BYTES,
-                    "the keyring",
-                    path,
-                )?)
-            }
-            EntryName::Blob(d) | EntryName::Patch(d) => {
-                blobs.push((d, entry.raw_file_position(), entry.size()))
-            }
+    for at in entry_offsets(path)? {
+        match &at.name {
+            EntryName::Descriptor => raw = Some(read_entry(path, &at, MAX_DESCRIPTOR_BYTES)?),
+            EntryName::Signatures => sigs = Some(read_entry(path, &at, MAX_SIGNATURES_BYTES)?),
+            EntryName::Keyring => keyring = Some(read_entry(path, &at, MAX_KEYRING_BYTES)?),
+            EntryName::Blob(d) | EntryName::Patch(d) => blobs.push((d.clone(), at.offset, at.size)),
             EntryName::Part | EntryName::Chunk(..) => {
                 return Err(not(
                     "this is one part of a split bundle; publish the whole bundle (pack without --split)"
@@ -201,14 +164,8 @@ fn mount_sources(
     let mut out = std::collections::HashMap::new();
     let read = |d: &Digest| -> Option<serde_json::Value> {
         let &(_, offset, size) = b.blobs.iter().find(|(x, ..)| x == d)?;
-        if size > tender_bundle::limits::MAX_JSON_BLOB_BYTES {
-            return None;
-        }
-        let mut f = File::open(bundle).ok()?;
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).ok()?;
-        let mut v = Vec::new();
-        f.take(size).read_to_end(&mut v).ok()?;
-        serde_json::from_slice(&v).ok()
+        let at = EntryAt { name: EntryName::Blob(d.clone()), offset, size };
+        serde_json::from_slice(&read_entry(bundle, &at, MAX_JSON_BLOB_BYTES).ok()?).ok()
     };
     for image in &b.descriptor.images {
         let Some(rest) = image.reference.strip_prefix(host).and_then(|r| r.strip_prefix('/'))
@@ -284,11 +241,17 @@ impl Registry {
         let manifest_digest = Digest::of(&manifest);
 
         let sources = mount_sources(&b, &self.host, repo, bundle);
-        let mounted = AtomicUsize::new(0);
-        let pushed = AtomicUsize::new(0);
-        let pushed_bytes = AtomicU64::new(0);
-        let present = AtomicUsize::new(0);
-        let present_bytes = AtomicU64::new(0);
+        let counts = UploadCounts::default();
+        let uploads: Vec<Upload> = located
+            .iter()
+            .map(|(digest, offset, size)| Upload {
+                digest: digest.clone(),
+                path: bundle.to_owned(),
+                offset: *offset,
+                size: *size,
+                mount_from: sources.get(digest).cloned(),
+            })
+            .collect();
         progress.start("publish", located.iter().map(|(_, _, s)| s).sum());
         let tagged = self.reference(repo, Some(tag), None);
         self.rt.block_on(async {
@@ -313,50 +276,7 @@ impl Registry {
                         .map_err(self.err(format!("pushing blob {dg}")))?;
                 }
             }
-            stream::iter(located.iter().map(Ok::<_, RegistryError>))
-                .try_for_each_concurrent(self.concurrency, |(digest, offset, size)| {
-                    let (r, pushed, pushed_bytes, present, present_bytes) =
-                        (&tagged, &pushed, &pushed_bytes, &present, &present_bytes);
-                    let (sources, mounted) = (&sources, &mounted);
-                    async move {
-                        let exists = self
-                            .client
-                            .blob_exists(r, digest.as_str())
-                            .await
-                            .map_err(self.err(format!("checking blob {digest}")))?;
-                        // Held elsewhere in this registry: mount it (no bytes
-                        // move); a registry that will not mount gets an upload.
-                        let mount = |from: &String| {
-                            let source = self.reference(from, None, Some(digest));
-                            async move {
-                                self.client.mount_blob(r, &source, digest.as_str()).await.is_ok()
-                            }
-                        };
-                        let done = exists
-                            || match sources.get(digest) {
-                                Some(from) => {
-                                    let ok = mount(from).await;
-                                    if ok {
-                                        mounted.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    ok
-                                }
-                                None => false,
-                            };
-                        if done {
-                            present.fetch_add(1, Ordering::Relaxed);
-                            present_bytes.fetch_add(*size, Ordering::Relaxed);
-                            progress.advance(*size);
-                            return Ok(());
-                        }
-                        self.push_file_range(r, digest, bundle, *offset, *size).await?;
-                        pushed.fetch_add(1, Ordering::Relaxed);
-                        pushed_bytes.fetch_add(*size, Ordering::Relaxed);
-                        progress.advance(*size);
-                        Ok(())
-                    }
-                })
-                .await?;
+            self.upload_missing(&tagged, &uploads, progress, &counts).await?;
             self.client
                 .push_manifest_raw(&tagged, manifest, OCI_MANIFEST.parse().expect("valid header"))
                 .await
@@ -371,11 +291,11 @@ impl Registry {
             stack: d.stack.name.to_string(),
             version: d.stack.version.to_string(),
             sequence: d.sequence,
-            blobs_pushed: pushed.into_inner(),
-            bytes_pushed: pushed_bytes.into_inner(),
-            blobs_present: present.into_inner(),
-            blobs_mounted: mounted.into_inner(),
-            bytes_present: present_bytes.into_inner(),
+            blobs_pushed: counts.pushed.into_inner(),
+            bytes_pushed: counts.pushed_bytes.into_inner(),
+            blobs_present: counts.present.into_inner(),
+            blobs_mounted: counts.mounted.into_inner(),
+            bytes_present: counts.present_bytes.into_inner(),
         })
     }
 }
@@ -654,22 +574,13 @@ impl Registry {
         let d = &v.descriptor;
         let mut report = PullReport {
             import: ImportReport {
-                stack: d.stack.name.clone(),
-                version: d.stack.version.clone(),
-                sequence: d.sequence,
-                digest: v.digest.clone(),
-                signed_by: v.signed_by.clone(),
                 already_imported: plan.already_held,
-                blobs_new: 0,
-                bytes_new: 0,
                 blobs_held: plan.blobs_held,
                 bytes_held: plan.bytes_held,
-                part: 1,
-                parts: d.parts,
                 parts_complete: d.parts,
-                bytes_missing: 0,
                 complete: plan.already_held,
                 warnings: plan.warnings.clone(),
+                ..ImportReport::begin(&v)
             },
             reference: t.to_string(),
             bytes_fetched: 0,

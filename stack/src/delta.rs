@@ -79,18 +79,15 @@ pub struct Base {
     pub(crate) files: Vec<(PathBuf, BlobOffsets)>,
 }
 
-/// Index a bundle file's blobs.
+/// Index a bundle file's blobs (headers only).
 fn blob_offsets(path: &Path) -> Result<BlobOffsets, StackError> {
-    let io = |e| StackError::Io { path: path.to_owned(), source: e };
-    let mut archive = tar::Archive::new(File::open(path).map_err(io)?);
-    let mut out = HashMap::new();
-    for entry in archive.entries_with_seek().map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if let Ok(EntryName::Blob(d)) = EntryName::parse(&entry.path_bytes()) {
-            out.insert(d, (entry.raw_file_position(), entry.size()));
-        }
-    }
-    Ok(out)
+    Ok(tender_bundle::index::entry_offsets(path)?
+        .into_iter()
+        .filter_map(|at| match at.name {
+            EntryName::Blob(d) => Some((d, (at.offset, at.size))),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Largest base file read whole (a descriptor or an inventory).

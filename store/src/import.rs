@@ -82,6 +82,32 @@ pub struct ImportReport {
     pub warnings: Vec<String>,
 }
 
+impl ImportReport {
+    /// A report on `v` with nothing done yet (part 1; the counts and
+    /// completeness are filled in as the merge goes).
+    pub fn begin(v: &VerifiedDescriptor) -> ImportReport {
+        let d = &v.descriptor;
+        ImportReport {
+            stack: d.stack.name.clone(),
+            version: d.stack.version.clone(),
+            sequence: d.sequence,
+            digest: v.digest.clone(),
+            signed_by: v.signed_by.clone(),
+            already_imported: false,
+            blobs_new: 0,
+            bytes_new: 0,
+            blobs_held: 0,
+            bytes_held: 0,
+            part: 1,
+            parts: d.parts,
+            parts_complete: 0,
+            bytes_missing: 0,
+            complete: false,
+            warnings: vec![],
+        }
+    }
+}
+
 struct ImportSink<'s> {
     store: &'s Store,
     staging: PathBuf,
@@ -230,22 +256,14 @@ impl Store {
             };
         let d = &v.descriptor;
         let mut report = ImportReport {
-            stack: d.stack.name.clone(),
-            version: d.stack.version.clone(),
-            sequence: d.sequence,
-            digest: v.digest.clone(),
-            signed_by: v.signed_by.clone(),
             already_imported: summary.stopped,
             blobs_new: summary.blobs_committed,
             bytes_new: summary.bytes_committed,
             blobs_held: summary.blobs - summary.blobs_committed,
             bytes_held: summary.bytes - summary.bytes_committed,
             part: summary.part,
-            parts: d.parts,
-            parts_complete: 0,
-            bytes_missing: 0,
-            complete: false,
             warnings: std::mem::take(&mut sink.warnings),
+            ..ImportReport::begin(&v)
         };
         self.note_seen(d)?;
         if summary.stopped {

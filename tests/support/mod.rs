@@ -316,3 +316,34 @@ pub fn pack_fleet(env: &Env, rel: u32, out: &str, extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     env.shore(&args)
 }
+
+/// The demo stack's release 1 images pushed (by skopeo) into the registry
+/// at `host`, and `reg.yaml` in `env`: the same manifests naming that
+/// registry, with no `sources`, so every image comes from it.
+pub fn registry_stack(env: &Env, host: &str) {
+    for (image, tag) in
+        [("sensor-fusion", "1.0.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
+    {
+        let src = format!("oci:{}:{tag}", env.path().join("layouts/fleet").join(image).display());
+        let dst = format!("docker://{host}/fleet/{image}:{tag}");
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false", &src, &dst])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    fs::create_dir_all(env.path().join("stack/reg")).unwrap();
+    for f in ["sensor-fusion.yaml", "bridge-ui.yaml"] {
+        let text = fs::read_to_string(env.path().join("stack/v1").join(f)).unwrap();
+        fs::write(
+            env.path().join("stack/reg").join(f),
+            text.replace("shore.registry.example", host),
+        )
+        .unwrap();
+    }
+    fs::write(
+        env.path().join("reg.yaml"),
+        "name: awareness\nversion: 1.0.0\nmanifests: [stack/reg/*.yaml]\n",
+    )
+    .unwrap();
+}
