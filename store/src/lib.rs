@@ -178,6 +178,29 @@ impl VersionRecord {
     }
 }
 
+/// What the signers of a stored version may do now (judged against the
+/// keyring in force, so a revocation reaches versions already held).
+#[derive(Clone, Debug, Serialize)]
+pub struct Authority {
+    /// The keys whose signatures still count for this version's stack.
+    pub signed_by: Vec<KeyId>,
+    /// Whether the version may apply cluster-scoped objects other than its
+    /// own Namespaces: a key pinned by hand, or a keyring signer granted it.
+    pub cluster_scope: bool,
+}
+
+impl Store {
+    /// The authority of a stored version's signatures now.
+    pub fn authority(
+        &self,
+        _rec: &VersionRecord,
+        _d: &Descriptor,
+    ) -> Result<Authority, StoreError> {
+        // Placeholder until the trust gate lands (same session).
+        Ok(Authority { signed_by: vec![], cluster_scope: true })
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct StackState {
     highest_sequence: u64,
