@@ -362,3 +362,46 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
     env.ship(&["import", "sub.tender"]).ok();
     env.assert_store_sound(2);
 }
+
+#[test]
+fn a_patch_whose_layer_the_disk_cannot_hold_is_refused_before_any_write() {
+    // A few KB of signed patch can rebuild a layer of any signed size: the
+    // import checks the room for every size it will write first.
+    let env = Env::new();
+    let p = |f: &str| env.path().join(f).to_str().unwrap().to_owned();
+    support::pack_fleet(&env, 1, &p("v1.tender"), &[]).ok();
+    support::pack_fleet(&env, 2, &p("sub.tender"), &["--base", &p("v1.tender")]).ok();
+    let d = descriptor(&env, "sub.tender");
+    let patched: Vec<&serde_json::Value> =
+        d["blobs"].as_array().unwrap().iter().filter(|b| b.get("patch").is_some()).collect();
+    let rebuilt: u64 = patched.iter().map(|b| b["size"].as_u64().unwrap()).sum();
+    let patches: u64 = patched.iter().map(|b| b["patch"]["size"].as_u64().unwrap()).sum();
+    assert!(rebuilt > 20 * patches, "patches {patches} rebuild {rebuilt} bytes");
+    let v1 = fs::metadata(env.path().join("v1.tender")).unwrap().len();
+    // Room for release 1 and the patches, not for the layers they rebuild.
+    let disk = support::Tmpfs::mount(
+        &env.path().join("small"),
+        &format!("{}k", (v1 + rebuilt / 2) / 1024),
+    );
+    let store = disk.0.join("store");
+    let ship = |args: &[&str]| {
+        let o = std::process::Command::new(support::SHIP)
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .current_dir(env.path())
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    assert_eq!(ship(&["trust", "add", "ci.pub"]).0, Some(0));
+    assert_eq!(ship(&["import", "v1.tender"]).0, Some(0));
+    let blobs = support::blob_names(&store);
+    let (code, stderr) = ship(&["import", "sub.tender"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not enough space for awareness 1.1.0"), "{stderr}");
+    assert_eq!(support::blob_names(&store), blobs, "nothing written");
+    assert_eq!(fs::read_dir(store.join("staging")).unwrap().count(), 0, "nothing staged");
+    disk.resize(&format!("{}k", (v1 + rebuilt * 3) / 1024));
+    assert_eq!(ship(&["import", "sub.tender"]).0, Some(0));
+}

@@ -8,7 +8,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Env, SHIP};
+use support::{Env, SHIP, Tmpfs};
 
 /// A small deterministic generator (xorshift), so a failure can be replayed
 /// from the printed seed.
@@ -143,39 +143,8 @@ fn import_killed_at_random_moments_then_repair_and_rerun_completes() {
     );
 }
 
-/// A tmpfs mounted by the test (as root), unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
-        fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mounting a tmpfs needs root");
-        Tmpfs(dir.to_owned())
-    }
-
-    fn resize(&self, size: &str) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
-fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after() {
+fn a_full_disk_is_refused_before_any_write_and_import_completes_after() {
     let env = Env::new();
     let bundle = fleet_bundle(&env);
     let size = fs::metadata(&bundle).unwrap().len();
@@ -188,9 +157,10 @@ fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("No space left on device") && stderr.contains("staging"),
-        "names the file: {stderr}"
+        stderr.contains("not enough space for awareness 1.0.0") && stderr.contains("available"),
+        "says what and where: {stderr}"
     );
+    assert_eq!(fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0, "nothing written");
     let fsck: serde_json::Value =
         serde_json::from_slice(&ship(&["--json", "fsck"]).stdout).unwrap();
     assert_eq!(fsck["corrupt"], serde_json::json!([]));
@@ -198,18 +168,13 @@ fn a_full_disk_mid_import_leaves_nothing_half_written_and_import_completes_after
     let list: serde_json::Value =
         serde_json::from_slice(&ship(&["--json", "list"]).stdout).unwrap();
     assert_eq!(list, serde_json::json!([]), "no version recorded");
-    // Space freed: the same import completes, keeping what it had.
+    // Space freed: the same import completes.
     disk.resize(&format!("{}k", size * 2 / 1024));
     let r = ship(&["--json", "import", bundle.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert!(
-        report["blobs_held"].as_u64().unwrap() > 0,
-        "blobs from the first run were kept: {report}"
-    );
     assert!(ship(&["fsck"]).status.success());
     println!(
-        "faults: full disk at {} KiB of a {size}-byte bundle: clear error, nothing half-written, completed after resize",
+        "faults: full disk at {} KiB of a {size}-byte bundle: refused before any write, completed after resize",
         size / 2048
     );
 }

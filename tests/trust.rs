@@ -5,7 +5,7 @@ mod support;
 
 use std::fs;
 
-use support::Env;
+use support::{Env, pack_with, rooted_env};
 
 #[test]
 fn threshold_needs_a_second_signature_added_by_sign() {
@@ -123,11 +123,11 @@ fn expired_bundle_warns_by_default_and_is_refused_when_fresh_is_required() {
 }
 
 #[test]
-fn a_clock_set_back_is_warned_about_and_does_not_make_stale_bundles_fresh() {
+fn a_clock_reading_far_ahead_is_warned_about_and_does_not_lock_the_ship_out() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
     env.ship(&["import", "v1.tender"]).ok();
-    // As if this ship had once seen a time far ahead of its clock now.
+    // As if this ship's clock had once run far ahead (or been set back since).
     fs::write(env.store().join("time.json"), r#"{"latest_seen": "2099-01-01T00:00:00Z"}"#).unwrap();
     env.shore(&[
         "pack",
@@ -142,45 +142,9 @@ fn a_clock_set_back_is_warned_about_and_does_not_make_stale_bundles_fresh() {
         "v2.tender",
     ])
     .ok();
-    let r = env.ship(&["import", "--require-fresh", "v2.tender"]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("expired"), "{}", r.stderr);
-    let r = env.ship(&["import", "v2.tender"]).ok();
+    // Expiry is judged by the clock: fresh, with a warning about the clock.
+    let r = env.ship(&["import", "--require-fresh", "v2.tender"]).ok();
     assert!(r.stderr.contains("set back"), "{}", r.stderr);
-}
-
-/// A ship that pins only a root key; CI keys come to it in keyrings.
-fn rooted_env() -> Env {
-    let env = Env::new();
-    let id = env.shore(&["keygen", "--out", "root"]).ok().stdout.trim().to_owned();
-    assert_eq!(id.len(), 64);
-    let ci = fs::read_to_string(env.path().join("ci.pub")).unwrap();
-    let ci_id = env.ship(&["--json", "trust", "list"]).ok().stdout;
-    let ci_id: serde_json::Value = serde_json::from_str(&ci_id).unwrap();
-    env.ship(&["trust", "remove", ci_id["keys"][0].as_str().unwrap()]).ok();
-    assert!(!ci.is_empty());
-    env.ship(&["trust", "add", "root.pub", "--root"]).ok();
-    for k in ["ci2", "root2", "ci3"] {
-        env.shore(&["keygen", "--out", k]).ok();
-    }
-    env
-}
-
-fn pack_with(env: &Env, rel: u32, key: &str, seq: u64, keyring: &str, out: &str) {
-    let (stack, seq) = (format!("stack-v{rel}.yaml"), seq.to_string());
-    env.shore(&[
-        "pack",
-        &stack,
-        "--key",
-        key,
-        "--sequence",
-        &seq,
-        "--keyring",
-        keyring,
-        "--out",
-        out,
-    ])
-    .ok();
 }
 
 #[test]

@@ -123,6 +123,8 @@ fn store_code(e: &StoreError) -> i32 {
         | StoreError::Expired { .. }
         | StoreError::Downgrade { .. }
         | StoreError::SequenceConflict { .. }
+        | StoreError::OlderThanApplied { .. }
+        | StoreError::NoLongerTrusted { .. }
         | StoreError::NotAllowed { .. } => EXIT_VERIFY,
         _ => 1,
     }

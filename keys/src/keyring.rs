@@ -82,6 +82,11 @@ pub struct Signer {
     /// When it stops being valid (RFC 3339), if ever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Whether its stacks may hold cluster-scoped objects (other than their
+    /// own Namespaces): ClusterRoles, bindings, CRDs. Off unless granted,
+    /// so a key trusted for one stack cannot reach the whole cluster.
+    #[serde(default, rename = "clusterScope", skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
 }
 
 /// The signed part of a keyring.
@@ -217,6 +222,22 @@ impl Keyring {
             })
     }
 
+    /// Whether `key` may sign `stack` with cluster-scoped objects.
+    pub fn grants_cluster_scope(&self, key: &KeyId, stack: &str) -> bool {
+        self.allows(key, stack)
+            && self.signers.iter().any(|s| s.key.keyid == *key && s.cluster_scope)
+    }
+
+    /// The signing keys it lists (expired ones too) and does not revoke:
+    /// the keys whose past signatures still count.
+    pub fn listed_keys(&self) -> Vec<PublicKey> {
+        self.signers
+            .iter()
+            .filter(|s| !self.is_revoked(&s.key.keyid))
+            .filter_map(|s| s.key.key().ok())
+            .collect()
+    }
+
     /// Whether `key` is revoked.
     pub fn is_revoked(&self, key: &KeyId) -> bool {
         self.revoked.contains(key)
@@ -246,12 +267,15 @@ impl SignedKeyring {
     }
 
     /// Check that `self` may follow `current` (the keyring in force; with
-    /// none, the ship's pinned root keys): it is signed by a threshold of
-    /// the roots in force and of its own roots, and its version is higher.
+    /// none, `pinned_threshold` of the ship's pinned root keys, so one
+    /// stolen root cannot install the first keyring): it is signed by a
+    /// threshold of the roots in force and of its own roots, and its
+    /// version is higher.
     pub fn verify_successor(
         &self,
         current: Option<&Keyring>,
         pinned_roots: &[PublicKey],
+        pinned_threshold: usize,
     ) -> Result<(), KeyError> {
         let message = self.signed.signing_message();
         let in_force = match current {
@@ -270,7 +294,8 @@ impl SignedKeyring {
                         .into(),
                 });
             }
-            None => Trust::new(pinned_roots.to_vec()),
+            None => Trust::new(pinned_roots.to_vec())
+                .with_threshold(Threshold::AtLeast(pinned_threshold.max(1))),
         };
         in_force.verify(&message, &self.signatures).map_err(|e| KeyError::BadKeyring {
             reason: format!("version {}: by the roots in force: {e}", self.signed.version),
@@ -303,13 +328,14 @@ mod tests {
             key: KeyRecord::of(&ci.public()),
             stacks: vec!["awareness".into()],
             expires: Some("2030-01-01T00:00:00Z".into()),
+            cluster_scope: false,
         });
         let v1 = signed(k.clone(), &[&root]);
         let bytes = v1.to_bytes();
         let parsed = SignedKeyring::parse(&bytes).unwrap();
         assert_eq!(parsed, v1);
-        parsed.verify_successor(None, &[root.public()]).unwrap();
-        assert!(parsed.verify_successor(None, &[ci.public()]).is_err(), "not by a pinned root");
+        parsed.verify_successor(None, &[root.public()], 1).unwrap();
+        assert!(parsed.verify_successor(None, &[ci.public()], 1).is_err(), "not by a pinned root");
         assert!(k.allows(&ci.public().key_id(), "awareness"));
         assert!(!k.allows(&ci.public().key_id(), "radar"));
         let later = humantime::parse_rfc3339("2031-01-01T00:00:00Z").unwrap();
@@ -323,19 +349,41 @@ mod tests {
         k2.roots.keys = vec![KeyRecord::of(&root2.public())];
         k2.revoked.push(ci.public().key_id());
         k2.signers.clear();
-        assert!(signed(k2.clone(), &[&root2]).verify_successor(Some(&k), &[]).is_err());
-        assert!(signed(k2.clone(), &[&root]).verify_successor(Some(&k), &[]).is_err());
-        signed(k2.clone(), &[&root, &root2]).verify_successor(Some(&k), &[]).unwrap();
+        assert!(signed(k2.clone(), &[&root2]).verify_successor(Some(&k), &[], 1).is_err());
+        assert!(signed(k2.clone(), &[&root]).verify_successor(Some(&k), &[], 1).is_err());
+        signed(k2.clone(), &[&root, &root2]).verify_successor(Some(&k), &[], 1).unwrap();
         assert!(!k2.allows(&ci.public().key_id(), "awareness"));
         // Not newer: refused.
         assert!(matches!(
-            signed(k.clone(), &[&root]).verify_successor(Some(&k2), &[]),
+            signed(k.clone(), &[&root]).verify_successor(Some(&k2), &[], 1),
             Err(KeyError::KeyringNotNewer { .. })
         ));
         // Altered after signing: refused.
         let mut forged = signed(k2.clone(), &[&root, &root2]);
         forged.signed.version = 3;
-        assert!(forged.verify_successor(Some(&k), &[]).is_err());
+        assert!(forged.verify_successor(Some(&k), &[], 1).is_err());
+    }
+
+    #[test]
+    fn the_first_keyring_needs_the_pinned_threshold() {
+        let roots: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate().unwrap()).collect();
+        let pinned: Vec<PublicKey> = roots.iter().map(|r| r.public()).collect();
+        let k = Keyring::new(&pinned, 2, SystemTime::now());
+        assert!(signed(k.clone(), &[&roots[0]]).verify_successor(None, &pinned, 2).is_err());
+        signed(k.clone(), &[&roots[0], &roots[2]]).verify_successor(None, &pinned, 2).unwrap();
+        // Old keyrings (no clusterScope) serialize as they were signed.
+        let mut g = k.clone();
+        g.signers.push(Signer {
+            key: KeyRecord::of(&roots[1].public()),
+            stacks: vec!["radar".into()],
+            expires: None,
+            cluster_scope: false,
+        });
+        assert!(!String::from_utf8(g.signing_message()).unwrap().contains("clusterScope"));
+        assert!(!g.grants_cluster_scope(&roots[1].public().key_id(), "radar"));
+        g.signers[0].cluster_scope = true;
+        assert!(g.grants_cluster_scope(&roots[1].public().key_id(), "radar"));
+        assert!(!g.grants_cluster_scope(&roots[1].public().key_id(), "awareness"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tender_bundle::{
 };
 use tender_keys::Signature;
 use tender_keys::keyring::MAX_KEYRING_BYTES;
-use tender_store::{ImportPolicy, ImportReport, Install, KeyringChange, Store};
+use tender_store::{Gate, ImportPolicy, ImportReport, Purpose, Store};
 
 use crate::{Registry, RegistryError, Upload, UploadCounts};
 
@@ -486,9 +486,8 @@ impl Registry {
         store: &Store,
         t: &Target,
         policy: ImportPolicy,
-        install: Install,
+        purpose: Purpose,
     ) -> Result<(VerifiedDescriptor, PullPlan), RegistryError> {
-        let mut trust = store.trust()?;
         let fetched = self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
             self.retrying(|| async {
@@ -500,24 +499,17 @@ impl Registry {
             })
             .await
         })?;
-        // A keyring stands on its root signatures and comes first, as on media.
-        let mut warnings = Vec::new();
-        let mut candidate = None;
-        if let Some(bytes) = &fetched.keyring {
-            match store.consider_keyring(bytes, install)? {
-                (KeyringChange::Older { offered, held }, _) => warnings.push(format!(
-                    "the bundle carries keyring version {offered}, older than version {held} in force: ignored"
-                )),
-                (_, k) => {
-                    trust = store.trust_with(Some(&k.signed))?;
-                    candidate = Some(k);
-                }
-            }
+        // The trust gate judges the keyring first (it stands on its root
+        // signatures, as on media), then the descriptor's signers.
+        let mut gate = Gate::new(store, purpose, policy);
+        let mut trust = gate.trust()?;
+        if let Some(bytes) = &fetched.keyring
+            && let Some(t) = gate.keyring(bytes)?
+        {
+            trust = t;
         }
         let v = VerifiedDescriptor::verify(fetched.raw, fetched.signatures, &trust)?;
-        let mut admission = store.admit(&v, policy, candidate.as_ref().map(|k| &k.signed))?;
-        warnings.append(&mut admission.warnings);
-        admission.warnings = warnings;
+        let admission = gate.admit(&v)?;
         let d = &v.descriptor;
         let partials = store.partials()?;
         let mut plan = PullPlan {
@@ -556,7 +548,7 @@ impl Registry {
         t: &Target,
         policy: ImportPolicy,
     ) -> Result<PullPlan, RegistryError> {
-        Ok(self.prepare_pull(store, t, policy, Install::No)?.1)
+        Ok(self.prepare_pull(store, t, policy, Purpose::Estimate)?.1)
     }
 
     /// Pull the bundle at `t` into `store`: verify the descriptor, then
@@ -570,7 +562,7 @@ impl Registry {
     ) -> Result<(PullPlan, PullReport), RegistryError> {
         let started = Instant::now();
         let _lock = store.lock()?;
-        let (v, plan) = self.prepare_pull(store, t, options.policy, Install::Yes)?;
+        let (v, plan) = self.prepare_pull(store, t, options.policy, Purpose::Import)?;
         let d = &v.descriptor;
         let mut report = PullReport {
             import: ImportReport {

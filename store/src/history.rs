@@ -127,7 +127,8 @@ impl Store {
     }
 
     /// A stored version of `name`: `version`, or the newest complete one
-    /// (highest sequence).
+    /// (highest sequence) whose signatures still count (see
+    /// [`Store::authority`]: a revoked key's version is never picked).
     pub fn version(
         &self,
         name: &StackName,
@@ -141,7 +142,9 @@ impl Store {
             })
             .collect();
         if version.is_none() {
-            candidates.retain(|(_, _, d)| d.blobs.iter().all(|b| self.has_blob(&b.digest)));
+            candidates.retain(|(_, rec, d)| {
+                d.blobs.iter().all(|b| self.has_blob(&b.digest)) && self.authority(rec, d).is_ok()
+            });
         }
         candidates.sort_by_key(|(_, _, d)| d.sequence);
         match candidates.pop() {
@@ -153,6 +156,29 @@ impl Store {
                     .unwrap_or_else(|| "(newest complete)".into()),
             }),
         }
+    }
+
+    /// Refuse to apply `stack` `version` (of `sequence`) from media when the
+    /// version in force has a higher sequence, unless `policy` allows a
+    /// downgrade: an old bundle on a stick must not move the cluster back.
+    pub fn check_not_older_than_applied(
+        &self,
+        stack: &StackName,
+        version: &Version,
+        sequence: u64,
+        policy: crate::ImportPolicy,
+    ) -> Result<(), StoreError> {
+        let Some(current) = self.history(stack)?.current else { return Ok(()) };
+        if sequence < current.sequence && policy.downgrade == crate::Downgrade::Refuse {
+            return Err(StoreError::OlderThanApplied {
+                stack: stack.clone(),
+                version: version.clone(),
+                sequence,
+                applied: current.version,
+                applied_sequence: current.sequence,
+            });
+        }
+        Ok(())
     }
 
     /// Blobs of a version that the store lacks.

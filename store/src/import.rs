@@ -13,7 +13,7 @@ use tender_bundle::{
 use tender_keys::KeyId;
 
 use crate::fsutil::{io_err, sync_dir, write_atomic};
-use crate::{StackState, Store, StoreError, VersionRecord, now_rfc3339};
+use crate::{Gate, Purpose, Store, StoreError, VersionRecord, now_rfc3339};
 
 /// Whether an import may lower a stack's sequence.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -108,10 +108,10 @@ impl ImportReport {
     }
 }
 
-struct ImportSink<'s> {
+struct ImportSink<'g, 's> {
     store: &'s Store,
     staging: PathBuf,
-    policy: ImportPolicy,
+    gate: &'g mut Gate<'s>,
     warnings: Vec<String>,
 }
 
@@ -124,25 +124,16 @@ pub struct Admission {
     pub warnings: Vec<String>,
 }
 
-impl Sink for ImportSink<'_> {
+impl Sink for ImportSink<'_, '_> {
     type Error = StoreError;
     type Staged = NamedTempFile;
 
     fn keyring(&mut self, bytes: &[u8]) -> Result<Option<tender_keys::Trust>, StoreError> {
-        // A keyring stands on its own root signatures: install it first (as
-        // TUF updates root metadata first), then judge the bundle by it.
-        let (change, _) = self.store.consider_keyring(bytes, crate::Install::Yes)?;
-        if let crate::KeyringChange::Older { offered, held } = change {
-            self.warnings.push(format!(
-                "the bundle carries keyring version {offered}, older than version {held} in force: ignored"
-            ));
-            return Ok(None);
-        }
-        Ok(Some(self.store.trust()?))
+        self.gate.keyring(bytes)
     }
 
     fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
-        let admission = self.store.admit(v, self.policy, None)?;
+        let admission = self.gate.admit(v)?;
         self.warnings.extend(admission.warnings);
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
@@ -236,14 +227,15 @@ impl Store {
         policy: ImportPolicy,
         progress: &dyn Progress,
     ) -> Result<ImportReport, StoreError> {
-        let trust = self.trust()?;
         let _lock = self.lock()?;
+        let mut gate = Gate::new(self, Purpose::Import, policy);
+        let trust = gate.trust()?;
         let staging = self.root.join("staging");
         // We hold the lock: anything in staging is left from a killed run.
         for stale in crate::read_dir_sorted(&staging)? {
             let _ = fs::remove_file(&stale);
         }
-        let mut sink = ImportSink { store: self, staging, policy, warnings: vec![] };
+        let mut sink = ImportSink { store: self, staging, gate: &mut gate, warnings: vec![] };
         let (v, summary) =
             match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
                 Ok(r) => r,
@@ -265,7 +257,7 @@ impl Store {
             warnings: std::mem::take(&mut sink.warnings),
             ..ImportReport::begin(&v)
         };
-        self.note_seen(d)?;
+        self.note_seen()?;
         if summary.stopped {
             report.parts_complete = d.parts;
             report.complete = true;
@@ -287,66 +279,6 @@ impl Store {
         }
         self.record_version(&v, source, &mut report)?;
         Ok(report)
-    }
-
-    /// Check a verified descriptor against the store before anything of it
-    /// is written: signature threshold, expiry, replays and sequence
-    /// conflicts, a delta's base, downgrades.
-    /// `keyring`: judge signers by this keyring rather than the one in
-    /// force (one a bundle offered that is not installed, for `--estimate`).
-    pub fn admit(
-        &self,
-        v: &VerifiedDescriptor,
-        policy: ImportPolicy,
-        keyring: Option<&tender_keys::keyring::Keyring>,
-    ) -> Result<Admission, StoreError> {
-        let d = &v.descriptor;
-        let name = &d.stack.name;
-        self.check_signers(v, keyring)?;
-        let warnings = self.check_freshness(d, policy.freshness)?;
-        for (_, rec, held) in self.versions()? {
-            if held.stack.name != *name {
-                continue;
-            }
-            if rec.digest == v.digest && held.blobs.iter().all(|b| self.has_blob(&b.digest)) {
-                return Ok(Admission { already_held: true, warnings });
-            }
-            if held.sequence == d.sequence
-                && rec.digest != v.digest
-                && policy.downgrade == Downgrade::Refuse
-            {
-                return Err(StoreError::SequenceConflict {
-                    stack: name.clone(),
-                    sequence: d.sequence,
-                    held: rec.digest,
-                });
-            }
-        }
-        // A delta: every blob it leaves out, and every layer a patch
-        // rebuilds from, must be here before anything is written.
-        let missing: Vec<&Digest> = d
-            .expected_blobs()
-            .map(|b| &b.digest)
-            .chain(d.patch_bases())
-            .filter(|dg| !self.has_blob(dg))
-            .collect();
-        if let Some(first) = missing.first() {
-            let bases: Vec<String> = d.bases.iter().map(|b| b.to_string()).collect();
-            return Err(StoreError::BaseMissing {
-                missing: missing.len(),
-                first: (*first).clone(),
-                bases: if bases.is_empty() { "(not named)".into() } else { bases.join(", ") },
-            });
-        }
-        let highest = self.highest_sequence(name)?;
-        if d.sequence < highest && policy.downgrade == Downgrade::Refuse {
-            return Err(StoreError::Downgrade {
-                stack: name.clone(),
-                sequence: d.sequence,
-                highest,
-            });
-        }
-        Ok(Admission { already_held: false, warnings })
     }
 
     /// Record `v` as held (complete or not), fill in what `report` says of
@@ -392,12 +324,6 @@ impl Store {
         let mut bytes = serde_json::to_vec_pretty(&record).expect("record serializes");
         bytes.push(b'\n');
         write_atomic(&versions, &format!("{}.json", d.stack.version), &bytes)?;
-        let highest = self.highest_sequence(&d.stack.name)?;
-        if d.sequence > highest {
-            let state = serde_json::to_vec(&StackState { highest_sequence: d.sequence })
-                .expect("state serializes");
-            write_atomic(&dir, "state.json", &state)?;
-        }
-        Ok(())
+        self.note_accepted(v)
     }
 }

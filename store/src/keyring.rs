@@ -4,9 +4,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-use tender_bundle::{BlobRecord, BundleError, Sink, VerifiedDescriptor};
 use tender_keys::keyring::{Keyring, SignedKeyring};
-use tender_keys::{KeyError, KeyId, PublicKey, Trust};
+use tender_keys::{KeyId, PublicKey, Trust};
 
 use crate::fsutil::{io_err, write_atomic};
 use crate::{Store, StoreError};
@@ -75,6 +74,34 @@ impl Store {
         Ok(keys)
     }
 
+    /// How many pinned roots must sign the first keyring (`trust
+    /// root-threshold`; default a majority of `pinned`).
+    pub fn root_threshold(&self, pinned: usize) -> Result<usize, StoreError> {
+        let path = self.trust_dir().join("root-threshold.json");
+        match crate::fsutil::read_private(&path, 4096)? {
+            Some(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
+                    StoreError::BadRecord { path: path.clone(), reason: e.to_string() }
+                })?;
+                v["threshold"].as_u64().filter(|k| *k >= 1).map(|k| k as usize).ok_or(
+                    StoreError::BadRecord { path, reason: "no threshold of 1 or more".into() },
+                )
+            }
+            None => Ok(pinned / 2 + 1),
+        }
+    }
+
+    /// Require `k` of the pinned roots to sign the first keyring.
+    pub fn set_root_threshold(&self, k: usize) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let pinned = self.pinned_roots()?.len();
+        if k == 0 || k > pinned {
+            return Err(StoreError::BadThreshold { k, pinned });
+        }
+        let body = serde_json::json!({ "threshold": k }).to_string();
+        write_atomic(&self.trust_dir(), "root-threshold.json", body.as_bytes())
+    }
+
     /// The keyring in force, if any.
     pub fn keyring(&self) -> Result<Option<SignedKeyring>, StoreError> {
         let path = self.trust_dir().join("keyring.json");
@@ -110,7 +137,9 @@ impl Store {
                 return Ok((change, offered));
             }
         }
-        offered.verify_successor(current.as_ref().map(|c| &c.signed), &self.pinned_roots()?)?;
+        let pinned = self.pinned_roots()?;
+        let threshold = self.root_threshold(pinned.len())?;
+        offered.verify_successor(current.as_ref().map(|c| &c.signed), &pinned, threshold)?;
         if install == Install::Yes {
             write_atomic(&self.trust_dir(), "keyring.json", &offered.to_bytes())?;
         }
@@ -119,7 +148,8 @@ impl Store {
 
     /// The keys whose signatures count under `keyring` (default: the one
     /// in force): pinned signing keys it does not revoke, and its signing
-    /// keys valid now (the later of the clock and the latest time seen).
+    /// keys valid now (by the clock: one reading, from a bundle or a clock
+    /// that ran fast, must not make every key look expired for good).
     pub fn trust_with(&self, keyring: Option<&Keyring>) -> Result<Trust, StoreError> {
         let held = self.keyring()?;
         let keyring = keyring.or(held.as_ref().map(|k| &k.signed));
@@ -129,7 +159,7 @@ impl Store {
             .filter(|k| !keyring.is_some_and(|r| r.is_revoked(&k.key_id())))
             .collect();
         if let Some(r) = keyring {
-            let now = self.now()?;
+            let now = std::time::SystemTime::now();
             for k in r.signer_keys(now) {
                 if !keys.contains(&k) {
                     keys.push(k);
@@ -140,99 +170,5 @@ impl Store {
             return Err(StoreError::NoTrustedKeys { path: self.trust_dir() });
         }
         Ok(Trust::new(keys))
-    }
-
-    /// The later of the clock and the latest time this ship has seen.
-    pub(crate) fn now(&self) -> Result<std::time::SystemTime, StoreError> {
-        let clock = std::time::SystemTime::now();
-        Ok(self.latest_seen()?.map_or(clock, |l| l.max(clock)))
-    }
-
-    /// Refuse a verified descriptor unless enough of its signers may sign
-    /// its stack: pinned signing keys may sign any stack; keyring keys the
-    /// stacks their role names. The threshold is the higher of the ship's
-    /// (`trust threshold`) and the keyring's for the stack.
-    pub fn check_signers(
-        &self,
-        v: &VerifiedDescriptor,
-        keyring: Option<&Keyring>,
-    ) -> Result<(), StoreError> {
-        let held = self.keyring()?;
-        let keyring = keyring.or(held.as_ref().map(|k| &k.signed));
-        let stack = v.descriptor.stack.name.as_str();
-        let pinned: Vec<KeyId> = self.trusted_keys()?.iter().map(|k| k.key_id()).collect();
-        let allowed: Vec<&KeyId> = v
-            .signed_by
-            .iter()
-            .filter(|k| match keyring {
-                Some(r) => r.allows(k, stack) || (pinned.contains(k) && !r.is_revoked(k)),
-                None => pinned.contains(k),
-            })
-            .collect();
-        if allowed.is_empty() {
-            return Err(StoreError::NotAllowed {
-                stack: v.descriptor.stack.name.clone(),
-                signed_by: v.signed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", "),
-            });
-        }
-        let required = self
-            .thresholds()?
-            .get(stack)
-            .copied()
-            .unwrap_or(1)
-            .max(keyring.and_then(|r| r.thresholds.get(stack).copied()).unwrap_or(1));
-        if allowed.len() < required {
-            return Err(KeyError::BelowThreshold { valid: allowed.len(), required }.into());
-        }
-        Ok(())
-    }
-}
-
-/// `verify`: checks everything an import would, writes nothing; a keyring
-/// the bundle carries is judged, not installed.
-pub struct CheckOnly<'s> {
-    store: &'s Store,
-    /// The bundle's keyring, when it carried a usable one.
-    pub keyring: Option<SignedKeyring>,
-    /// What was noticed on the way (an older keyring).
-    pub warnings: Vec<String>,
-}
-
-impl<'s> CheckOnly<'s> {
-    /// A checker against `store`.
-    pub fn new(store: &'s Store) -> Self {
-        CheckOnly { store, keyring: None, warnings: vec![] }
-    }
-}
-
-impl Sink for CheckOnly<'_> {
-    type Error = StoreError;
-    type Staged = std::io::Sink;
-    fn keyring(&mut self, bytes: &[u8]) -> Result<Option<Trust>, StoreError> {
-        let (change, k) = self.store.consider_keyring(bytes, Install::No)?;
-        if let KeyringChange::Older { offered, held } = change {
-            self.warnings.push(format!(
-                "the bundle carries keyring version {offered}, older than version {held} in force: ignored"
-            ));
-            return Ok(None);
-        }
-        let trust = self.store.trust_with(Some(&k.signed))?;
-        self.keyring = Some(k);
-        Ok(Some(trust))
-    }
-    fn accept(&mut self, _: &VerifiedDescriptor) -> Result<tender_bundle::Accept, StoreError> {
-        Ok(tender_bundle::Accept::Read)
-    }
-    fn wants(&mut self, _: &BlobRecord) -> bool {
-        false
-    }
-    fn stage(&mut self, _: &BlobRecord) -> Result<std::io::Sink, StoreError> {
-        Ok(std::io::sink())
-    }
-    fn write_failed(&self, _: &std::io::Sink, err: std::io::Error) -> StoreError {
-        BundleError::Write { path: "(nowhere)".into(), source: err }.into()
-    }
-    fn commit(&mut self, _: &BlobRecord, _: std::io::Sink) -> Result<(), StoreError> {
-        Ok(())
     }
 }

@@ -29,16 +29,18 @@ use tender_bundle::{BundleError, Descriptor, Digest, Progress, StackName, Versio
 use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
 
 mod fsutil;
+mod gate;
 mod history;
 mod import;
 mod keyring;
 mod partial;
 mod patch;
 
-use fsutil::{create_dirs, io_err, write_atomic};
+use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
+pub use gate::{Authority, Gate, Purpose, VerifyReport};
 pub use history::{GcReport, History, HistoryEntry, Outcome};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
-pub use keyring::{CheckOnly, Install, KeyringChange};
+pub use keyring::{Install, KeyringChange};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,22 @@ pub enum StoreError {
         sequence: u64,
         /// The highest imported.
         highest: u64,
+    },
+    /// A version from media older than the one in force.
+    #[error(
+        "refusing to apply {stack} {version} (sequence {sequence}): {applied} (sequence {applied_sequence}) is in force and newer; `tender-ship rollback {stack} {version}` goes back on purpose, or pass --allow-downgrade"
+    )]
+    OlderThanApplied {
+        /// The stack.
+        stack: StackName,
+        /// The version offered.
+        version: Version,
+        /// Its sequence.
+        sequence: u64,
+        /// The version in force.
+        applied: Version,
+        /// Its sequence.
+        applied_sequence: u64,
     },
     /// Same stack and sequence, different content: a replay or a mistake.
     #[error(
@@ -147,6 +165,57 @@ pub enum StoreError {
         /// The version asked for.
         version: String,
     },
+    /// A stored version whose signatures no longer count (a signer revoked,
+    /// a key removed, a stack its signers may no longer sign).
+    #[error(
+        "{stack} {version} is no longer trusted: {reason}; it is not applied until it is signed again"
+    )]
+    NoLongerTrusted {
+        /// Stack.
+        stack: StackName,
+        /// Version.
+        version: Version,
+        /// Why.
+        reason: String,
+    },
+    /// The store's filesystem lacks room for what a bundle would write.
+    #[error(
+        "not enough space for {stack} {version}: it needs {needed} bytes, {} has {available} available; free space (`tender-ship gc --keep N`) and run again",
+        path.display()
+    )]
+    NoRoom {
+        /// The store.
+        path: PathBuf,
+        /// Bytes the version would write.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+        /// Stack.
+        stack: StackName,
+        /// Version.
+        version: Version,
+    },
+    /// A part of the store that another user could write.
+    #[error(
+        "{}: mode {mode:04o}, owner uid {uid}: another user could change it; refusing to use it (it must be owned by this user or root and not writable by group or others: chmod go-w)",
+        path.display()
+    )]
+    NotPrivate {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+        /// Its owner.
+        uid: u32,
+    },
+    /// A root threshold that no keyring could meet.
+    #[error("a root threshold of {k} needs between 1 and {pinned} (the pinned root keys)")]
+    BadThreshold {
+        /// Asked for.
+        k: usize,
+        /// Roots pinned.
+        pinned: usize,
+    },
     /// A store record that cannot be read.
     #[error("{}: invalid record: {reason}", path.display())]
     BadRecord {
@@ -178,32 +247,25 @@ impl VersionRecord {
     }
 }
 
-/// What the signers of a stored version may do now (judged against the
-/// keyring in force, so a revocation reaches versions already held).
-#[derive(Clone, Debug, Serialize)]
-pub struct Authority {
-    /// The keys whose signatures still count for this version's stack.
-    pub signed_by: Vec<KeyId>,
-    /// Whether the version may apply cluster-scoped objects other than its
-    /// own Namespaces: a key pinned by hand, or a keyring signer granted it.
-    pub cluster_scope: bool,
-}
-
-impl Store {
-    /// The authority of a stored version's signatures now.
-    pub fn authority(
-        &self,
-        _rec: &VersionRecord,
-        _d: &Descriptor,
-    ) -> Result<Authority, StoreError> {
-        // Placeholder until the trust gate lands (same session).
-        Ok(Authority { signed_by: vec![], cluster_scope: true })
-    }
-}
-
+/// A stack's rollback protection (`state.json`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct StackState {
+    /// The highest sequence accepted before signers were recorded (stores
+    /// made by earlier releases); kept as a floor.
+    #[serde(default)]
     highest_sequence: u64,
+    /// Every version accepted, with the keys that signed it: the floor
+    /// counts only those a key not since revoked signed, so a stolen key's
+    /// `u64::MAX` cannot lock out the legitimate next bundle.
+    #[serde(default)]
+    accepted: Vec<Accepted>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Accepted {
+    sequence: u64,
+    digest: Digest,
+    signed_by: Vec<KeyId>,
 }
 
 /// One version held, for `list`.
@@ -274,19 +336,23 @@ pub struct StoreLock {
 }
 
 impl Store {
-    /// Open the store at `root`, creating it if needed.
+    /// Open the store at `root`, creating it if needed (directories 0700).
     pub fn init(root: &Path) -> Result<Store, StoreError> {
         for d in ["blobs/sha256", "staging", "trust", "stacks"] {
             create_dirs(&root.join(d))?;
         }
-        Ok(Store { root: root.to_owned() })
+        Store::open(root)
     }
 
     /// Open an existing store (never creates anything: `verify` and `list`
-    /// must not write).
+    /// must not write). Refuses a store whose directory or trust another
+    /// user could write: they could plant a key.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         if !root.join("blobs/sha256").is_dir() {
             return Err(StoreError::NotAStore { path: root.to_owned() });
+        }
+        for d in [root.to_owned(), root.join("trust"), root.join("trust/roots")] {
+            check_private_dir(&d)?;
         }
         Ok(Store { root: root.to_owned() })
     }
@@ -298,13 +364,18 @@ impl Store {
 
     /// Take the store's exclusive lock, or fail at once if it is held.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         let path = self.root.join("lock");
+        // Only the owner may open it: anyone who can open a file can hold
+        // a shared flock on it and so block every import.
         let f = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_err(&path))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
         match f.try_lock() {
             Ok(()) => Ok(StoreLock { _file: f }),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -423,7 +494,8 @@ impl Store {
         let mut keys = Vec::new();
         for entry in read_dir_sorted(&dir)? {
             if entry.extension().is_some_and(|e| e == "pub") {
-                let pem = fs::read_to_string(&entry).map_err(io_err(&entry))?;
+                let pem = read_private(&entry, MAX_KEY_FILE)?.unwrap_or_default();
+                let pem = String::from_utf8_lossy(&pem);
                 let key = PublicKey::from_pem(&pem).map_err(|e| StoreError::BadRecord {
                     path: entry.clone(),
                     reason: e.to_string(),
@@ -453,19 +525,11 @@ impl Store {
     /// Per-stack signature thresholds above one.
     pub fn thresholds(&self) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
         let path = self.trust_dir().join("thresholds.json");
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
+        match read_private(&path, MAX_KEY_FILE)? {
+            Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(StoreError::Io { path, source: e }),
+            None => Ok(Default::default()),
         }
-    }
-
-    /// Refuse a verified descriptor signed by fewer distinct trusted keys,
-    /// allowed to sign its stack, than its stack's threshold (see
-    /// [`Store::check_signers`]).
-    pub fn check_threshold(&self, v: &tender_bundle::VerifiedDescriptor) -> Result<(), StoreError> {
-        self.check_signers(v, None)
     }
 
     /// The trust decision for bundles: pinned signing keys and the keyring
@@ -478,15 +542,48 @@ impl Store {
         self.root.join("stacks").join(name.as_str())
     }
 
-    fn highest_sequence(&self, name: &StackName) -> Result<u64, StoreError> {
+    fn stack_state(&self, name: &StackName) -> Result<StackState, StoreError> {
         let path = self.stack_dir(name).join("state.json");
-        let state: StackState = match fs::read(&path) {
+        match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| StoreError::BadRecord { path: path.clone(), reason: e.to_string() })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StackState::default(),
-            Err(e) => return Err(StoreError::Io { path, source: e }),
-        };
-        Ok(state.highest_sequence)
+                .map_err(|e| StoreError::BadRecord { path: path.clone(), reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StackState::default()),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// The lowest sequence a new bundle of `name` may have: the highest
+    /// accepted that a key not revoked by `keyring` signed.
+    pub(crate) fn sequence_floor(
+        &self,
+        name: &StackName,
+        keyring: Option<&tender_keys::keyring::Keyring>,
+    ) -> Result<u64, StoreError> {
+        let state = self.stack_state(name)?;
+        let valid =
+            |a: &&Accepted| a.signed_by.iter().any(|k| !keyring.is_some_and(|r| r.is_revoked(k)));
+        let floor = state.accepted.iter().filter(valid).map(|a| a.sequence).max().unwrap_or(0);
+        Ok(floor.max(state.highest_sequence))
+    }
+
+    /// Record that `v` was accepted, for the downgrade floor.
+    pub(crate) fn note_accepted(
+        &self,
+        v: &tender_bundle::VerifiedDescriptor,
+    ) -> Result<(), StoreError> {
+        let d = &v.descriptor;
+        let mut state = self.stack_state(&d.stack.name)?;
+        if state.accepted.iter().any(|a| a.digest == v.digest) {
+            return Ok(());
+        }
+        state.accepted.push(Accepted {
+            sequence: d.sequence,
+            digest: v.digest.clone(),
+            signed_by: v.signed_by.clone(),
+        });
+        let dir = self.stack_dir(&d.stack.name);
+        let state = serde_json::to_vec_pretty(&state).expect("state serializes");
+        write_atomic(&dir, "state.json", &state)
     }
 
     /// Every version record: (path, record, descriptor).
@@ -645,12 +742,14 @@ impl Store {
     }
 }
 
-/// Clock skew tolerated before warning that the clock went back.
+/// Clock skew tolerated before warning.
 const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Largest key, keyring-threshold or thresholds file read from `trust/`.
+const MAX_KEY_FILE: u64 = 64 << 10;
+
 impl Store {
-    /// The latest time this ship has seen: from its clock at each import, and
-    /// from the creation time of each bundle it accepted.
+    /// The latest clock reading this ship recorded (at each import).
     pub fn latest_seen(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
         let path = self.root.join("time.json");
         match fs::read(&path) {
@@ -665,21 +764,20 @@ impl Store {
         }
     }
 
-    /// Record that `d` was accepted now.
-    pub(crate) fn note_seen(&self, d: &Descriptor) -> Result<(), StoreError> {
+    /// Record the clock's reading at an import. Only the clock's: a bundle's
+    /// `created` is the signer's word, and one in 9999 must not move the
+    /// ship's idea of time.
+    pub(crate) fn note_seen(&self) -> Result<(), StoreError> {
         let now = std::time::SystemTime::now();
-        let created = humantime::parse_rfc3339(&d.created).unwrap_or(now);
-        let latest = [Some(now), Some(created), self.latest_seen()?]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(now);
+        let latest = self.latest_seen()?.map_or(now, |l| l.max(now));
         let body = serde_json::json!({"latest_seen": humantime::format_rfc3339_seconds(latest).to_string()});
         write_atomic(&self.root, "time.json", body.to_string().as_bytes())
     }
 
-    /// Check `d`'s expiry against the later of the clock and the latest time
-    /// seen (a clock set back must not make a stale bundle look fresh).
+    /// Check `d`'s expiry against the clock. The latest reading kept only
+    /// serves to warn that the clock went back: judging by it would let one
+    /// fast reading (or a bundle dated 9999) make every key and bundle look
+    /// expired for good. A bundle created in the future is warned about.
     /// Returns warnings; errors only under [`Freshness::RequireFresh`].
     pub fn check_freshness(
         &self,
@@ -688,19 +786,29 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut warnings = Vec::new();
         let clock = std::time::SystemTime::now();
-        let latest = self.latest_seen()?;
-        if let Some(latest) = latest
+        let fmt = |t| humantime::format_rfc3339_seconds(t).to_string();
+        if let Some(latest) = self.latest_seen()?
             && latest > clock + CLOCK_SLACK
         {
             warnings.push(format!(
-                "the clock reads {}, before the latest time this ship has seen ({}): has it been set back?",
-                humantime::format_rfc3339_seconds(clock),
-                humantime::format_rfc3339_seconds(latest)
+                "the clock reads {}, before the latest time this ship has recorded ({}): has it been set back? Expiry is judged by the clock",
+                fmt(clock),
+                fmt(latest)
             ));
         }
-        let now = latest.map_or(clock, |l| l.max(clock));
+        if let Ok(created) = humantime::parse_rfc3339(&d.created)
+            && created > clock + CLOCK_SLACK
+        {
+            warnings.push(format!(
+                "{} {} says it was created at {}, after this ship's clock ({}): check the clock here and on shore",
+                d.stack.name,
+                d.stack.version,
+                d.created,
+                fmt(clock)
+            ));
+        }
         if let Some(expiry) = d.expiry()
-            && expiry < now
+            && expiry < clock
         {
             let expires = d.expires.clone().unwrap_or_default();
             if policy == Freshness::RequireFresh {
@@ -708,7 +816,7 @@ impl Store {
                     stack: d.stack.name.clone(),
                     version: d.stack.version.clone(),
                     expires,
-                    now: humantime::format_rfc3339_seconds(now).to_string(),
+                    now: fmt(clock),
                 });
             }
             warnings.push(format!(
@@ -756,7 +864,7 @@ mod tests {
     }
 
     #[test]
-    fn freshness_uses_the_later_of_clock_and_latest_seen() {
+    fn freshness_is_judged_by_the_clock() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(dir.path()).unwrap();
         let fresh = descriptor(Some("2099-01-01T00:00:00Z"));
@@ -767,14 +875,11 @@ mod tests {
             Err(StoreError::Expired { .. })
         ));
         assert_eq!(store.check_freshness(&stale, Freshness::WarnIfExpired).unwrap().len(), 1);
-        // The ship once saw 2100: a bundle fresh by the clock is stale by that.
+        // The ship once read 2100: a warning, not a lock-out.
         fs::write(dir.path().join("time.json"), r#"{"latest_seen":"2100-01-01T00:00:00Z"}"#)
             .unwrap();
-        let w = store.check_freshness(&fresh, Freshness::WarnIfExpired).unwrap();
-        assert!(
-            w.iter().any(|w| w.contains("set back")) && w.iter().any(|w| w.contains("expired")),
-            "{w:?}"
-        );
+        let w = store.check_freshness(&fresh, Freshness::RequireFresh).unwrap();
+        assert!(w.len() == 1 && w[0].contains("set back"), "{w:?}");
         assert!(store.check_freshness(&descriptor(None), Freshness::RequireFresh).is_ok());
     }
 

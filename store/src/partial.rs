@@ -126,7 +126,7 @@ impl Store {
         source: &Path,
         report: &mut ImportReport,
     ) -> Result<(), StoreError> {
-        self.note_seen(&v.descriptor)?;
+        self.note_seen()?;
         sync_dir(&self.blobs_dir())?;
         // Gone once no blob is partly fetched (fails, harmlessly, while one is).
         let _ = fs::remove_dir(self.partial_dir());

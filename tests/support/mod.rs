@@ -347,3 +347,70 @@ pub fn registry_stack(env: &Env, host: &str) {
     )
     .unwrap();
 }
+
+/// A ship that pins only a root key (`root.pub`); CI keys come to it in
+/// keyrings. Also makes `ci2`, `root2` and `ci3` key pairs.
+pub fn rooted_env() -> Env {
+    let env = Env::new();
+    let id = env.shore(&["keygen", "--out", "root"]).ok().stdout.trim().to_owned();
+    assert_eq!(id.len(), 64);
+    let ci = fs::read_to_string(env.path().join("ci.pub")).unwrap();
+    let ci_id = env.ship(&["--json", "trust", "list"]).ok().stdout;
+    let ci_id: serde_json::Value = serde_json::from_str(&ci_id).unwrap();
+    env.ship(&["trust", "remove", ci_id["keys"][0].as_str().unwrap()]).ok();
+    assert!(!ci.is_empty());
+    env.ship(&["trust", "add", "root.pub", "--root"]).ok();
+    for k in ["ci2", "root2", "ci3"] {
+        env.shore(&["keygen", "--out", k]).ok();
+    }
+    env
+}
+
+/// Release `rel` packed with `key`, sequence `seq`, carrying `keyring`.
+pub fn pack_with(env: &Env, rel: u32, key: &str, seq: u64, keyring: &str, out: &str) {
+    let (stack, seq) = (format!("stack-v{rel}.yaml"), seq.to_string());
+    env.shore(&[
+        "pack",
+        &stack,
+        "--key",
+        key,
+        "--sequence",
+        &seq,
+        "--keyring",
+        keyring,
+        "--out",
+        out,
+    ])
+    .ok();
+}
+
+/// A tmpfs mounted by the test (as root), unmounted when dropped.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+
+    pub fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

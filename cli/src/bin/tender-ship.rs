@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use tender_bundle::read_bundle_with;
 use tender_bundle::{StackName, Version};
 use tender_cli::{Bar, EXIT_DAMAGED, fail, human, print_json};
 use tender_deploy::RegistryTarget;
@@ -99,6 +98,10 @@ enum Cmd {
         /// Print the rewritten manifests (stdout) and the push plan (stderr); change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With a bundle or directory: import and apply a version older
+        /// (lower sequence) than one imported or the one in force.
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Re-apply the version applied before the current one, or VERSION, from
     /// the store. Fetches nothing.
@@ -251,6 +254,12 @@ enum TrustCmd {
         /// The key id.
         keyid: KeyId,
     },
+    /// Require K of the pinned root keys to sign the first keyring
+    /// (default: a majority of them), so one stolen root cannot install it.
+    RootThreshold {
+        /// How many pinned roots must sign.
+        k: usize,
+    },
     /// Require K distinct trusted signatures on STACK's bundles (for example
     /// CI and a release manager; `tender-shore sign` adds one).
     Threshold {
@@ -267,10 +276,13 @@ fn trust_list(store: &Store, json: bool) -> Result<()> {
     let keys: Vec<String> = pinned.iter().map(|k| k.to_string()).collect();
     let keyring = store.keyring()?;
     let thresholds = store.thresholds()?;
+    let root_threshold = store.root_threshold(roots.len())?;
     if json {
         print_json(&json!({
             "roots": roots,
+            "root_threshold": root_threshold,
             "keys": keys,
+            "keys_authority": "pinned by hand: any stack, cluster-scoped objects included",
             "keyring": keyring.as_ref().map(|k| &k.signed),
             "thresholds": thresholds,
         }));
@@ -278,6 +290,9 @@ fn trust_list(store: &Store, json: bool) -> Result<()> {
     }
     for r in &roots {
         println!("root     {r}  (pinned)");
+    }
+    if keyring.is_none() && !roots.is_empty() {
+        println!("         the first keyring needs {root_threshold} of these roots' signatures");
     }
     if let Some(k) = &keyring {
         let k = &k.signed;
@@ -293,10 +308,15 @@ fn trust_list(store: &Store, json: bool) -> Result<()> {
         }
         for s in &k.signers {
             println!(
-                "  signer  {}  stacks {}  {}",
+                "  signer  {}  stacks {}  {}  {}",
                 s.key.keyid,
                 s.stacks.join(","),
-                s.expires.as_deref().map_or("no expiry".to_string(), |e| format!("expires {e}"))
+                s.expires.as_deref().map_or("no expiry".to_string(), |e| format!("expires {e}")),
+                if s.cluster_scope {
+                    "cluster-scoped objects allowed"
+                } else {
+                    "namespaced objects only"
+                }
             );
         }
         for r in &k.revoked {
@@ -311,7 +331,7 @@ fn trust_list(store: &Store, json: bool) -> Result<()> {
     for k in &pinned {
         let revoked = keyring.as_ref().is_some_and(|r| r.signed.is_revoked(k));
         println!(
-            "key      {k}  (pinned, any stack){}",
+            "key      {k}  (pinned by hand: full authority, any stack, cluster-scoped objects included){}",
             if revoked { "  REVOKED by the keyring" } else { "" }
         );
     }
@@ -526,6 +546,9 @@ fn deploy_version(
 ) -> Result<()> {
     let (rec, d) = store.version(stack, version)?;
     tender_deploy::require_complete(store, &d)?;
+    // Signatures are judged again against the keys in force: a version a
+    // revoked key signed is not loaded, applied or rolled back to.
+    store.authority(&rec, &d)?;
     let target = registry.target();
     if dry_run {
         let rendered = tender_deploy::render(store, &d, &target.host)?;
@@ -638,6 +661,14 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("removed {keyid}");
             }
         }
+        Cmd::Trust { cmd: TrustCmd::RootThreshold { k } } => {
+            Store::open(&cli.store)?.set_root_threshold(k)?;
+            if json {
+                print_json(&json!({"root_threshold": k}));
+            } else {
+                println!("the first keyring needs {k} pinned root signature(s)");
+            }
+        }
         Cmd::Trust { cmd: TrustCmd::Threshold { stack, k } } => {
             Store::open(&cli.store)?.set_threshold(&stack, k)?;
             if !json {
@@ -646,48 +677,29 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Verify { bundle, require_fresh } => {
             let store = Store::open(&cli.store)?;
-            let trust = store.trust()?;
             let bar = Bar::new(json);
-            let detached = tender_cli::detached_signatures(&bundle)?;
-            let mut check = tender_store::CheckOnly::new(&store);
-            let (v, summary) = read_bundle_with(
-                open_bundle(&bundle)?,
-                &bundle,
-                &trust,
-                &detached,
-                &mut check,
-                &bar,
-            )
-            .with_context(|| format!("verifying {}", bundle.display()))?;
-            store
-                .check_signers(&v, check.keyring.as_ref().map(|k| &k.signed))
-                .with_context(|| format!("verifying {}", bundle.display()))?;
-            for w in &check.warnings {
-                eprintln!("warning: {}: {w}", bundle.display());
-            }
             let freshness =
                 if require_fresh { Freshness::RequireFresh } else { Freshness::WarnIfExpired };
-            for w in store
-                .check_freshness(&v.descriptor, freshness)
-                .with_context(|| format!("verifying {}", bundle.display()))?
-            {
+            let r = tender_cli::detached_signatures(&bundle)
+                .and_then(|detached| {
+                    let input = open_bundle(&bundle)?;
+                    Ok(store.verify(input, &bundle, &detached, freshness, &bar)?)
+                })
+                .with_context(|| format!("verifying {}", bundle.display()))?;
+            for w in &r.warnings {
                 eprintln!("warning: {}: {w}", bundle.display());
             }
-            let d = &v.descriptor;
             if json {
-                print_json(&json!({
-                    "stack": d.stack.name, "version": d.stack.version, "sequence": d.sequence,
-                    "digest": v.digest, "signed_by": v.signed_by, "blobs": summary.blobs, "bytes": summary.bytes,
-                }));
+                print_json(&r);
             } else {
                 println!(
                     "OK {} {} (sequence {}): {} blobs, {} verified, signed by {}",
-                    d.stack.name,
-                    d.stack.version,
-                    d.sequence,
-                    summary.blobs,
-                    human(summary.bytes),
-                    v.signed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+                    r.stack,
+                    r.version,
+                    r.sequence,
+                    r.blobs,
+                    human(r.bytes),
+                    r.signed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
                 );
             }
         }
@@ -711,26 +723,36 @@ fn run(cli: Cli) -> Result<i32> {
             let store = Store::open(&cli.store)?;
             deploy_version(&store, &stack, version.as_ref(), &registry, None, false, json)?;
         }
-        Cmd::Apply { target, version, registry, cluster, dry_run } => {
+        Cmd::Apply { target, version, registry, cluster, dry_run, policy } => {
             let store = Store::open(&cli.store)?;
             let path = Path::new(&target);
             if path.exists() {
-                // The engineer's one command: import, then apply what came in.
-                let reports = import_all(&store, path, ImportPolicy::default(), json)?;
-                let mut applied = Vec::new();
-                for r in reports.iter().rev() {
-                    if !applied.contains(&r.stack) {
-                        applied.push(r.stack.clone());
-                        deploy_version(
-                            &store,
-                            &r.stack,
-                            Some(&r.version),
-                            &registry,
-                            Some(&cluster),
-                            dry_run,
-                            json,
-                        )?;
+                // The engineer's one command: import, then apply, per stack,
+                // the newest version these bundles brought, never one older
+                // than the version in force unless asked.
+                let policy = policy.policy();
+                let reports = import_all(&store, path, policy, json)?;
+                let mut newest: Vec<&ImportReport> = Vec::new();
+                for r in &reports {
+                    match newest.iter_mut().find(|n| n.stack == r.stack) {
+                        Some(n) if r.sequence > n.sequence => *n = r,
+                        Some(_) => {}
+                        None => newest.push(r),
                     }
+                }
+                for r in newest {
+                    store
+                        .check_not_older_than_applied(&r.stack, &r.version, r.sequence, policy)
+                        .with_context(|| format!("applying {}", path.display()))?;
+                    deploy_version(
+                        &store,
+                        &r.stack,
+                        Some(&r.version),
+                        &registry,
+                        Some(&cluster),
+                        dry_run,
+                        json,
+                    )?;
                 }
             } else {
                 let stack = StackName::try_from(target.clone()).with_context(|| {
@@ -832,8 +854,12 @@ fn run(cli: Cli) -> Result<i32> {
                     .and_then(|_| f.sync_all())
                     .with_context(|| format!("writing {}", key_path.display()))?;
             }
-            fs::write(&pub_path, key.public().to_pem()?)
-                .with_context(|| format!("writing {}", pub_path.display()))?;
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                fs::write(&pub_path, key.public().to_pem()?)
+                    .and_then(|_| fs::set_permissions(&pub_path, fs::Permissions::from_mode(0o644)))
+                    .with_context(|| format!("writing {}", pub_path.display()))?;
+            }
             let id = key.public().key_id();
             if json {
                 print_json(&json!({"keyid": id, "public": pub_path}));

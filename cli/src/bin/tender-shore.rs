@@ -114,6 +114,10 @@ enum KeyringCmd {
         /// How long from now it stays valid (e.g. 365days).
         #[arg(long, value_parser = parse_duration)]
         expires_in: Option<std::time::Duration>,
+        /// Let its stacks hold cluster-scoped objects (ClusterRoles,
+        /// bindings, CRDs) besides their own Namespaces; off by default.
+        #[arg(long)]
+        cluster_scope: bool,
     },
     /// Revoke a key: ships never trust it again, however it is pinned.
     Revoke {
@@ -223,7 +227,7 @@ fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
             );
             Ok(())
         }
-        KeyringCmd::AddSigner { file, key, stacks, expires, expires_in } => {
+        KeyringCmd::AddSigner { file, key, stacks, expires, expires_in, cluster_scope } => {
             let key = read_public(&key)?;
             let expires = expires
                 .or_else(|| expires_in.map(|d| now + d))
@@ -234,6 +238,7 @@ fn keyring_cmd(cmd: KeyringCmd, json: bool) -> Result<()> {
                     key: KeyRecord::of(&key),
                     stacks: stacks.clone(),
                     expires: expires.clone(),
+                    cluster_scope,
                 });
                 Ok(())
             })
