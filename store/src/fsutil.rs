@@ -2,7 +2,7 @@
 //! fsync of the directory.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::StoreError;
@@ -27,4 +27,17 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), S
 
 pub(crate) fn create_dirs(path: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(path).map_err(io_err(path))
+}
+
+/// Read `path` whole if it holds at most `limit` bytes; refuse a larger one
+/// having read no more than `limit + 1` bytes of it (a manifest that is
+/// really a layer must not be read into memory).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StoreError> {
+    let f = File::open(path).map_err(io_err(path))?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(io_err(path))?;
+    if buf.len() as u64 > limit {
+        return Err(StoreError::TooLarge { path: path.to_owned(), limit });
+    }
+    Ok(buf)
 }
