@@ -315,9 +315,6 @@ fn a_stack_cannot_apply_into_a_namespace_another_stack_owns() {
     let s = Ship::new();
     s.ship(&["apply", "v1.tender"]).ok();
     let before = s.api.object(DEPLOY_SF).unwrap();
-    let owners = s.owners();
-    assert_eq!(owners["namespaces"]["awareness"], "awareness", "{owners}");
-    assert_eq!(owners["repositories"]["fleet/sensor-fusion"], "awareness", "{owners}");
     s.api.take();
 
     // radar force-applying over awareness's Deployment.
@@ -333,6 +330,9 @@ fn a_stack_cannot_apply_into_a_namespace_another_stack_owns() {
         .fails(1, "namespace awareness belongs to stack awareness; stack radar may not touch it");
     s.assert_nothing_changed();
     assert_eq!(s.api.object(DEPLOY_SF).unwrap(), before, "awareness's Deployment untouched");
+    let owners = s.owners();
+    assert_eq!(owners["namespaces"]["awareness"], "awareness", "{owners}");
+    assert_eq!(owners["repositories"]["fleet/sensor-fusion"], "awareness", "{owners}");
 
     // An object written without a namespace lands in the kubeconfig's
     // default namespace: that one counts.

@@ -6,6 +6,7 @@
 //! each repository only from the stack that owns it.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use oci_spec::image::ImageManifest;
 use tender_bundle::limits::MAX_JSON_BLOB_BYTES;
-use tender_bundle::{Digest, StackName};
-use tender_store::{Store, read_bounded};
+use tender_bundle::{Descriptor, Digest, StackName};
+use tender_store::{Store, VersionRecord, read_bounded};
 use tokio_util::io::ReaderStream;
 
 use crate::DeployError;
@@ -39,9 +40,12 @@ struct Catalog {
 /// first loaded it), or, before any load, the one stack naming it. A
 /// repository that several stacks name and none owns shows nothing, so one
 /// stack's signer cannot move another stack's tags.
-fn repository_stacks(store: &Store) -> Result<HashMap<String, StackName>, DeployError> {
+fn repository_stacks(
+    store: &Store,
+    versions: &[(PathBuf, VersionRecord, Descriptor)],
+) -> Result<HashMap<String, StackName>, DeployError> {
     let mut naming: HashMap<String, HashSet<StackName>> = HashMap::new();
-    for (_, _, d) in store.versions()? {
+    for (_, _, d) in versions {
         for image in &d.images {
             if let Ok((repo, _)) = tender_registry::repository_and_tag(&image.reference) {
                 naming.entry(repo).or_default().insert(d.stack.name.clone());
@@ -64,9 +68,10 @@ fn repository_stacks(store: &Store) -> Result<HashMap<String, StackName>, Deploy
 
 fn catalog(store: &Store) -> Result<Catalog, DeployError> {
     let mut c = Catalog::default();
-    let shown = repository_stacks(store)?;
-    for (_, _, d) in store.versions()? {
-        if !store.missing_blobs(&d).is_empty() {
+    let versions = store.versions()?;
+    let shown = repository_stacks(store, &versions)?;
+    for (_, _, d) in &versions {
+        if !store.missing_blobs(d).is_empty() {
             continue;
         }
         let sizes: HashMap<&Digest, u64> = d.blobs.iter().map(|b| (&b.digest, b.size)).collect();

@@ -129,7 +129,7 @@ mod tests {
         let repo = Claim::Repository("fleet/sensor-fusion".into());
         store.claim(&name("awareness"), &[ns.clone(), repo.clone()]).unwrap();
         // Claiming again is a no-op for the owner.
-        store.claim(&name("awareness"), &[ns.clone()]).unwrap();
+        store.claim(&name("awareness"), std::slice::from_ref(&ns)).unwrap();
         let before = fs::read(dir.path().join(FILE)).unwrap();
         let radar = Claim::Namespace("radar".into());
         let e = store.claim(&name("radar"), &[radar.clone(), repo.clone()]).unwrap_err();
@@ -138,7 +138,7 @@ mod tests {
             "repository fleet/sensor-fusion belongs to stack awareness; stack radar may not touch it"
         );
         assert_eq!(fs::read(dir.path().join(FILE)).unwrap(), before, "nothing claimed");
-        store.claim(&name("radar"), &[radar.clone()]).unwrap();
+        store.claim(&name("radar"), std::slice::from_ref(&radar)).unwrap();
         let o = store.owners().unwrap();
         assert_eq!(o.owner(&radar), Some(&name("radar")));
         assert_eq!(o.owner(&ns), Some(&name("awareness")));
