@@ -145,7 +145,10 @@ fn registry_down_mid_apply_then_rerun_continues() {
     let r = s.ship(&["apply", "awareness"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains(&s.registry.host()), "names the registry: {}", r.stderr);
-    assert!(s.api.take().is_empty(), "nothing applied without the images");
+    assert!(
+        !s.api.take().iter().any(|r| r.method != "GET"),
+        "nothing applied without the images (only looked at)"
+    );
     let st = s.status();
     assert_eq!(st[0]["applied"], serde_json::Value::Null);
     assert_eq!(st[0]["history"][0]["outcome"], "failed");
@@ -273,4 +276,367 @@ fn registry_killed_mid_push_then_rerun_completes() {
     s.ship(&["apply", "awareness"]).ok();
     assert_eq!(s.status()[0]["applied"], "1.0.0");
     assert!(s.api.take().iter().any(|r| r.method == "PATCH"));
+}
+
+// --- A signer trusted for one stack only: what its stack may touch. ---
+
+const DEPLOY_SF: &str = "/apis/apps/v1/namespaces/awareness/deployments/sensor-fusion";
+
+impl Ship {
+    /// Pack the radar stack file `file` (see `support::write_radar_stack`)
+    /// with `key` at `sequence`, import it; returns the bundle's name.
+    fn radar(&self, file: &str, key: &str, sequence: u64) -> String {
+        let out = format!("{file}.tender");
+        let seq = sequence.to_string();
+        let stack = format!("{file}.yaml");
+        self.env.shore(&["pack", &stack, "--key", key, "--sequence", &seq, "--out", &out]).ok();
+        self.env.ship(&["import", &out]).ok();
+        out
+    }
+
+    fn owners(&self) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(self.env.store().join("owners.json")).unwrap()).unwrap()
+    }
+
+    /// What the cluster and the registry were sent: no write of any kind.
+    #[track_caller]
+    fn assert_nothing_changed(&self) {
+        let writes: Vec<_> = self.api.take().into_iter().filter(|r| r.method != "GET").collect();
+        assert!(writes.is_empty(), "nothing applied or deleted: {writes:#?}");
+        assert!(
+            !skopeo_inspect(&format!("{}/radar/tracker:1.0.0", self.registry.host())),
+            "nothing pushed"
+        );
+    }
+}
+
+#[test]
+fn a_stack_cannot_apply_into_a_namespace_another_stack_owns() {
+    let s = Ship::new();
+    s.ship(&["apply", "v1.tender"]).ok();
+    let before = s.api.object(DEPLOY_SF).unwrap();
+    s.api.take();
+
+    // radar force-applying over awareness's Deployment.
+    let tracker = "shore.registry.example/radar/tracker:1.0.0";
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-over",
+        "1.0.0",
+        &support::deployment("sensor-fusion", Some("awareness"), tracker),
+    );
+    s.radar("radar-over", "ci.key", 1);
+    s.ship(&["apply", "radar"])
+        .fails(1, "namespace awareness belongs to stack awareness; stack radar may not touch it");
+    s.assert_nothing_changed();
+    assert_eq!(s.api.object(DEPLOY_SF).unwrap(), before, "awareness's Deployment untouched");
+    let owners = s.owners();
+    assert_eq!(owners["namespaces"]["awareness"], "awareness", "{owners}");
+    assert_eq!(owners["repositories"]["fleet/sensor-fusion"], "awareness", "{owners}");
+
+    // An object written without a namespace lands in the kubeconfig's
+    // default namespace: that one counts.
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-default",
+        "1.0.1",
+        &support::deployment("tracker", None, tracker),
+    );
+    s.radar("radar-default", "ci.key", 2);
+    fs::write(s.env.path().join("kubeconfig-awareness"), s.api.kubeconfig_in("awareness")).unwrap();
+    let host = s.registry.host();
+    s.env
+        .ship(&["apply", "radar", "--registry", &host, "--kubeconfig", "kubeconfig-awareness"])
+        .fails(1, "namespace awareness belongs to stack awareness");
+    s.assert_nothing_changed();
+    assert_eq!(s.owners(), owners, "a refused stack claims nothing");
+
+    // In its own namespace it applies, and owns that namespace.
+    s.ship(&["apply", "radar"]).ok();
+    assert_eq!(s.owners()["namespaces"]["default"], "radar");
+    assert!(s.api.object("/apis/apps/v1/namespaces/default/deployments/tracker").is_some());
+}
+
+#[test]
+fn a_stack_cannot_move_another_stacks_image_tags() {
+    let s = Ship::new();
+    s.ship(&["apply", "v1.tender"]).ok();
+    let tag = format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host());
+    let digest = |r: &str| {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{r}")])
+            .output()
+            .unwrap();
+        support::oci::sha256(&out.stdout)
+    };
+    let awareness = digest(&tag);
+    s.api.take();
+    let hijack = support::write_radar_stack(
+        s.env.path(),
+        "radar-hijack",
+        "1.0.0",
+        &support::deployment(
+            "tracker",
+            Some("radar"),
+            "shore.registry.example/fleet/sensor-fusion:1.0.0",
+        ),
+    );
+    assert_ne!(hijack, awareness);
+    s.radar("radar-hijack", "ci.key", 7);
+    s.ship(&["load", "radar"]).fails(
+        1,
+        "repository fleet/sensor-fusion belongs to stack awareness; stack radar may not touch it",
+    );
+    s.ship(&["apply", "radar"])
+        .fails(1, "repository fleet/sensor-fusion belongs to stack awareness");
+    s.assert_nothing_changed();
+    assert_eq!(digest(&tag), awareness, "the tag still names awareness's image");
+    assert!(!s.env.ship(&["--json", "status"]).ok().stdout.contains("\"loaded\""));
+}
+
+#[test]
+fn an_object_labelled_for_another_stack_is_refused_even_when_adopted() {
+    let s = Ship::new();
+    // awareness (signed by a key pinned by hand: full authority) applies a
+    // cluster-scoped ClusterRole.
+    let reader = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sensor-reader}\n\
+                  rules: [{apiGroups: [\"\"], resources: [configmaps], verbs: [get]}]\n";
+    fs::write(s.env.path().join("stack/v1/reader.yaml"), reader).unwrap();
+    s.env.pack(1, "ci.key", 1, "v1r.tender");
+    s.ship(&["apply", "v1r.tender"]).ok();
+    let path = "/apis/rbac.authorization.k8s.io/v1/clusterroles/sensor-reader";
+    let before = s.api.object(path).unwrap();
+    assert_eq!(before["metadata"]["labels"]["tender.io/stack"], "awareness");
+    s.api.take();
+
+    // radar names the same ClusterRole, in no namespace anyone owns.
+    let mut manifests =
+        support::deployment("tracker", Some("radar"), "shore.registry.example/radar/tracker:1.0.0");
+    manifests.push_str("---\n");
+    manifests.push_str(&reader.replace("verbs: [get]", "verbs: [get, list, watch]"));
+    support::write_radar_stack(s.env.path(), "radar-role", "1.0.0", &manifests);
+    s.radar("radar-role", "ci.key", 1);
+    let needle = "ClusterRole sensor-reader (rbac.authorization.k8s.io/v1) is labelled tender.io/stack=awareness: it belongs to stack awareness";
+    s.ship(&["apply", "radar"]).fails(1, needle);
+    s.ship(&["apply", "radar", "--adopt", "ClusterRole/sensor-reader"]).fails(1, needle);
+    s.assert_nothing_changed();
+    assert_eq!(s.api.object(path).unwrap(), before);
+}
+
+#[test]
+fn a_keyring_signer_without_the_grant_cannot_apply_cluster_scoped_objects() {
+    let s = Ship::new();
+    s.env.shore(&["keygen", "--out", "root"]).ok();
+    s.env.shore(&["keygen", "--out", "radar-ci"]).ok();
+    s.env.ship(&["trust", "add", "root.pub", "--root"]).ok();
+    s.env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
+    s.env.shore(&["keyring", "add-signer", "kr.json", "radar-ci.pub", "--stacks", "radar"]).ok();
+    s.env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    s.env.ship(&["trust", "keyring", "kr.json"]).ok();
+    let admin = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: radar-admin}\n\
+                 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n\
+                 subjects: [{kind: ServiceAccount, name: default, namespace: radar}]\n";
+    let own_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: radar}\n";
+    let tracker =
+        support::deployment("tracker", Some("radar"), "shore.registry.example/radar/tracker:1.0.0");
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-admin",
+        "1.0.0",
+        &format!("{own_ns}---\n{tracker}---\n{admin}"),
+    );
+    s.radar("radar-admin", "radar-ci.key", 1);
+    s.ship(&["apply", "radar"]).fails(
+        1,
+        "ClusterRoleBinding radar-admin (rbac.authorization.k8s.io/v1) is cluster-scoped",
+    );
+    s.assert_nothing_changed();
+    // Its own Namespace needs no grant.
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-ns",
+        "1.0.1",
+        &format!("{own_ns}---\n{tracker}"),
+    );
+    s.radar("radar-ns", "radar-ci.key", 2);
+    s.ship(&["apply", "radar"]).ok();
+    assert!(s.api.object("/api/v1/namespaces/radar").is_some());
+    // The root grants radar's key cluster scope: the binding may go in.
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-admin2",
+        "1.0.2",
+        &format!("{own_ns}---\n{tracker}---\n{admin}"),
+    );
+    s.radar("radar-admin2", "radar-ci.key", 3);
+    s.ship(&["apply", "radar"]).fails(1, "is cluster-scoped");
+    s.env
+        .shore(&[
+            "keyring",
+            "add-signer",
+            "kr.json",
+            "radar-ci.pub",
+            "--stacks",
+            "radar",
+            "--cluster-scope",
+        ])
+        .ok();
+    s.env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    s.env.ship(&["trust", "keyring", "kr.json"]).ok();
+    assert!(s.env.ship(&["trust", "list"]).ok().stdout.contains("cluster-scoped objects allowed"));
+    s.ship(&["apply", "radar"]).ok();
+    assert!(
+        s.api
+            .object("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/radar-admin")
+            .is_some()
+    );
+}
+
+const SECRET: &str = "/api/v1/namespaces/kube-system/secrets/someone-elses-secret";
+
+fn someone_elses_secret(s: &Ship) {
+    s.api.put(
+        SECRET,
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "someone-elses-secret", "namespace": "kube-system"},
+            "data": {"token": "c2VjcmV0"}}),
+        "kubectl-client-side-apply",
+    );
+}
+
+const SECRET_YAML: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: someone-elses-secret, namespace: kube-system}\n\
+                           data: {token: b3Vycw==}\n";
+
+#[test]
+fn apply_takes_over_no_live_object_tender_did_not_create_unless_adopted() {
+    let s = Ship::new();
+    someone_elses_secret(&s);
+    fs::write(s.env.path().join("stack/v1/secret.yaml"), SECRET_YAML).unwrap();
+    s.env.pack(1, "ci.key", 1, "v1s.tender");
+    s.env.ship(&["import", "v1s.tender"]).ok();
+    let theirs = s.api.object(SECRET).unwrap();
+    s.ship(&["apply", "awareness"]).fails(
+        1,
+        "Secret kube-system/someone-elses-secret (v1) exists and tender did not create it for stack awareness",
+    );
+    assert!(!s.api.take().iter().any(|r| r.method != "GET"), "nothing applied");
+    assert!(
+        !skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())),
+        "nothing pushed"
+    );
+    assert_eq!(s.api.object(SECRET).unwrap(), theirs);
+    assert!(!s.env.store().join("owners.json").exists(), "nothing claimed");
+    // A typo in --adopt is refused rather than ignored.
+    s.ship(&["apply", "awareness", "--adopt", "Secret/default/someone-elses-secret"])
+        .fails(1, "--adopt Secret/default/someone-elses-secret names no object");
+    // The engineer says so: it becomes part of the stack.
+    let r =
+        s.ship(&["apply", "awareness", "--adopt", "Secret/kube-system/someone-elses-secret"]).ok();
+    assert!(r.stdout.contains("adopted Secret kube-system/someone-elses-secret"), "{}", r.stdout);
+    let ours = s.api.object(SECRET).unwrap();
+    assert_eq!(ours["metadata"]["labels"]["tender.io/stack"], "awareness");
+    assert_eq!(ours["data"]["token"], "b3Vycw==");
+    // From now on it is the stack's own: no --adopt needed.
+    s.ship(&["apply", "awareness"]).ok();
+}
+
+#[test]
+fn prune_compares_with_the_digest_applied_not_a_reissued_version_name() {
+    let s = Ship::new();
+    someone_elses_secret(&s);
+    s.ship(&["apply", "v1.tender"]).ok();
+    // 1.0.0 re-issued with a higher sequence, now naming the Secret; never applied.
+    fs::write(s.env.path().join("stack/v1/secret.yaml"), SECRET_YAML).unwrap();
+    s.env.pack(1, "ci.key", 3, "v1-reissued.tender");
+    s.env.ship(&["import", "v1-reissued.tender"]).ok();
+    s.env.pack(2, "ci.key", 4, "v2-next.tender");
+    s.env.ship(&["import", "v2-next.tender"]).ok();
+    s.api.take();
+    let r = s.ship(&["apply", "awareness", "1.1.0"]).ok();
+    assert!(s.api.object(SECRET).is_some(), "someone else's Secret is still there");
+    let deletes: Vec<_> = s.api.take().into_iter().filter(|r| r.method == "DELETE").collect();
+    assert!(deletes.is_empty(), "{deletes:#?}");
+    assert!(r.stdout.contains("is no longer in the store: nothing pruned"), "{}", r.stdout);
+}
+
+#[test]
+fn prune_deletes_only_what_tender_made_for_the_stack() {
+    let s = Ship::new();
+    s.ship(&["apply", "v1.tender"]).ok();
+    // Someone replaced the ConfigMap release 2 drops: no longer tender's.
+    let old = "/api/v1/namespaces/awareness/configmaps/old-config";
+    assert!(s.api.object(old).is_some());
+    s.api.put(
+        old,
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "old-config", "namespace": "awareness"}, "data": {"theirs": "now"}}),
+        "kubectl-edit",
+    );
+    s.env.ship(&["import", "v2.tender"]).ok();
+    s.api.take();
+    let r = s.ship(&["apply", "awareness"]).ok();
+    assert!(s.api.object(old).is_some(), "left in place");
+    assert!(!s.api.take().iter().any(|r| r.method == "DELETE"));
+    assert!(
+        r.stdout.contains("not deleted: ConfigMap awareness/old-config (v1): left in place: not labelled tender.io/stack=awareness with field manager tender"),
+        "{}",
+        r.stdout
+    );
+}
+
+const TOKEN: &str = "sekret-token-4f2a9c";
+
+#[test]
+fn kubeconfig_and_auth_file_contents_never_reach_errors_history_or_status() {
+    let s = Ship::new();
+    s.env.ship(&["import", "v1.tender"]).ok();
+    // The token where the user's map should be.
+    let bad = s.api.kubeconfig().replace("user: {token: test-token}", &format!("user: {TOKEN}"));
+    assert!(bad.contains(TOKEN));
+    fs::write(s.env.path().join("kubeconfig"), bad).unwrap();
+    let r = s.ship(&["apply", "awareness"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("kubeconfig") && r.stderr.contains("line 4"), "{}", r.stderr);
+    let history = fs::read_to_string(s.env.store().join("stacks/awareness/history.json")).unwrap();
+    let status = s.env.ship(&["--json", "status"]).ok().stdout;
+    assert!(status.contains("failed"), "{status}");
+    for (what, text) in [("stderr", &r.stderr), ("history.json", &history), ("status", &status)] {
+        assert!(!text.contains(TOKEN), "{what} quotes the kubeconfig: {text}");
+    }
+
+    // An auth file with the secret in a malformed spot: not base64, and not JSON.
+    fs::write(s.env.path().join("kubeconfig"), s.api.kubeconfig()).unwrap();
+    let host = s.registry.host();
+    let auth_files = [
+        format!(r#"{{"auths": {{"{host}": {{"auth": "user:{TOKEN}"}}}}}}"#),
+        format!(r#"{{"auths": {{"{host}": {{"auth": {TOKEN}}}}}}}"#),
+    ];
+    for text in auth_files {
+        fs::write(s.env.path().join("auth.json"), &text).unwrap();
+        let r = s.ship(&["apply", "awareness", "--authfile", "auth.json"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("auth file auth.json"), "{}", r.stderr);
+        let history =
+            fs::read_to_string(s.env.store().join("stacks/awareness/history.json")).unwrap();
+        let status = s.env.ship(&["--json", "status"]).ok().stdout;
+        for (what, text) in [("stderr", &r.stderr), ("history.json", &history), ("status", &status)]
+        {
+            assert!(!text.contains(TOKEN), "{what} quotes the auth file: {text}");
+        }
+    }
+}
+
+#[test]
+fn load_reads_manifests_with_the_import_bound() {
+    let s = Ship::new();
+    let big = support::big_manifest_bundle(&s.env, "big.tender");
+    s.env.ship(&["import", "big.tender"]).ok();
+    s.ship(&["load", "awareness"]).fails(
+        1,
+        &format!(
+            "{}: larger than 4194304 bytes, the most a manifest may have",
+            s.env.store().join("blobs/sha256").join(&big[7..]).display()
+        ),
+    );
+    assert!(!skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())));
 }

@@ -135,3 +135,85 @@ fn ctr_pulls_from_serve() {
     let check = String::from_utf8_lossy(&check.stdout);
     assert!(check.contains("complete"), "{check}");
 }
+
+/// `GET http://addr/path`: (status, Docker-Content-Digest).
+fn get(addr: &str, path: &str) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    s.read_to_end(&mut head).unwrap();
+    let text = String::from_utf8_lossy(&head);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let digest = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("docker-content-digest: ")
+                .or_else(|| l.strip_prefix("Docker-Content-Digest: "))
+        })
+        .map(|d| d.trim().to_string());
+    (status, digest)
+}
+
+#[test]
+fn serve_resolves_a_tag_only_within_the_stack_that_owns_the_repository() {
+    let env = Env::new();
+    env.pack(1, "ci.key", 1, "v1.tender");
+    env.ship(&["import", "v1.tender"]).ok();
+    let tag = "/v2/fleet/sensor-fusion/manifests/1.0.0";
+    let awareness = {
+        let (_server, addr) = serve(&env);
+        let (status, digest) = get(&addr, tag);
+        assert_eq!(status, 200);
+        digest.unwrap()
+    };
+    // radar, with a higher sequence, names the same repository and tag.
+    let hijack = support::write_radar_stack(
+        env.path(),
+        "radar",
+        "1.0.0",
+        &support::deployment(
+            "tracker",
+            Some("radar"),
+            "shore.registry.example/fleet/sensor-fusion:1.0.0",
+        ),
+    );
+    env.shore(&[
+        "pack",
+        "radar.yaml",
+        "--key",
+        "ci.key",
+        "--sequence",
+        "9",
+        "--out",
+        "radar.tender",
+    ])
+    .ok();
+    env.ship(&["import", "radar.tender"]).ok();
+    {
+        // No stack has loaded it: two name it, so the tag resolves to neither.
+        let (_server, addr) = serve(&env);
+        assert_eq!(get(&addr, tag).0, 404);
+        assert_eq!(get(&addr, "/v2/fleet/sensor-fusion/tags/list").0, 404);
+        // A repository only awareness names is still its own.
+        assert_eq!(get(&addr, "/v2/fleet/bridge-ui/manifests/1.0.0").0, 200);
+    }
+    // awareness loads it into the ship's registry: it owns the repository.
+    let registry = support::Registry::start();
+    env.ship(&["load", "awareness", "--registry", &registry.host()]).ok();
+    let (_server, addr) = serve(&env);
+    let (status, digest) = get(&addr, tag);
+    assert_eq!((status, digest.as_deref()), (200, Some(awareness.as_str())));
+    assert_ne!(awareness, hijack);
+    assert_eq!(get(&addr, &format!("/v2/fleet/sensor-fusion/manifests/{hijack}")).0, 404);
+}
+
+#[test]
+fn serve_does_not_serve_a_manifest_larger_than_the_import_bound() {
+    let env = Env::new();
+    let big = support::big_manifest_bundle(&env, "big.tender");
+    env.ship(&["import", "big.tender"]).ok();
+    let (_server, addr) = serve(&env);
+    assert_eq!(get(&addr, &format!("/v2/fleet/sensor-fusion/manifests/{big}")).0, 404);
+}

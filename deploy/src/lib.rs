@@ -4,7 +4,6 @@
 //! from outside the ship.
 #![deny(missing_docs)]
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -12,12 +11,14 @@ use serde_yaml::Value;
 use tender_bundle::{Descriptor, Digest, Progress};
 use tender_registry::{PushReport, Registry, RegistryError, Transport};
 use tender_stack::k8s;
-use tender_store::{Outcome, Store, StoreError};
+use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
 
 pub mod cluster;
 pub mod serve;
 
-pub use cluster::{ClusterReport, FIELD_MANAGER, ObjectRef, STACK_LABEL};
+pub use cluster::{
+    Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectRef, Plan, STACK_LABEL,
+};
 
 /// Errors of load and apply.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,54 @@ pub enum DeployError {
         object: String,
         /// The answer.
         answer: String,
+    },
+    /// A live object labelled for another stack.
+    #[error(
+        "{object} is labelled {}={owner}: it belongs to stack {owner}; stack {stack} may not apply over it",
+        STACK_LABEL
+    )]
+    OwnedObject {
+        /// The object.
+        object: String,
+        /// The stack named by its label.
+        owner: String,
+        /// The stack being applied.
+        stack: String,
+    },
+    /// A live object that tender did not create for this stack.
+    #[error(
+        "{object} exists and tender did not create it for stack {stack} (it lacks the label {}={stack} with field manager {}); refusing to take it over: if it should become part of the stack, pass --adopt {adopt}",
+        STACK_LABEL,
+        FIELD_MANAGER
+    )]
+    NotOurs {
+        /// The object.
+        object: String,
+        /// The stack being applied.
+        stack: String,
+        /// What `--adopt` would name it.
+        adopt: Adopt,
+    },
+    /// `--adopt` naming nothing the version applies (a typo would
+    /// otherwise go unnoticed).
+    #[error("--adopt {adopt} names no object of stack {stack}'s version")]
+    AdoptNothing {
+        /// The flag's value.
+        adopt: Adopt,
+        /// The stack.
+        stack: String,
+    },
+    /// A cluster-scoped object whose signers have no grant for it.
+    #[error(
+        "{object} is cluster-scoped: the signers of {stack} {version} may apply only namespaced objects and the stack's own Namespaces"
+    )]
+    ClusterScope {
+        /// The object.
+        object: String,
+        /// Stack.
+        stack: String,
+        /// Version.
+        version: String,
     },
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
@@ -181,28 +230,29 @@ pub fn load(
     Ok(report)
 }
 
-/// Objects the previous applied version had that `rendered` no longer has.
-pub fn to_prune(
-    store: &Store,
-    d: &Descriptor,
-    rendered: &Rendered,
-) -> Result<Vec<ObjectRef>, DeployError> {
-    let history = store.history(&d.stack.name)?;
-    let Some(current) = history.current else { return Ok(vec![]) };
-    let previous = match store.version(&d.stack.name, Some(&current.version)) {
-        Ok((_, prev)) => prev,
-        // The applied version was removed from the store: nothing to compare.
-        Err(StoreError::NoSuchVersion { .. }) => return Ok(vec![]),
-        Err(e) => return Err(e.into()),
+/// What the stack had applied before, for prune to compare with.
+enum Applied {
+    /// Nothing yet.
+    Never,
+    /// The objects of the version in force.
+    Objects(Vec<Value>),
+    /// The version in force is no longer in the store: why nothing is pruned.
+    Gone(String),
+}
+
+/// The objects of the version in force, found by its descriptor's digest:
+/// a version name may have been re-issued with other objects.
+fn applied_objects(store: &Store, d: &Descriptor) -> Result<Applied, DeployError> {
+    let Some(current) = store.history(&d.stack.name)?.current else {
+        return Ok(Applied::Never);
     };
-    let ids = |objs: &[Value]| -> Result<BTreeSet<ObjectRef>, DeployError> {
-        objs.iter()
-            .map(|o| ObjectRef::of(o).map_err(|reason| DeployError::BadObject { reason }))
-            .collect()
-    };
-    let now = ids(&rendered.objects)?;
-    let before = ids(&objects(store, &previous)?)?;
-    Ok(before.difference(&now).cloned().collect())
+    Ok(match store.version_by_digest(&d.stack.name, &current.digest)? {
+        Some((_, applied)) => Applied::Objects(objects(store, &applied)?),
+        None => Applied::Gone(format!(
+            "the version in force ({} {}, {}) is no longer in the store: nothing pruned",
+            d.stack.name, current.version, current.digest
+        )),
+    })
 }
 
 /// What an apply did.
@@ -218,27 +268,78 @@ pub struct ApplyReport {
     pub cluster: Option<ClusterReport>,
 }
 
-/// Load and (unless `kubeconfig` is None: `load` only) apply `d`, recording
-/// the outcome, failures included.
+/// The cluster `deploy` applies to.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterTarget<'a> {
+    /// Its kubeconfig.
+    pub kubeconfig: &'a Path,
+    /// Live objects tender may take over although it did not create them
+    /// for this stack.
+    pub adopt: &'a [Adopt],
+}
+
+/// The repositories of the ship's registry that `d`'s images go to.
+fn repositories(d: &Descriptor) -> Result<Vec<Claim>, DeployError> {
+    let mut v = Vec::new();
+    for i in &d.images {
+        let (repo, _) = tender_registry::repository_and_tag(&i.reference)?;
+        v.push(Claim::Repository(repo));
+    }
+    Ok(v)
+}
+
+/// Load and (unless `cluster` is None: `load` only) apply `d`, recording
+/// the outcome, failures included. Everything that can refuse is checked
+/// before anything changes: ownership of the namespaces and repositories it
+/// touches, cluster scope, and every live object it would apply over; only
+/// then are the claims recorded, the images pushed and the objects applied.
 pub fn deploy(
     store: &Store,
+    rec: &VersionRecord,
     d: &Descriptor,
-    digest: &Digest,
     target: &RegistryTarget,
     auth: tender_registry::RegistryAuth,
-    kubeconfig: Option<&Path>,
+    cluster: Option<ClusterTarget<'_>>,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, DeployError> {
     let run = || -> Result<ApplyReport, DeployError> {
-        let push = load(store, d, target, auth, progress)?;
-        let cluster = match kubeconfig {
+        require_complete(store, d)?;
+        let stack = &d.stack.name;
+        let mut claims = repositories(d)?;
+        store.owners()?.conflict(stack, &claims)?;
+        let prepared = match cluster {
             None => None,
-            Some(kc) => {
+            Some(c) => {
+                let conn = Cluster::connect(c.kubeconfig)?;
                 let rendered = render(store, d, &target.host)?;
-                let prune = to_prune(store, d, &rendered)?;
-                Some(cluster::apply(kc, d.stack.name.as_str(), &rendered.objects, &prune)?)
+                let mut plan = match applied_objects(store, d)? {
+                    Applied::Never => conn.plan(stack.as_str(), &rendered.objects, None)?,
+                    Applied::Objects(before) => {
+                        conn.plan(stack.as_str(), &rendered.objects, Some(&before))?
+                    }
+                    Applied::Gone(why) => {
+                        let mut plan = conn.plan(stack.as_str(), &rendered.objects, None)?;
+                        plan.note(why);
+                        plan
+                    }
+                };
+                claims.extend(plan.namespaces().into_iter().map(Claim::Namespace));
+                store.owners()?.conflict(stack, &claims)?;
+                if !plan.cluster_scoped().is_empty() {
+                    let scope = if store.authority(rec, d)?.cluster_scope {
+                        ClusterScope::Granted
+                    } else {
+                        ClusterScope::NamespacesOnly
+                    };
+                    plan.check_scope(scope, d.stack.version.as_str())?;
+                }
+                conn.check_live(&mut plan, c.adopt)?;
+                Some((conn, plan))
             }
         };
+        store.claim(stack, &claims)?;
+        let push = load(store, d, target, auth, progress)?;
+        let cluster = prepared.map(|(conn, plan)| conn.apply(&plan)).transpose()?;
         Ok(ApplyReport {
             stack: d.stack.name.to_string(),
             version: d.stack.version.to_string(),
@@ -248,13 +349,13 @@ pub fn deploy(
     };
     match run() {
         Ok(r) => {
-            let outcome = if kubeconfig.is_some() { Outcome::Applied } else { Outcome::Loaded };
-            store.record(d, digest, outcome, None)?;
+            let outcome = if cluster.is_some() { Outcome::Applied } else { Outcome::Loaded };
+            store.record(d, &rec.digest, outcome, None)?;
             Ok(r)
         }
         Err(e) => {
             // The failure is part of the history; `rollback` still works.
-            let _ = store.record(d, digest, Outcome::Failed, Some(e.to_string()));
+            let _ = store.record(d, &rec.digest, Outcome::Failed, Some(e.to_string()));
             Err(e)
         }
     }

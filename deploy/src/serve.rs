@@ -2,9 +2,11 @@
 //! store, so a ship without a registry add-on (and the demo) needs no other
 //! registry. It serves only complete, verified versions: manifests by tag or
 //! digest, and the blobs those manifests name, under each image's
-//! repository path (the reference without the shore registry's host).
+//! repository path (the reference without the shore registry's host), and
+//! each repository only from the stack that owns it.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,9 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use oci_spec::image::ImageManifest;
-use tender_bundle::Digest;
-use tender_store::Store;
+use tender_bundle::limits::MAX_JSON_BLOB_BYTES;
+use tender_bundle::{Descriptor, Digest, StackName};
+use tender_store::{Store, VersionRecord, read_bounded};
 use tokio_util::io::ReaderStream;
 
 use crate::DeployError;
@@ -33,18 +36,58 @@ struct Catalog {
     blobs: HashSet<(String, Digest)>,
 }
 
+/// The stack whose images a repository shows: its owner (the stack that
+/// first loaded it), or, before any load, the one stack naming it. A
+/// repository that several stacks name and none owns shows nothing, so one
+/// stack's signer cannot move another stack's tags.
+fn repository_stacks(
+    store: &Store,
+    versions: &[(PathBuf, VersionRecord, Descriptor)],
+) -> Result<HashMap<String, StackName>, DeployError> {
+    let mut naming: HashMap<String, HashSet<StackName>> = HashMap::new();
+    for (_, _, d) in versions {
+        for image in &d.images {
+            if let Ok((repo, _)) = tender_registry::repository_and_tag(&image.reference) {
+                naming.entry(repo).or_default().insert(d.stack.name.clone());
+            }
+        }
+    }
+    let owners = store.owners()?;
+    Ok(naming
+        .into_iter()
+        .filter_map(|(repo, stacks)| {
+            let stack = match owners.repositories.get(&repo) {
+                Some(owner) => owner.clone(),
+                None if stacks.len() == 1 => stacks.into_iter().next()?,
+                None => return None,
+            };
+            Some((repo, stack))
+        })
+        .collect())
+}
+
 fn catalog(store: &Store) -> Result<Catalog, DeployError> {
     let mut c = Catalog::default();
-    for (_, _, d) in store.versions()? {
-        if !store.missing_blobs(&d).is_empty() {
+    let versions = store.versions()?;
+    let shown = repository_stacks(store, &versions)?;
+    for (_, _, d) in &versions {
+        if !store.missing_blobs(d).is_empty() {
             continue;
         }
+        let sizes: HashMap<&Digest, u64> = d.blobs.iter().map(|b| (&b.digest, b.size)).collect();
         let media: HashMap<&Digest, &str> =
             d.blobs.iter().map(|b| (&b.digest, b.media_type.as_str())).collect();
         for image in &d.images {
             let Ok((repo, tag)) = tender_registry::repository_and_tag(&image.reference) else {
                 continue;
             };
+            if shown.get(&repo) != Some(&d.stack.name) {
+                continue;
+            }
+            // A manifest larger than the import's bound is not served.
+            if sizes.get(&image.digest).is_none_or(|s| *s > MAX_JSON_BLOB_BYTES) {
+                continue;
+            }
             if let Some(tag) = tag {
                 let key = (repo.clone(), tag);
                 if c.tags.get(&key).is_none_or(|(_, _, seq)| *seq <= d.sequence) {
@@ -54,13 +97,16 @@ fn catalog(store: &Store) -> Result<Catalog, DeployError> {
             }
             c.manifests.insert((repo.clone(), image.digest.clone()), image.media_type.clone());
             for p in &image.platforms {
+                let Ok(bytes) = read_bounded(&store.blob_path(&p.manifest), MAX_JSON_BLOB_BYTES)
+                else {
+                    continue;
+                };
+                let Ok(m) = ImageManifest::from_reader(&bytes[..]) else { continue };
                 let mt = media
                     .get(&p.manifest)
                     .copied()
                     .unwrap_or("application/vnd.oci.image.manifest.v1+json");
                 c.manifests.insert((repo.clone(), p.manifest.clone()), mt.to_owned());
-                let Ok(bytes) = std::fs::read(store.blob_path(&p.manifest)) else { continue };
-                let Ok(m) = ImageManifest::from_reader(&bytes[..]) else { continue };
                 for desc in std::iter::once(m.config()).chain(m.layers()) {
                     if let Ok(dg) = desc.digest().to_string().parse::<Digest>() {
                         c.blobs.insert((repo.clone(), dg));

@@ -54,6 +54,14 @@ pub enum RegistryError {
         /// What failed.
         source: std::io::Error,
     },
+    /// A registry auth file that cannot be used (its content is never quoted).
+    #[error("auth file {}: {reason}", path.display())]
+    AuthFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// A stored manifest that cannot be parsed.
     #[error("manifest {digest}: {reason}")]
     BadManifest {
@@ -179,16 +187,28 @@ pub struct Registry {
 }
 
 /// Read `auths` from a Docker config file (`~/.docker/config.json` or
-/// `--authfile`): Basic credentials for `host`, if any.
+/// `--authfile`): Basic credentials for `host`, if any. Errors say what is
+/// wrong and where, never quoting the file: it holds credentials.
 pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryError> {
     use base64::Engine as _;
+    let bad = |reason: String| RegistryError::AuthFile { path: path.into(), reason };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(bad("is not UTF-8 text".into()));
+        }
         Err(e) => return Err(RegistryError::Io { path: path.into(), source: e }),
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| RegistryError::Io { path: path.into(), source: std::io::Error::other(e) })?;
+    // serde_json's messages quote no input, but the position is all that
+    // is needed, so only it is shown.
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "is not valid JSON: the error is at line {}, column {} (content not shown)",
+            e.line(),
+            e.column()
+        ))
+    })?;
     let Some(entry) = v["auths"].get(host).or_else(|| v["auths"].get(format!("https://{host}")))
     else {
         return Ok(RegistryAuth::Anonymous);
@@ -197,9 +217,10 @@ pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryE
         return Ok(RegistryAuth::Bearer(token.into()));
     }
     let Some(b64) = entry["auth"].as_str() else { return Ok(RegistryAuth::Anonymous) };
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| RegistryError::Io { path: path.into(), source: std::io::Error::other(e) })?;
+    // The decoder's message names the offending byte: not shown.
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| {
+        bad(format!("the \"auth\" of {host} is not valid base64 (content not shown)"))
+    })?;
     let raw = String::from_utf8_lossy(&raw);
     let (user, pass) = raw.split_once(':').unwrap_or((&raw, ""));
     Ok(RegistryAuth::Basic(user.into(), pass.into()))
@@ -333,9 +354,10 @@ impl Registry {
         report: &mut PushReport,
     ) -> Result<String, RegistryError> {
         let (repo, tag) = repository_and_tag(&image.reference)?;
+        // Manifests are read into memory: with the import's bound, so a
+        // descriptor naming a layer as a manifest cannot exhaust memory.
         let read = |d: &Digest| {
-            let p = blob_path(d);
-            std::fs::read(&p).map_err(|e| RegistryError::Io { path: p, source: e })
+            tender_store::read_bounded(&blob_path(d), tender_bundle::limits::MAX_JSON_BLOB_BYTES)
         };
         // Config and layers of every platform, once.
         let mut blobs: Vec<(Digest, u64)> = Vec::new();

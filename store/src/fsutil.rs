@@ -101,3 +101,16 @@ pub(crate) fn available(path: &Path) -> Result<u64, StoreError> {
     }
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
+
+/// Read `path` whole if it holds at most `limit` bytes; refuse a larger one
+/// having read no more than `limit + 1` bytes of it (a manifest that is
+/// really a layer must not be read into memory).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StoreError> {
+    let f = File::open(path).map_err(io_err(path))?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(io_err(path))?;
+    if buf.len() as u64 > limit {
+        return Err(StoreError::TooLarge { path: path.to_owned(), limit });
+    }
+    Ok(buf)
+}

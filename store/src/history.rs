@@ -181,6 +181,22 @@ impl Store {
         Ok(())
     }
 
+    /// The stored version of `name` whose descriptor has `digest`, if the
+    /// store still holds it. A version name re-issued with another sequence
+    /// replaces the record of that name, so what was applied is found by
+    /// digest, never by name.
+    pub fn version_by_digest(
+        &self,
+        name: &StackName,
+        digest: &Digest,
+    ) -> Result<Option<(VersionRecord, Descriptor)>, StoreError> {
+        Ok(self
+            .versions()?
+            .into_iter()
+            .find(|(_, rec, d)| d.stack.name == *name && rec.digest == *digest)
+            .map(|(_, rec, d)| (rec, d)))
+    }
+
     /// Blobs of a version that the store lacks.
     pub fn missing_blobs(&self, d: &Descriptor) -> Vec<Digest> {
         d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).map(|b| b.digest.clone()).collect()

@@ -13,6 +13,7 @@
 //!   stacks/<name>/versions/<version>.json   one record per complete stack version
 //!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
 //!   stacks/<name>/history.json  what was applied when, and the version in force
+//!   owners.json               which stack owns which namespaces and registry repositories
 //! ```
 //!
 //! Every file is written to a temporary name in its directory, fsynced, and
@@ -33,14 +34,17 @@ mod gate;
 mod history;
 mod import;
 mod keyring;
+mod owners;
 mod partial;
 mod patch;
 
+pub use fsutil::read_bounded;
 use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
 pub use gate::{Authority, Gate, Purpose, VerifyReport};
 pub use history::{GcReport, History, HistoryEntry, Outcome};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
+pub use owners::{Claim, Owners};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +219,24 @@ pub enum StoreError {
         k: usize,
         /// Roots pinned.
         pinned: usize,
+    },
+    /// A blob read into memory (a manifest) that is larger than it may be.
+    #[error("{}: larger than {limit} bytes, the most a manifest may have; refused", path.display())]
+    TooLarge {
+        /// The blob.
+        path: PathBuf,
+        /// The bound.
+        limit: u64,
+    },
+    /// A namespace or repository another stack owns.
+    #[error("{claim} belongs to stack {owner}; stack {stack} may not touch it")]
+    Owned {
+        /// What (`namespace awareness`, `repository fleet/a`).
+        claim: String,
+        /// The stack that owns it.
+        owner: StackName,
+        /// The stack that tried.
+        stack: StackName,
     },
     /// A store record that cannot be read.
     #[error("{}: invalid record: {reason}", path.display())]
@@ -881,6 +903,27 @@ mod tests {
         let w = store.check_freshness(&fresh, Freshness::RequireFresh).unwrap();
         assert!(w.len() == 1 && w[0].contains("set back"), "{w:?}");
         assert!(store.check_freshness(&descriptor(None), Freshness::RequireFresh).is_ok());
+    }
+
+    #[test]
+    fn bounded_reads_refuse_what_is_larger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        fs::write(&path, vec![b'x'; 10]).unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap().len(), 10);
+        let e = read_bounded(&path, 9).unwrap_err().to_string();
+        assert!(
+            e.contains("larger than 9 bytes") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
+        // A file far larger than the bound costs only the bound to refuse.
+        let big = fs::File::create(dir.path().join("big")).unwrap();
+        big.set_len(1 << 36).unwrap();
+        assert!(matches!(
+            read_bounded(&dir.path().join("big"), 1 << 20),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(matches!(read_bounded(&dir.path().join("none"), 1), Err(StoreError::Io { .. })));
     }
 
     #[test]

@@ -414,3 +414,101 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A second stack, `radar`, as `{file}.yaml` at `version` with `manifests`
+/// (YAML text) as its one manifest file. It may name its own image
+/// `shore.registry.example/radar/tracker:1.0.0` and
+/// `shore.registry.example/fleet/sensor-fusion:1.0.0`, built here with
+/// other content than awareness's image of that name. Returns the digest
+/// of that other sensor-fusion image.
+pub fn write_radar_stack(dir: &Path, file: &str, version: &str, manifests: &str) -> String {
+    use oci::{Compression, ImageSpec, Types, build_image};
+    let layouts = dir.join("layouts-radar");
+    let spec = |content: &str| ImageSpec {
+        tag: "1.0.0",
+        arches: &["amd64", "arm64"],
+        layers: vec![vec![("bin/app", format!("#!/bin/sh\necho {content} {{arch}}\n"))]],
+        compression: Compression::Gzip,
+        types: Types::Oci,
+    };
+    build_image(&layouts.join("radar/tracker"), &spec("tracker"));
+    let hijack = build_image(&layouts.join("fleet/sensor-fusion"), &spec("not sensor fusion"));
+    let mdir = dir.join("stack").join(file);
+    fs::create_dir_all(&mdir).unwrap();
+    fs::write(mdir.join("objects.yaml"), manifests).unwrap();
+    fs::write(
+        dir.join(format!("{file}.yaml")),
+        format!(
+            "name: radar\nversion: {version}\nmanifests: [stack/{file}/*.yaml]\n\
+             sources:\n  - prefix: shore.registry.example/radar/\n    oci-layout: layouts-radar/radar/\n\
+             \x20 - prefix: shore.registry.example/fleet/\n    oci-layout: layouts-radar/fleet/\n"
+        ),
+    )
+    .unwrap();
+    hijack
+}
+
+/// A Deployment `name` in `namespace` (None: written without one) running `image`.
+pub fn deployment(name: &str, namespace: Option<&str>, image: &str) -> String {
+    let ns = namespace.map_or(String::new(), |n| format!(", namespace: {n}"));
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}{ns}}}\nspec:\n  \
+         selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    \
+         spec:\n      containers:\n      - {{name: main, image: \"{image}\"}}\n"
+    )
+}
+
+/// `out`: awareness 1.0.0 (sequence 1), signed by `ci.key`, whose
+/// sensor-fusion image names as its amd64 manifest a 5 MiB layer of the
+/// bundle: the signer may craft any descriptor. Returns that layer's digest.
+pub fn big_manifest_bundle(env: &Env, out: &str) -> String {
+    use oci::{Compression, ImageSpec, Types, build_image};
+    let big = "weights!".repeat(5 << 17);
+    build_image(
+        &env.path().join("layouts-big/fleet/sensor-fusion"),
+        &ImageSpec {
+            tag: "1.0.0",
+            arches: &["amd64"],
+            layers: vec![vec![("opt/model.bin", big)]],
+            compression: Compression::None,
+            types: Types::Oci,
+        },
+    );
+    fs::create_dir_all(env.path().join("stack/big")).unwrap();
+    fs::write(
+        env.path().join("stack/big/sf.yaml"),
+        deployment(
+            "sensor-fusion",
+            Some("awareness"),
+            "shore.registry.example/fleet/sensor-fusion:1.0.0",
+        ),
+    )
+    .unwrap();
+    fs::write(
+        env.path().join("big.yaml"),
+        "name: awareness\nversion: 1.0.0\nmanifests: [stack/big/*.yaml]\nplatforms: [linux/amd64]\n\
+         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts-big/fleet/\n",
+    )
+    .unwrap();
+    let bundle = env.path().join(out);
+    env.shore(&["pack", "big.yaml", "--key", "ci.key", "--sequence", "1", "--out", out]).ok();
+    let mut entries = read_entries(&bundle);
+    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    let layer = d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["size"].as_u64().unwrap() > 4 << 20)
+        .expect("the 5 MiB layer")["digest"]
+        .clone();
+    d["images"][0]["platforms"][0]["manifest"] = layer.clone();
+    let bytes = serde_json::to_vec(&d).unwrap();
+    let key =
+        tender_keys::SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap())
+            .unwrap();
+    let sig = key.sign(&tender_bundle::signing_message(&bytes));
+    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    entries[0].2 = bytes;
+    write_entries(&bundle, &entries);
+    layer.as_str().unwrap().to_owned()
+}

@@ -213,6 +213,11 @@ struct ClusterArgs {
     /// Kubeconfig; default: $KUBECONFIG, then ~/.kube/config.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Take over this live object although tender did not create it for
+    /// the stack: KIND/NAMESPACE/NAME, or KIND/NAME if cluster-scoped
+    /// (repeatable). Never one labelled for another stack.
+    #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
+    adopt: Vec<tender_deploy::Adopt>,
 }
 
 impl ClusterArgs {
@@ -570,11 +575,14 @@ fn deploy_version(
     let bar = Bar::new(json);
     let r = tender_deploy::deploy(
         store,
+        &rec,
         &d,
-        &rec.digest,
         &target,
         registry.auth()?,
-        kubeconfig.as_deref(),
+        kubeconfig
+            .as_deref()
+            .zip(cluster)
+            .map(|(kubeconfig, c)| tender_deploy::ClusterTarget { kubeconfig, adopt: &c.adopt }),
         &bar,
     )
     .with_context(|| {
@@ -600,6 +608,12 @@ fn deploy_version(
         );
         if let Some(c) = &r.cluster {
             println!("{} objects applied, {} deleted", c.applied.len(), c.deleted.len());
+            for a in &c.adopted {
+                println!("adopted {a}");
+            }
+            for s in &c.skipped {
+                println!("not deleted: {s}");
+            }
         }
     }
     Ok(())
