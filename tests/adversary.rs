@@ -246,3 +246,24 @@ fn no_other_user_can_hold_the_store_lock() {
     assert!(!status.success(), "user 65534 must not be able to open the lock");
     assert_eq!(fs::metadata(&lock).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn a_version_name_reissued_keeps_the_record_of_the_one_in_force() {
+    let env = Env::new();
+    env.pack(1, "ci.key", 1, "v1.tender");
+    env.ship(&["import", "v1.tender"]).ok();
+    // 1.0.0 re-issued with other content and a higher sequence.
+    let text = fs::read_to_string(env.path().join("stack-v1.yaml")).unwrap();
+    fs::write(env.path().join("stack-v4.yaml"), text.replace("v1/", "v2/")).unwrap();
+    env.pack(4, "ci.key", 3, "reissued.tender");
+    env.ship(&["import", "reissued.tender"]).ok();
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "list"]).ok().stdout).unwrap();
+    let held: Vec<(String, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_str().unwrap().to_owned(), v["sequence"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(held, [("1.0.0".to_owned(), 1), ("1.0.0".to_owned(), 3)], "{list}");
+}

@@ -323,7 +323,20 @@ impl Store {
         crate::create_dirs(&versions)?;
         let mut bytes = serde_json::to_vec_pretty(&record).expect("record serializes");
         bytes.push(b'\n');
-        write_atomic(&versions, &format!("{}.json", d.stack.version), &bytes)?;
+        // Named by version and content: a version name re-issued with other
+        // content (a higher sequence) must not replace the record of the one
+        // that may be in force, which rollback and prune go back to.
+        let name = format!("{}@{}.json", d.stack.version, &v.digest.hex()[..16]);
+        write_atomic(&versions, &name, &bytes)?;
+        // A record of this same descriptor under the name earlier releases
+        // used (`<version>.json`) would list it twice.
+        let legacy = versions.join(format!("{}.json", d.stack.version));
+        if let Ok(old) = fs::read(&legacy)
+            && serde_json::from_slice::<VersionRecord>(&old).is_ok_and(|r| r.digest == v.digest)
+        {
+            fs::remove_file(&legacy).map_err(io_err(&legacy))?;
+            sync_dir(&versions)?;
+        }
         self.note_accepted(v)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! STORE/
-//!   lock                      held exclusively while the store changes
+//!   lock                      held exclusively while the store changes (0600: only the owner can lock)
 //!   blobs/sha256/<hex>        verified blobs, named by digest
 //!   staging/                  blobs being written; moved into blobs/ once verified
 //!   staging/chunks/<hex>/<offset>  verified chunks of a blob split across media parts
@@ -10,14 +10,20 @@
 //!   trust/<keyid>.pub         pinned signing keys (SPKI PEM): may sign any stack
 //!   trust/roots/<keyid>.pub   pinned root keys: sign keyrings
 //!   trust/keyring.json        the keyring in force (signing keys, roles, revocations)
-//!   stacks/<name>/versions/<version>.json   one record per complete stack version
-//!   stacks/<name>/state.json  the highest sequence accepted (rollback protection)
+//!   trust/thresholds.json     signatures required per stack (`trust threshold`)
+//!   trust/root-threshold.json pinned roots required on the first keyring (default: a majority)
+//!   stacks/<name>/versions/<version>@<digest prefix>.json   one record per stack version held
+//!   stacks/<name>/state.json  every version accepted with its signers (the downgrade floor)
 //!   stacks/<name>/history.json  what was applied when, and the version in force
 //!   owners.json               which stack owns which namespaces and registry repositories
+//!   time.json                 the latest clock reading (only to warn of a clock set back)
+//!   ship.key, ship.pub        the ship's own key (`tender-ship keygen`)
 //! ```
 //!
 //! Every file is written to a temporary name in its directory, fsynced, and
-//! renamed, so a crash leaves the old state or the new one.
+//! renamed, so a crash leaves the old state or the new one. Directories are
+//! 0700 and files 0600; a store, `trust/` or trust file another user could
+//! write is refused. Bundles enter only through the trust gate ([`Gate`]).
 #![deny(missing_docs)]
 
 use std::fs::{self, File};
