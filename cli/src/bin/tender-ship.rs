@@ -447,7 +447,7 @@ fn import_all(
         let bar = Bar::new(json);
         let r = match open_bundle(&bundle)
             .and_then(|f| {
-                let detached = tender_cli::detached_signatures(&bundle)?;
+                let detached = tender_bundle::read_detached(&bundle)?;
                 Ok(store.import_with(f, &bundle, &detached, policy, &bar)?)
             })
             .with_context(|| format!("importing {}", bundle.display()))
@@ -648,7 +648,7 @@ fn run(cli: Cli) -> Result<i32> {
             let store = Store::open(&cli.store)?;
             let trust = store.trust()?;
             let bar = Bar::new(json);
-            let detached = tender_cli::detached_signatures(&bundle)?;
+            let detached = tender_bundle::read_detached(&bundle)?;
             let mut check = tender_store::CheckOnly::new(&store);
             let (v, summary) = read_bundle_with(
                 open_bundle(&bundle)?,
