@@ -337,7 +337,7 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
         SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap()).unwrap();
     let sig = key.sign(&tender_bundle::signing_message(&raw));
     entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
     support::write_entries(&env.path().join("bad.tender"), &entries);
 
     let before = env.snapshot();
@@ -353,7 +353,7 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
     let raw = serde_json::to_vec_pretty(&d).unwrap();
     let sig = key.sign(&tender_bundle::signing_message(&raw));
     entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
     support::write_entries(&env.path().join("bad2.tender"), &entries);
     env.ship(&["import", "bad2.tender"]).fails(3, "not the layer's DiffID");
     assert_eq!(before, env.snapshot(), "nothing of the image is kept");

@@ -247,3 +247,96 @@ fn a_blob_larger_than_a_part_travels_in_chunks() {
             .exists()
     );
 }
+
+/// A stack of one image whose layer (about 300 KiB, uncompressed, no two
+/// 64 KiB stretches alike) is larger than a 64K or 100K part.
+fn big_layer_stack(env: &Env) {
+    let content: String = (0..34_000).map(|i| format!("{i:08}\n")).collect();
+    support::oci::build_image(
+        &env.path().join("layouts/fleet/big"),
+        &support::oci::ImageSpec {
+            tag: "1.0.0",
+            arches: &["amd64"],
+            layers: vec![vec![("data/numbers", content)]],
+            compression: support::oci::Compression::None,
+            types: support::oci::Types::Oci,
+        },
+    );
+    fs::create_dir_all(env.path().join("stack/big")).unwrap();
+    fs::write(
+        env.path().join("stack/big/pod.yaml"),
+        "kind: Pod\nmetadata: {name: big}\nspec: {containers: [{name: big, image: shore.registry.example/fleet/big:1.0.0}]}\n",
+    )
+    .unwrap();
+    fs::write(
+        env.path().join("big.yaml"),
+        "name: big\nversion: 1.0.0\nmanifests: [stack/big/*.yaml]\nplatforms: [linux/amd64]\n\
+         sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/fleet/\n",
+    )
+    .unwrap();
+}
+
+/// `big.yaml` packed with `--split split` and `sequence` into `out`: its
+/// parts, and the part carrying the last chunk of the chunked blob.
+fn split_big(env: &Env, split: &str, sequence: u64, out: &str) -> (Vec<String>, u64) {
+    let seq = sequence.to_string();
+    let r = env
+        .shore(&[
+            "--json",
+            "pack",
+            "big.yaml",
+            "--key",
+            "ci.key",
+            "--sequence",
+            &seq,
+            "--split",
+            split,
+            "--out",
+            out,
+        ])
+        .ok();
+    let files: Vec<String> = serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    let d: serde_json::Value =
+        serde_json::from_slice(&read_entries(&env.path().join(&files[0]))[0].2).unwrap();
+    let chunked: Vec<_> = d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["chunks"].as_array().is_some_and(|c| c.len() >= 2))
+        .collect();
+    assert_eq!(chunked.len(), 1, "one blob chunked at {split}: {d}");
+    let last = chunked[0]["chunks"].as_array().unwrap().last().unwrap()["part"].as_u64().unwrap();
+    (files, last)
+}
+
+#[test]
+fn a_blob_split_two_ways_takes_only_its_own_chunks() {
+    // Some parts of one split (leaving chunks staged), then every part of
+    // another split of the same blob: a staged chunk of the first split at
+    // the same offset must not stand in for the second's.
+    for (first, second) in [("64K", "100K"), ("100K", "64K")] {
+        let env = Env::new();
+        big_layer_stack(&env);
+        let (a, a_last) = split_big(&env, first, 1, "a.tender");
+        let (b, _) = split_big(&env, second, 2, "b.tender");
+        for (i, f) in a.iter().enumerate() {
+            if i as u64 + 1 != a_last {
+                env.ship(&["import", f]).ok();
+            }
+        }
+        let staged = fs::read_dir(env.store().join("staging/chunks")).unwrap().count();
+        assert_eq!(staged, 1, "the chunked blob waits for its last chunk");
+        for f in &b {
+            env.ship(&["import", f]).ok();
+        }
+        let st: serde_json::Value =
+            serde_json::from_str(&env.ship(&["--json", "status"]).ok().stdout).unwrap();
+        assert_eq!(st[0]["versions"][0]["complete"], true, "{first} then {second}: {st}");
+        env.assert_store_sound(1);
+    }
+}

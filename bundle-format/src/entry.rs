@@ -39,45 +39,36 @@ pub enum EntryName {
     Chunk(Digest, u64),
     /// `patches/sha256/<hex>`: a sub-layer patch.
     Patch(Digest),
-    /// `tender/`, `blobs/` or `blobs/sha256/`: allowed, ignored.
-    Directory,
 }
 
 impl EntryName {
-    /// Parse a tar entry path. Anything but the names above is refused, which
-    /// rules out absolute paths, `..`, and every other surprise.
-    pub fn parse(path: &[u8]) -> Result<EntryName, BundleError> {
-        let refuse = || {
-            BundleError::UnexpectedEntry(String::from_utf8_lossy(path).chars().take(200).collect())
-        };
-        let s = std::str::from_utf8(path).map_err(|_| refuse())?;
-        let s = s.strip_prefix("./").unwrap_or(s);
-        Ok(match s {
+    /// Parse a tar entry path: exactly one of the names above, as the
+    /// writer spells it (no `./`, no directories); `None` for anything else,
+    /// which rules out absolute paths, `..`, and every other surprise.
+    pub fn parse(path: &[u8]) -> Option<EntryName> {
+        let s = std::str::from_utf8(path).ok()?;
+        Some(match s {
             DESCRIPTOR_PATH => EntryName::Descriptor,
             SIGNATURES_PATH => EntryName::Signatures,
             PART_PATH => EntryName::Part,
             KEYRING_PATH => EntryName::Keyring,
             OCI_LAYOUT_PATH => EntryName::OciLayout,
             INDEX_PATH => EntryName::Index,
-            "tender/" | "blobs/" | "blobs/sha256/" | "tender" | "blobs" | "blobs/sha256" => {
-                EntryName::Directory
-            }
-            _ => match (s.strip_prefix("blobs/sha256/"), s.strip_prefix("chunks/sha256/")) {
-                (Some(hex), _) => EntryName::Blob(Digest::from_hex(hex).map_err(|_| refuse())?),
-                (_, _) if s.starts_with("patches/sha256/") => EntryName::Patch(
-                    Digest::from_hex(&s["patches/sha256/".len()..]).map_err(|_| refuse())?,
-                ),
-                (_, Some(rest)) => {
-                    let (hex, offset) = rest.split_once('/').ok_or_else(refuse)?;
+            _ => {
+                if let Some(hex) = s.strip_prefix("blobs/sha256/") {
+                    EntryName::Blob(Digest::from_hex(hex).ok()?)
+                } else if let Some(hex) = s.strip_prefix("patches/sha256/") {
+                    EntryName::Patch(Digest::from_hex(hex).ok()?)
+                } else {
+                    let (hex, offset) = s.strip_prefix("chunks/sha256/")?.split_once('/')?;
+                    let n: u64 = offset.parse().ok()?;
                     // Canonical decimal only: one name per chunk.
-                    let offset: u64 = offset.parse().map_err(|_| refuse())?;
-                    if rest != format!("{hex}/{offset}") {
-                        return Err(refuse());
+                    if offset != n.to_string() {
+                        return None;
                     }
-                    EntryName::Chunk(Digest::from_hex(hex).map_err(|_| refuse())?, offset)
+                    EntryName::Chunk(Digest::from_hex(hex).ok()?, n)
                 }
-                _ => return Err(refuse()),
-            },
+            }
         })
     }
 
@@ -93,7 +84,6 @@ impl EntryName {
             EntryName::Blob(d) => format!("blobs/sha256/{}", d.hex()),
             EntryName::Chunk(d, offset) => format!("chunks/sha256/{}/{offset}", d.hex()),
             EntryName::Patch(d) => format!("patches/sha256/{}", d.hex()),
-            EntryName::Directory => "blobs/".into(),
         }
     }
 }
@@ -118,13 +108,13 @@ mod tests {
     #[test]
     fn parses_known_names() {
         assert_eq!(EntryName::parse(b"tender/descriptor.json").unwrap(), EntryName::Descriptor);
-        assert_eq!(EntryName::parse(b"./index.json").unwrap(), EntryName::Index);
+        assert_eq!(EntryName::parse(b"index.json").unwrap(), EntryName::Index);
         let d = Digest::of(b"x");
         let p = EntryName::Blob(d.clone()).path();
         assert_eq!(EntryName::parse(p.as_bytes()).unwrap(), EntryName::Blob(d.clone()));
         let c = EntryName::Chunk(d, 1 << 30).path();
         assert!(matches!(EntryName::parse(c.as_bytes()).unwrap(), EntryName::Chunk(_, 1073741824)));
-        assert!(EntryName::parse(c.replace("/1073741824", "/01073741824").as_bytes()).is_err());
+        assert!(EntryName::parse(c.replace("/1073741824", "/01073741824").as_bytes()).is_none());
         let p = EntryName::Patch(Digest::of(b"p")).path();
         assert_eq!(EntryName::parse(p.as_bytes()).unwrap(), EntryName::Patch(Digest::of(b"p")));
     }
@@ -138,8 +128,12 @@ mod tests {
             b"blobs/sha512/00",
             b"tender/other.json",
             b"\xff",
+            b"./index.json",
+            b"blobs/",
+            b"tender/",
+            b"blobs/sha256/",
         ] {
-            assert!(EntryName::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(EntryName::parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
         for bad in ["/a", "a/../b", "a//b", "./a", "a\\b", ""] {
             assert!(check_relative_path(bad).is_err(), "{bad}");

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::{BundleError, EntryName};
+use crate::{BundleError, EntryHeader, EntryName};
 
 /// One entry of a bundle file: its name, where its data starts, its length.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,18 +20,19 @@ pub struct EntryAt {
     pub size: u64,
 }
 
-/// Every entry of the bundle file at `path`, in order. Names outside the
-/// format are refused as the reader refuses them.
+/// Every entry of the bundle file at `path`, in order. Headers and names
+/// outside the format are refused as the reader refuses them.
 pub fn entry_offsets(path: &Path) -> Result<Vec<EntryAt>, BundleError> {
     let read_err = |e| BundleError::Read { path: path.to_owned(), source: e };
     let mut archive = tar::Archive::new(File::open(path).map_err(read_err)?);
     let mut out = Vec::new();
-    for entry in archive.entries_with_seek().map_err(read_err)? {
+    for entry in archive.entries_with_seek().map_err(read_err)?.raw(true) {
         let entry = entry.map_err(read_err)?;
+        let header = EntryHeader::parse(entry.header().as_bytes(), entry.raw_header_position())?;
         out.push(EntryAt {
-            name: EntryName::parse(&entry.path_bytes())?,
+            name: header.name,
             offset: entry.raw_file_position(),
-            size: entry.size(),
+            size: header.size,
         });
     }
     Ok(out)

@@ -16,9 +16,11 @@ use std::path::PathBuf;
 
 pub mod artifact;
 mod descriptor;
+mod detached;
 mod digest;
 mod entry;
 mod hashing;
+mod header;
 pub mod index;
 pub mod limits;
 pub mod patch;
@@ -31,9 +33,11 @@ pub use descriptor::{
     PatchRecord, PlatformManifest, SIGNING_CONTEXT, Signatures, StackId, StackName, Version,
     signing_message,
 };
+pub use detached::{detached_sig_path, parse_detached, read_detached};
 pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
 pub use hashing::{CopyError, copy_hashed};
+pub use header::EntryHeader;
 pub use progress::{NoProgress, Progress};
 pub use reader::{
     Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle, read_bundle_with,
@@ -61,16 +65,62 @@ pub enum BundleError {
     /// A path that could escape the directory it is meant for.
     #[error("unsafe path {0:?}: must be relative, without `..`, `.` or empty components")]
     UnsafePath(String),
-    /// A tar entry whose name is not part of the format.
-    #[error("unexpected entry {0:?}: not a name a tender bundle holds")]
-    UnexpectedEntry(String),
-    /// A tar entry that is not a regular file or an allowed directory.
-    #[error("entry {entry:?} is a {kind}; a bundle holds only regular files")]
-    EntryType {
+    /// A tar entry whose name is not part of the format (or not where the
+    /// descriptor allows it).
+    #[error("unexpected entry {entry:?} at byte {offset}: not a name a tender bundle holds there")]
+    UnexpectedEntry {
         /// The entry's path.
         entry: String,
-        /// What it is (symlink, hard link, device...).
+        /// Offset of its header.
+        offset: u64,
+    },
+    /// A tar entry that is not a regular file.
+    #[error(
+        "entry {entry:?} at byte {offset} is a {kind}; a bundle holds only regular files (type flag '0')"
+    )]
+    EntryType {
+        /// The entry's path (its header's name field).
+        entry: String,
+        /// Offset of its header.
+        offset: u64,
+        /// What it is (directory, pax header, symlink, device...).
         kind: String,
+    },
+    /// A tar header in a form the writer does not write (see `header.rs`).
+    #[error("tar header of entry {entry:?} at byte {offset}: {reason}")]
+    Header {
+        /// The entry's path (its header's name field).
+        entry: String,
+        /// Offset of the header.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A metadata entry whose content is not exactly what the format says.
+    #[error("entry {entry} at byte {offset}: {reason}")]
+    BadEntry {
+        /// The entry.
+        entry: String,
+        /// Offset of its header.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A detached signatures file that is not a regular file.
+    #[error("{}: a {kind}, not a regular file; a detached signatures file must be one", path.display())]
+    SignaturesNotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: String,
+    },
+    /// A detached signatures file that does not parse.
+    #[error("{}: not a tender signatures file: {reason}", path.display())]
+    BadSignatures {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// An entry is not where the format puts it.
     #[error("expected {expected} at byte {offset}, found {found:?}")]

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use tender_keys::{KeyId, Signature, Trust};
 
-use crate::entry::EntryName;
+use crate::entry::{EntryName, OCI_LAYOUT_CONTENT};
 use crate::hashing::{CopyError, copy_hashed};
+use crate::header::EntryHeader;
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
 use crate::{BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, Progress, Signatures};
 use tender_keys::keyring::MAX_KEYRING_BYTES;
@@ -157,17 +158,6 @@ pub struct ReadSummary {
     pub part: u32,
 }
 
-fn kind_name(t: tar::EntryType) -> String {
-    match t {
-        tar::EntryType::Symlink => "symlink".into(),
-        tar::EntryType::Link => "hard link".into(),
-        tar::EntryType::Char => "character device".into(),
-        tar::EntryType::Block => "block device".into(),
-        tar::EntryType::Fifo => "fifo".into(),
-        other => format!("{other:?} entry"),
-    }
-}
-
 /// Read a whole entry of at most `limit` bytes into memory.
 fn read_small<R: Read>(
     entry: &mut tar::Entry<'_, R>,
@@ -271,7 +261,9 @@ fn check_end<R: Read>(mut r: CountingReader<R>, data_end: u64) -> Result<(), End
 pub fn read_descriptor_bytes(input: impl Read, source: &Path) -> Result<Vec<u8>, BundleError> {
     let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
     let mut archive = tar::Archive::new(input);
-    let mut entries = archive.entries().map_err(read_err)?;
+    // Raw: the tar crate would read a pax record or GNU long name (of any
+    // size) into memory before handing out the entry it describes.
+    let mut entries = archive.entries().map_err(read_err)?.raw(true);
     let mut entry = entries
         .next()
         .ok_or_else(|| BundleError::OutOfOrder {
@@ -280,10 +272,11 @@ pub fn read_descriptor_bytes(input: impl Read, source: &Path) -> Result<Vec<u8>,
             offset: 0,
         })?
         .map_err(read_err)?;
-    if EntryName::parse(&entry.path_bytes())? != EntryName::Descriptor {
+    let header = EntryHeader::parse(entry.header().as_bytes(), 0)?;
+    if header.name != EntryName::Descriptor {
         return Err(BundleError::OutOfOrder {
             expected: "tender/descriptor.json",
-            found: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            found: header.name.path(),
             offset: 0,
         });
     }
@@ -321,79 +314,51 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         tar::Archive::new(CountingReader { inner: input, count: 0, padding: padding.clone() });
     // Where the last entry's data (padded to a block) ends.
     let mut data_end = 0u64;
-    let mut entries = archive.entries().map_err(read_err)?;
+    // Raw: no pax records or GNU long names applied (the header check
+    // refuses them before their data is read), each header as it stands.
+    let mut entries = archive.entries().map_err(read_err)?.raw(true);
 
-    // Each next entry, with its type checked and its name parsed.
+    // Each next entry, with its header checked and its name parsed.
     let mut next = || -> Result<NextEntry<'_, R>, BundleError> {
         let Some(entry) = entries.next() else { return Ok(None) };
         let entry = entry.map_err(read_err)?;
         let offset = entry.raw_header_position();
-        // The checksum field is the one header field its own sum does not
-        // cover, and tar readers are lenient about its form (a leading zero
-        // flipped to a space parses the same): require octal digits only,
-        // as POSIX and GNU tar (6 digits, NUL, space) and the tar crate
-        // (7 digits, NUL) write it.
-        let ck = &entry.header().as_bytes()[148..156];
-        let octal = |b: &[u8]| b.iter().all(|b| (b'0'..=b'7').contains(b));
-        let posix = octal(&ck[..6]) && ck[6] == 0 && ck[7] == b' ';
-        let seven = octal(&ck[..7]) && ck[7] == 0;
-        if !(posix || seven) {
-            return Err(BundleError::Read {
-                path: source.to_owned(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("tar header at byte {offset}: checksum field is not octal digits"),
-                ),
-            });
-        }
-        let size = entry.header().entry_size().map_err(read_err)?;
-        data_end = entry.raw_file_position() + size.div_ceil(512) * 512;
-        padding.set((entry.raw_file_position() + size, data_end));
-        let raw_path = entry.path_bytes().into_owned();
-        let name = EntryName::parse(&raw_path)?;
-        let kind = entry.header().entry_type();
-        let ok = match name {
-            EntryName::Directory => kind.is_dir(),
-            _ => kind.is_file(),
-        };
-        if !ok {
-            return Err(BundleError::EntryType {
-                entry: String::from_utf8_lossy(&raw_path).into_owned(),
-                kind: kind_name(kind),
-            });
-        }
-        Ok(Some((entry, name, offset)))
+        let header = EntryHeader::parse(entry.header().as_bytes(), offset)?;
+        data_end = entry.raw_file_position() + header.size.div_ceil(512) * 512;
+        padding.set((entry.raw_file_position() + header.size, data_end));
+        Ok(Some((entry, header.name, offset)))
     };
 
     // 1 and 2: descriptor and signatures, before anything else.
     let mut expect =
-        |want: EntryName, label: &'static str, limit: u64| -> Result<Vec<u8>, BundleError> {
-            loop {
-                match next()? {
-                    None => {
-                        return Err(BundleError::OutOfOrder {
-                            expected: label,
-                            found: "end of bundle".into(),
-                            offset: 0,
-                        });
-                    }
-                    Some((_, EntryName::Directory, _)) => continue,
-                    Some((mut e, name, _)) if name == want => {
-                        return read_small(&mut e, label, limit, source);
-                    }
-                    Some((_, name, offset)) => {
-                        return Err(BundleError::OutOfOrder {
-                            expected: label,
-                            found: name.path(),
-                            offset,
-                        });
-                    }
+        |want: EntryName, label: &'static str, limit: u64| -> Result<(Vec<u8>, u64), BundleError> {
+            match next()? {
+                None => Err(BundleError::OutOfOrder {
+                    expected: label,
+                    found: "end of bundle".into(),
+                    offset: 0,
+                }),
+                Some((mut e, name, offset)) if name == want => {
+                    Ok((read_small(&mut e, label, limit, source)?, offset))
+                }
+                Some((_, name, offset)) => {
+                    Err(BundleError::OutOfOrder { expected: label, found: name.path(), offset })
                 }
             }
         };
-    let raw = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
-    let sigs = expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
-    let mut sigs = Signatures::parse(&sigs)?;
+    let (raw, _) = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
+    let (sig_bytes, sig_offset) =
+        expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
+    let mut sigs = Signatures::parse(&sig_bytes)?;
+    // Nothing else covers these bytes: only the form the writer writes.
+    if serde_json::to_vec_pretty(&sigs).expect("signatures serialize") != sig_bytes {
+        return Err(BundleError::BadEntry {
+            entry: "tender/signatures.json".into(),
+            offset: sig_offset,
+            reason: "not in the form the writer writes (pretty JSON, two-space indent)".into(),
+        }
+        .into());
+    }
     sigs.signatures.extend(detached.iter().cloned());
     // An optional keyring comes next: the sink judges it (against the
     // ship's pinned roots) before the descriptor's signatures are checked,
@@ -430,27 +395,32 @@ pub fn read_bundle_with<R: Read, S: Sink>(
             Some(p) => Some(p),
             None => next()?,
         };
-        let Some((mut entry, name, _offset)) = item else { break };
+        let Some((mut entry, name, offset)) = item else { break };
         match name {
-            EntryName::Directory => {}
             EntryName::Part => {
                 if part.is_some() || !seen.is_empty() {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
                 let bytes =
                     read_small(&mut entry, "tender/part.json", MAX_SIGNATURES_BYTES, source)?;
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| BundleError::BadDescriptor(format!("tender/part.json: {e}")))?;
-                let k = v["part"]
-                    .as_u64()
-                    .filter(|k| (1..=u64::from(d.parts)).contains(k))
-                    .ok_or_else(|| {
-                        BundleError::BadDescriptor(format!(
-                            "tender/part.json: no part between 1 and {}",
-                            d.parts
-                        ))
+                // Exactly `{"part":K}` as the writer writes it, K in 1..=parts:
+                // the file is not signed, so no other byte may pass.
+                let k = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.strip_prefix("{\"part\":")?.strip_suffix('}')?.parse().ok())
+                    .filter(|k: &u32| {
+                        (1..=d.parts).contains(k) && bytes == format!("{{\"part\":{k}}}").as_bytes()
+                    })
+                    .ok_or_else(|| BundleError::BadEntry {
+                        entry: name.path(),
+                        offset,
+                        reason: format!(
+                            "not {{\"part\":K}} with K between 1 and {} (found {:?})",
+                            d.parts,
+                            String::from_utf8_lossy(&bytes).chars().take(100).collect::<String>()
+                        ),
                     })?;
-                part = Some(k as u32);
+                part = Some(k);
             }
             EntryName::Descriptor | EntryName::Signatures | EntryName::Keyring => {
                 return Err(BundleError::DuplicateEntry(name.path()).into());
@@ -459,14 +429,19 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                 if std::mem::replace(&mut have_layout, true) {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
-                let bytes = read_small(&mut entry, "oci-layout", MAX_INDEX_BYTES, source)?;
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| BundleError::BadDescriptor(format!("oci-layout: {e}")))?;
-                if v["imageLayoutVersion"] != "1.0.0" {
-                    return Err(BundleError::BadDescriptor(
-                        "oci-layout: imageLayoutVersion is not 1.0.0".into(),
-                    )
-                    .into());
+                // Exactly the bytes the writer writes: OCI tools read this
+                // file, and nothing else covers it.
+                let want = OCI_LAYOUT_CONTENT;
+                let bad = || BundleError::BadEntry {
+                    entry: name.path(),
+                    offset,
+                    reason: format!("not exactly {}", String::from_utf8_lossy(want)),
+                };
+                if entry.header().size().map_err(read_err)? != want.len() as u64 {
+                    return Err(bad().into());
+                }
+                if read_small(&mut entry, "oci-layout", want.len() as u64, source)? != want {
+                    return Err(bad().into());
                 }
             }
             EntryName::Index => {
@@ -495,15 +470,16 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     return Err(BundleError::UnlistedBlob(digest.clone()).into());
                 };
                 let chunk = match name {
-                    EntryName::Chunk(_, offset) => Some(
-                        blob.chunks
-                            .iter()
-                            .find(|c| c.offset == offset)
-                            .ok_or_else(|| BundleError::UnexpectedEntry(name.path()))?,
-                    ),
+                    EntryName::Chunk(_, offset) => {
+                        Some(blob.chunks.iter().find(|c| c.offset == offset).ok_or_else(|| {
+                            BundleError::UnexpectedEntry { entry: name.path(), offset }
+                        })?)
+                    }
                     // A patched layer travels only as its patch.
                     EntryName::Blob(_) if !blob.chunks.is_empty() || blob.patch.is_some() => {
-                        return Err(BundleError::UnexpectedEntry(name.path()).into());
+                        return Err(
+                            BundleError::UnexpectedEntry { entry: name.path(), offset }.into()
+                        );
                     }
                     _ => None,
                 };

@@ -69,36 +69,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1 << shift).filter(|&v| v > 0).ok_or_else(|| format!("{s:?} is out of range"))
 }
 
-/// Where detached signatures of a bundle live: `FILE.sig`, or for a part
-/// `NAME.tender.NNN`, `NAME.tender.sig` (one file for all parts: they share
-/// the descriptor).
-pub fn detached_sig_path(bundle: &std::path::Path) -> std::path::PathBuf {
-    let s = bundle.to_string_lossy();
-    match s.rsplit_once(".tender.") {
-        Some((base, n)) if n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{base}.tender.sig").into()
-        }
-        _ => format!("{s}.sig").into(),
-    }
-}
-
-/// The detached signatures beside a bundle, if any.
-pub fn detached_signatures(
-    bundle: &std::path::Path,
-) -> anyhow::Result<Vec<tender_keys::Signature>> {
-    use anyhow::Context as _;
-    let path = detached_sig_path(bundle);
-    match std::fs::read(&path) {
-        Ok(b) => {
-            let s: tender_bundle::Signatures = serde_json::from_slice(&b)
-                .with_context(|| format!("{}: not a tender signatures file", path.display()))?;
-            Ok(s.signatures)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
 /// Bytes in human units.
 pub fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

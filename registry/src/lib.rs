@@ -6,6 +6,7 @@
 //! lists as insecure ([`Transport`]); everything else is TLS.
 #![deny(missing_docs)]
 
+mod bounded;
 mod link;
 mod source;
 pub use link::{
@@ -100,6 +101,17 @@ pub enum RegistryError {
         /// The last error.
         reason: String,
     },
+    /// A registry's answer larger than tender reads (a manifest, a
+    /// descriptor): refused as it streamed, before it filled memory.
+    #[error("registry {registry}: {what}: larger than {limit} bytes (refused as it came)")]
+    TooLarge {
+        /// host:port.
+        registry: String,
+        /// What was being read.
+        what: String,
+        /// The cap.
+        limit: u64,
+    },
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
@@ -181,6 +193,10 @@ struct UploadCounts {
 pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// For the documents read with a byte cap (see `bounded`).
+    http: reqwest::Client,
+    /// `http` or `https`, as `client` reaches `host`.
+    scheme: &'static str,
     host: String,
     auth: RegistryAuth,
     concurrency: usize,
@@ -240,11 +256,18 @@ impl Registry {
         if is_loopback(host) {
             plain.push(host.to_owned());
         }
+        // A link that stalls this long is treated as dropped (and resumed).
+        let read_timeout = Some(std::time::Duration::from_secs(60));
+        let http = bounded::client(read_timeout).map_err(|reason| RegistryError::Registry {
+            registry: host.to_owned(),
+            what: "setting up the HTTP client".into(),
+            reason,
+        })?;
+        let scheme = bounded::scheme(host, &plain);
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(plain),
             use_monolithic_push: true,
-            // A link that stalls this long is treated as dropped (and resumed).
-            read_timeout: Some(std::time::Duration::from_secs(60)),
+            read_timeout,
             connect_timeout: Some(std::time::Duration::from_secs(30)),
             ..Default::default()
         };
@@ -256,6 +279,8 @@ impl Registry {
         Ok(Registry {
             rt,
             client: Client::new(config),
+            http,
+            scheme,
             host: host.to_owned(),
             auth,
             concurrency: 4,

@@ -28,6 +28,7 @@ use tender_keys::Signature;
 use tender_keys::keyring::MAX_KEYRING_BYTES;
 use tender_store::{Gate, ImportPolicy, ImportReport, Purpose, Store};
 
+use crate::bounded::{self, GetError};
 use crate::{Registry, RegistryError, Upload, UploadCounts};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -415,35 +416,50 @@ impl Registry {
         }
     }
 
+    /// A document of at most `limit` bytes at `path` (under `/v2/REPO/`),
+    /// read with the cap applied as it streams.
+    async fn fetch_bounded(
+        &self,
+        t: &Target,
+        path: &str,
+        accept: &str,
+        authorization: Option<&http::HeaderValue>,
+        what: String,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("{}://{}/v2/{}/{path}", self.scheme, self.host, t.repo);
+        bounded::get_bounded(&self.http, &url, accept, authorization, limit).await.map_err(|e| {
+            match e {
+                GetError::TooLarge { limit } => {
+                    RegistryError::TooLarge { registry: self.host.clone(), what, limit }
+                }
+                e => RegistryError::Registry {
+                    registry: self.host.clone(),
+                    what,
+                    reason: e.to_string(),
+                },
+            }
+        })
+    }
+
     /// A small blob, whole, checked against its digest.
     async fn fetch_small(
         &self,
         t: &Target,
         digest: &str,
+        authorization: Option<&http::HeaderValue>,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        let r = self.blob_ref(t, digest);
-        let s = self
-            .client
-            .pull_blob_stream(&r, digest)
-            .await
-            .map_err(self.err(format!("fetching blob {digest}")))?;
-        let mut out = Vec::new();
-        let mut body = s.stream;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Registry {
-                registry: self.host.clone(),
-                what: format!("fetching blob {digest}"),
-                reason: e.to_string(),
-            })?;
-            out.extend_from_slice(&chunk);
-            if out.len() as u64 > limit {
-                return Err(RegistryError::NotABundle {
-                    what: t.to_string(),
-                    reason: format!("blob {digest} is larger than {limit} bytes"),
-                });
-            }
-        }
+        let out = self
+            .fetch_bounded(
+                t,
+                &format!("blobs/{digest}"),
+                "*/*",
+                authorization,
+                format!("fetching blob {digest}"),
+                limit,
+            )
+            .await?;
         let actual = Digest::from_hasher(Sha256::new_with_prefix(&out));
         if actual.as_str() != digest {
             return Err(tender_bundle::BundleError::DigestMismatch {
@@ -457,22 +473,38 @@ impl Registry {
     }
 
     /// The artifact's descriptor and signatures (unverified: the caller
-    /// verifies before parsing).
-    async fn fetch_artifact(&self, t: &Target) -> Result<Fetched, RegistryError> {
-        let tagged = self.reference(&t.repo, Some(&t.tag), None);
+    /// verifies before parsing). Every answer is read with a cap.
+    async fn fetch_artifact(
+        &self,
+        t: &Target,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<Fetched, RegistryError> {
         let not = |reason: String| RegistryError::NotABundle { what: t.to_string(), reason };
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&tagged, &self.auth, &[OCI_MANIFEST, OCI_INDEX])
-            .await
-            .map_err(self.err(format!("fetching the manifest of {t}")))?;
+        // Any manifest is smaller than a descriptor: it lists the blobs
+        // the descriptor lists, and little else.
+        let bytes = self
+            .fetch_bounded(
+                t,
+                &format!("manifests/{}", t.tag),
+                &[OCI_MANIFEST, OCI_INDEX].join(", "),
+                authorization,
+                format!("fetching the manifest of {t}"),
+                MAX_DESCRIPTOR_BYTES,
+            )
+            .await?;
         let refs = parse_artifact(&bytes).map_err(|e| not(e.to_string()))?;
         let (config, sigs) = (refs.descriptor.to_string(), refs.signatures.to_string());
-        let raw = self.fetch_small(t, &config, MAX_DESCRIPTOR_BYTES).await?;
-        let sigs = self.fetch_small(t, &sigs, MAX_SIGNATURES_BYTES).await?;
+        let raw = self.fetch_small(t, &config, authorization, MAX_DESCRIPTOR_BYTES).await?;
+        let sigs = self.fetch_small(t, &sigs, authorization, MAX_SIGNATURES_BYTES).await?;
         let keyring = match &refs.keyring {
             Some((d, _)) => Some(
-                self.fetch_small(t, d.as_str(), tender_keys::keyring::MAX_KEYRING_BYTES).await?,
+                self.fetch_small(
+                    t,
+                    d.as_str(),
+                    authorization,
+                    tender_keys::keyring::MAX_KEYRING_BYTES,
+                )
+                .await?,
             ),
             None => None,
         };
@@ -491,11 +523,10 @@ impl Registry {
         let fetched = self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
             self.retrying(|| async {
-                self.client
-                    .auth(&tagged, &self.auth, RegistryOperation::Pull)
+                let authorization = bounded::authorization(&self.client, &tagged, &self.auth)
                     .await
                     .map_err(self.err(format!("authenticating for {}", t.repo)))?;
-                self.fetch_artifact(t).await
+                self.fetch_artifact(t, authorization.as_ref()).await
             })
             .await
         })?;

@@ -31,6 +31,8 @@ pub struct RegistrySource {
     transport: Transport,
     authfile: Option<PathBuf>,
     clients: Mutex<HashMap<String, (Client, RegistryAuth)>>,
+    /// Per host: the client for manifests (read with a cap) and its scheme.
+    bounded: Mutex<HashMap<String, (reqwest::Client, &'static str)>>,
     cache: tempfile::TempDir,
     concurrency: usize,
 }
@@ -61,6 +63,7 @@ impl RegistrySource {
             transport,
             authfile,
             clients: Mutex::new(HashMap::new()),
+            bounded: Mutex::new(HashMap::new()),
             cache,
             concurrency: 4,
         })
@@ -78,6 +81,13 @@ impl RegistrySource {
         if is_loopback(host) {
             plain.push(host.to_owned());
         }
+        let http = crate::bounded::client(None).map_err(|reason| RegistryError::Registry {
+            registry: host.to_owned(),
+            what: "setting up the HTTP client".into(),
+            reason,
+        })?;
+        let scheme = crate::bounded::scheme(host, &plain);
+        self.bounded.lock().expect("client map").insert(host.to_owned(), (http, scheme));
         let client = Client::new(ClientConfig {
             protocol: ClientProtocol::HttpsExcept(plain),
             ..Default::default()
@@ -102,17 +112,31 @@ impl RegistrySource {
         self.cache.path().join(digest.hex())
     }
 
-    /// Fetch a manifest (by tag or digest) with retries; returns its bytes.
+    /// Fetch a manifest (by tag or digest) with retries; returns its bytes,
+    /// refused as soon as they pass [`MAX_JSON_BLOB_BYTES`].
     fn fetch_manifest(&self, reference: &str, r: &Reference) -> Result<Vec<u8>, StackError> {
-        let (client, auth) =
-            self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
-        let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+        let host = r.resolve_registry();
+        let (client, auth) = self.client(host).map_err(|e| stack_err(reference, e))?;
+        let (http, scheme) = self.bounded.lock().expect("client map")[host].clone();
+        let url = format!(
+            "{scheme}://{host}/v2/{}/manifests/{}",
+            r.repository(),
+            r.digest().or(r.tag()).unwrap_or("latest")
+        );
+        let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ");
         self.rt.block_on(retry(reference, || async {
-            client
-                .pull_manifest_raw(r, &auth, &accept)
+            let authorization = crate::bounded::authorization(&client, r, &auth)
                 .await
-                .map(|(b, _)| b.to_vec())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            crate::bounded::get_bounded(
+                &http,
+                &url,
+                &accept,
+                authorization.as_ref(),
+                MAX_JSON_BLOB_BYTES,
+            )
+            .await
+            .map_err(|e| e.to_string())
         }))
     }
 
@@ -182,9 +206,6 @@ impl ImageSource for RegistrySource {
     fn resolve(&self, reference: &str) -> Result<Resolved, StackError> {
         let r = Self::parse(reference)?;
         let bytes = self.fetch_manifest(reference, &r)?;
-        if bytes.len() as u64 > MAX_JSON_BLOB_BYTES {
-            return Err(stack_err(reference, "manifest too large"));
-        }
         let digest = Digest::of(&bytes);
         if let Some(pinned) = r.digest()
             && pinned != digest.as_str()

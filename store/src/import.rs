@@ -154,8 +154,7 @@ impl Sink for ImportSink<'_, '_> {
     }
 
     fn wants_chunk(&mut self, blob: &BlobRecord, chunk: &ChunkRecord) -> bool {
-        !self.store.has_blob(&blob.digest)
-            && !self.store.chunk_path(&blob.digest, chunk.offset).is_file()
+        !self.store.has_blob(&blob.digest) && !self.store.chunk_path(&blob.digest, chunk).is_file()
     }
 
     fn commit_chunk(
@@ -165,14 +164,14 @@ impl Sink for ImportSink<'_, '_> {
         staged: NamedTempFile,
     ) -> Result<(), StoreError> {
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
-        let target = self.store.chunk_path(&blob.digest, chunk.offset);
+        let target = self.store.chunk_path(&blob.digest, chunk);
         let dir = target.parent().expect("chunk paths have a directory").to_owned();
         crate::create_dirs(&dir)?;
         staged
             .persist(&target)
             .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
         sync_dir(&dir)?;
-        if blob.chunks.iter().all(|c| self.store.chunk_path(&blob.digest, c.offset).is_file()) {
+        if blob.chunks.iter().all(|c| self.store.chunk_path(&blob.digest, c).is_file()) {
             self.store.assemble(blob)?;
         }
         Ok(())
@@ -301,9 +300,7 @@ impl Store {
                 if b.chunks.is_empty() {
                     b.part == p
                 } else {
-                    b.chunks
-                        .iter()
-                        .any(|c| c.part == p && !self.chunk_path(&b.digest, c.offset).is_file())
+                    b.chunks.iter().any(|c| c.part == p && !self.chunk_path(&b.digest, c).is_file())
                 }
             })
         };

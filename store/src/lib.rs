@@ -5,7 +5,8 @@
 //!   lock                      held exclusively while the store changes (0600: only the owner can lock)
 //!   blobs/sha256/<hex>        verified blobs, named by digest
 //!   staging/                  blobs being written; moved into blobs/ once verified
-//!   staging/chunks/<hex>/<offset>  verified chunks of a blob split across media parts
+//!   staging/chunks/<hex>/<chunk hex>  verified chunks of a blob split across media parts,
+//!                             named by their own digests
 //!   staging/partial/<hex>     a blob being pulled over a link, unverified until whole
 //!   trust/<keyid>.pub         pinned signing keys (SPKI PEM): may sign any stack
 //!   trust/roots/<keyid>.pub   pinned root keys: sign keyrings
@@ -432,13 +433,30 @@ impl Store {
         Ok(v)
     }
 
-    /// Where a verified chunk of a blob split across parts waits for the rest.
-    pub fn chunk_path(&self, blob: &Digest, offset: u64) -> PathBuf {
-        self.root.join("staging/chunks").join(blob.hex()).join(offset.to_string())
+    /// Where the chunks of `blob` wait for the rest.
+    fn chunk_dir(&self, blob: &Digest) -> PathBuf {
+        self.root.join("staging/chunks").join(blob.hex())
+    }
+
+    /// Where a verified chunk of a blob split across parts waits for the
+    /// rest: named by its own digest, so that chunks of the same blob split
+    /// at other sizes (another pack of the same stack) never stand in for
+    /// it, and one damaged chunk costs only itself.
+    pub fn chunk_path(&self, blob: &Digest, chunk: &tender_bundle::ChunkRecord) -> PathBuf {
+        self.chunk_dir(blob).join(chunk.digest.hex())
+    }
+
+    /// Whether the chunk at `path` still holds `size` bytes hashing to `digest`.
+    fn chunk_intact(&self, path: &Path, digest: &Digest, size: u64) -> bool {
+        File::open(path).is_ok_and(|f| {
+            tender_bundle::copy_hashed(f, std::io::sink(), size + 1, &tender_bundle::NoProgress)
+                .is_ok_and(|(d, n)| d == *digest && n == size)
+        })
     }
 
     /// Join a blob's verified chunks, check the whole against its digest,
-    /// and move it into place; the chunks are then removed.
+    /// and move it into place; the chunk directory is then removed (with
+    /// any chunks of other splits of the blob, of no more use).
     pub(crate) fn assemble(&self, blob: &tender_bundle::BlobRecord) -> Result<(), StoreError> {
         let staging = self.root.join("staging");
         let mut tmp = tempfile::Builder::new()
@@ -447,7 +465,7 @@ impl Store {
             .map_err(io_err(&staging))?;
         let mut parts: Vec<Box<dyn Read>> = Vec::new();
         for c in &blob.chunks {
-            let p = self.chunk_path(&blob.digest, c.offset);
+            let p = self.chunk_path(&blob.digest, c);
             parts.push(Box::new(File::open(&p).map_err(io_err(&p))?));
         }
         let chained = parts
@@ -465,12 +483,26 @@ impl Store {
                 StoreError::Io { path: path.clone(), source }
             }
         })?;
-        let chunk_dir = self.root.join("staging/chunks").join(blob.digest.hex());
+        let chunk_dir = self.chunk_dir(&blob.digest);
         if n != blob.size || actual != blob.digest {
-            // Each chunk was verified; this means the staging area changed under us.
-            let _ = fs::remove_dir_all(&chunk_dir);
+            // Each chunk was verified as it arrived, so one changed since:
+            // drop those that no longer match their digests, keep the rest.
+            let bad: Vec<PathBuf> = blob
+                .chunks
+                .iter()
+                .map(|c| (self.chunk_path(&blob.digest, c), c))
+                .filter(|(p, c)| !self.chunk_intact(p, &c.digest, c.size))
+                .map(|(p, _)| p)
+                .collect();
+            for p in &bad {
+                let _ = fs::remove_file(p);
+            }
+            let entry = match bad.first() {
+                Some(p) => format!("{} (removed; a part brings it again)", p.display()),
+                None => format!("the chunks in {}", chunk_dir.display()),
+            };
             return Err(BundleError::DigestMismatch {
-                entry: chunk_dir.display().to_string(),
+                entry,
                 expected: blob.digest.clone(),
                 actual,
             }
@@ -662,7 +694,7 @@ impl Store {
                         } else {
                             b.chunks
                                 .iter()
-                                .filter(|c| !self.chunk_path(&b.digest, c.offset).is_file())
+                                .filter(|c| !self.chunk_path(&b.digest, c).is_file())
                                 .map(|c| c.part)
                                 .collect()
                         }
@@ -730,6 +762,46 @@ impl Store {
             .into_iter()
             .filter(|p| !p.ends_with("chunks") && !p.ends_with("partial"))
             .collect();
+        // Chunks are named by their digests, and checked as blobs are; a
+        // name that is none (an older tender's `<offset>`) is a leftover.
+        let chunks = self.root.join("staging/chunks");
+        if chunks.is_dir() {
+            for dir in read_dir_sorted(&chunks)? {
+                // Chunks of a blob the store now holds whole are of no more use.
+                let waiting = dir.is_dir()
+                    && dir.file_name().is_some_and(|n| {
+                        Digest::from_hex(&n.to_string_lossy()).is_ok_and(|d| !self.has_blob(&d))
+                    });
+                if !waiting {
+                    report.staging_leftovers.push(dir);
+                    continue;
+                }
+                for path in read_dir_sorted(&dir)? {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    let Some(expected) = name.and_then(|n| Digest::from_hex(&n).ok()) else {
+                        report.staging_leftovers.push(path);
+                        continue;
+                    };
+                    let f = File::open(&path).map_err(io_err(&path))?;
+                    let (actual, n) = tender_bundle::copy_hashed(
+                        f,
+                        std::io::sink(),
+                        u64::MAX,
+                        &tender_bundle::NoProgress,
+                    )
+                    .map_err(|e| match e {
+                        tender_bundle::CopyError::Read(source)
+                        | tender_bundle::CopyError::Write(source) => {
+                            StoreError::Io { path: path.clone(), source }
+                        }
+                    })?;
+                    report.bytes_checked += n;
+                    if actual != expected {
+                        report.corrupt.push((path, actual));
+                    }
+                }
+            }
+        }
         for (_, _, d) in self.versions()? {
             let missing = d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).count();
             if missing > 0 {

@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod oci;
+pub mod rawtar;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -96,6 +97,13 @@ impl Env {
         )
     }
 
+    /// `tender-ship ARGS` with its peak RSS (KiB), from `wait4`.
+    pub fn ship_measured(&self, args: &[&str]) -> (Run, u64) {
+        let mut cmd = Command::new(SHIP);
+        cmd.arg("--store").arg(self.store()).args(args).current_dir(self.path());
+        measured(cmd)
+    }
+
     /// Pack release `rel` with `key` and `sequence` into `out`.
     pub fn pack(&self, rel: u32, key: &str, sequence: u64, out: &str) -> PathBuf {
         let stack = format!("stack-v{rel}.yaml");
@@ -133,6 +141,35 @@ impl Env {
     pub fn blob_count(&self) -> usize {
         fs::read_dir(self.store().join("blobs/sha256")).unwrap().count()
     }
+}
+
+/// Run `cmd` to its end; its output and peak RSS in KiB (from `wait4` on
+/// its pid, which also reaps it).
+pub fn measured(mut cmd: Command) -> (Run, u64) {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    // Reaped by wait4 below, which also gives the peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid out-pointers.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32, "wait4: {}", std::io::Error::last_os_error());
+    let read = |mut f: fs::File| {
+        use std::io::{Read, Seek};
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    (Run { code, stdout: read(out), stderr: read(err) }, usage.ru_maxrss as u64)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {

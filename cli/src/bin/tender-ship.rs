@@ -472,7 +472,7 @@ fn import_all(
         let bar = Bar::new(json);
         let r = match open_bundle(&bundle)
             .and_then(|f| {
-                let detached = tender_cli::detached_signatures(&bundle)?;
+                let detached = tender_bundle::read_detached(&bundle)?;
                 Ok(store.import_with(f, &bundle, &detached, policy, &bar)?)
             })
             .with_context(|| format!("importing {}", bundle.display()))
@@ -694,7 +694,8 @@ fn run(cli: Cli) -> Result<i32> {
             let bar = Bar::new(json);
             let freshness =
                 if require_fresh { Freshness::RequireFresh } else { Freshness::WarnIfExpired };
-            let r = tender_cli::detached_signatures(&bundle)
+            let r = tender_bundle::read_detached(&bundle)
+                .map_err(anyhow::Error::from)
                 .and_then(|detached| {
                     let input = open_bundle(&bundle)?;
                     Ok(store.verify(input, &bundle, &detached, freshness, &bar)?)

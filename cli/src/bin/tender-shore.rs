@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use tender_bundle::{Descriptor, Signatures, read_descriptor_bytes, signing_message};
-use tender_cli::{Bar, detached_sig_path, fail, human, print_json};
+use tender_bundle::{
+    Descriptor, Signatures, detached_sig_path, read_descriptor_bytes, signing_message,
+};
+use tender_cli::{Bar, fail, human, print_json};
 use tender_keys::SigningKey;
 use tender_keys::keyring::SignedKeyring;
 use tender_registry::{Registry, RegistrySource, Target, Transport};
@@ -466,7 +468,7 @@ fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
         .with_context(|| format!("reading the descriptor of {}", bundle.display()))?;
     let sig = key.sign(&signing_message(&raw));
     let path = detached_sig_path(bundle);
-    let mut sigs = tender_cli::detached_signatures(bundle)?;
+    let mut sigs = tender_bundle::read_detached(bundle)?;
     sigs.retain(|s| s.keyid != sig.keyid);
     sigs.push(sig.clone());
     let body =
@@ -646,7 +648,7 @@ fn publish(input: &Path, to: &str, args: &PackArgs, json: bool) -> Result<()> {
     } else {
         input.to_owned()
     };
-    let detached = tender_cli::detached_signatures(&bundle)?;
+    let detached = tender_bundle::read_detached(&bundle)?;
     let auth = match &args.authfile {
         Some(p) => tender_registry::auth_from_file(p, &target.host)?,
         None => match std::env::var_os("HOME") {
