@@ -71,7 +71,7 @@ fn resigned(env: &Env, bundle: &str, key: &str, out: &str, edit: impl Fn(&mut se
         .unwrap()
         .sign(&tender_bundle::signing_message(&raw));
     entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec(&serde_json::json!({ "signatures": [sig] })).unwrap();
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({ "signatures": [sig] })).unwrap();
     support::write_entries(&env.path().join(out), &entries);
 }
 

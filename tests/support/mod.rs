@@ -544,7 +544,7 @@ pub fn big_manifest_bundle(env: &Env, out: &str) -> String {
         tender_keys::SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap())
             .unwrap();
     let sig = key.sign(&tender_bundle::signing_message(&bytes));
-    entries[1].2 = serde_json::to_vec(&serde_json::json!({"signatures": [sig]})).unwrap();
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
     entries[0].2 = bytes;
     write_entries(&bundle, &entries);
     layer.as_str().unwrap().to_owned()
