@@ -10,6 +10,9 @@ mod rawtar;
 
 use rawtar::{Raw, pax_record, raw_entries, tar_of};
 
+/// An edit of a header block.
+type Edit = Box<dyn Fn(&mut [u8; 512])>;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(bundle), Some(out)) = (args.next(), args.next()) else {
@@ -48,7 +51,7 @@ fn main() {
         e.insert(3, Raw::of_type(header_name, data, t));
         seeds.push((name.into(), e));
     }
-    let edits: Vec<(&str, Box<dyn Fn(&mut [u8; 512])>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         ("gnu-magic", Box::new(|h| h[257..265].copy_from_slice(b"ustar  \0"))),
         ("prefix", Box::new(|h| h[345..350].copy_from_slice(b"blobs"))),
         ("linkname", Box::new(|h| h[157..162].copy_from_slice(b"index"))),
