@@ -120,6 +120,9 @@ mod tests {
         h
     }
 
+    /// An edit of a header block.
+    type Edit = Box<dyn Fn(&mut [u8; 512])>;
+
     fn block(h: &tar::Header) -> [u8; 512] {
         *h.as_bytes()
     }
@@ -134,7 +137,7 @@ mod tests {
 
     #[test]
     fn refuses_every_other_form() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut [u8; 512])>)> = vec![
+        let cases: Vec<(&str, Edit)> = vec![
             ("directory", Box::new(|b| b[156] = b'5')),
             ("pax extended header", Box::new(|b| b[156] = b'x')),
             ("pax global header", Box::new(|b| b[156] = b'g')),
