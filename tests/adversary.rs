@@ -49,11 +49,14 @@ fn a_stick_with_an_older_bundle_does_not_roll_the_cluster_back() {
 
     // The store holds 1.0.0 already: that must not skip the downgrade check.
     env.ship(&cluster_args(&host, &["apply", "old-stick"])).fails(3, "sequence 1 is lower than 2");
-    // Old next to new: nothing is applied when anything is refused.
-    env.ship(&cluster_args(&host, &["apply", "both"])).fails(3, "downgrade");
     let sent = api.take();
     assert!(sent.iter().all(|r| r.method != "PATCH" && r.method != "DELETE"), "{sent:#?}");
     assert_eq!(applied(&env), "1.1.0", "the cluster stays on the version in force");
+    // Old next to new: the old one is reported and kept; the newest is what
+    // is applied.
+    let r = env.ship(&cluster_args(&host, &["apply", "both"])).ok();
+    assert!(r.stderr.contains("is held and older than sequence 2"), "{}", r.stderr);
+    assert_eq!(applied(&env), "1.1.0");
 
     // The captain may go back on purpose.
     env.ship(&cluster_args(&host, &["apply", "old-stick", "--allow-downgrade"])).ok();
@@ -118,11 +121,14 @@ fn a_revoked_keys_huge_sequence_neither_blocks_the_next_bundle_nor_gets_applied(
     for k in ["ci.pub", "ci2.pub"] {
         env.shore(&["keyring", "add-signer", "kr.json", k, "--stacks", "awareness"]).ok();
     }
+    env.shore(&["keyring", "add-signer", "kr.json", "ci3.pub", "--stacks", "radar"]).ok();
     env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
     pack_with(&env, 1, "ci2.key", 1, "kr.json", "v1.tender");
     env.ship(&["import", "v1.tender"]).ok();
     // A stolen ci key signs the highest sequence there is.
     pack_with(&env, 2, "ci.key", u64::MAX, "kr.json", "stolen.tender");
+    // A key allowed only for radar signs it too: it has no say over awareness.
+    env.shore(&["sign", "stolen.tender", "--key", "ci3.key"]).ok();
     env.ship(&["import", "stolen.tender"]).ok();
     // The root revokes it; the next legitimate bundle must still go in.
     env.shore(&["keyring", "revoke", "kr.json", &key_id("ci.pub")]).ok();
@@ -138,6 +144,14 @@ fn a_revoked_keys_huge_sequence_neither_blocks_the_next_bundle_nor_gets_applied(
     assert!(r.stderr.contains("awareness 1.0.1"), "{}", r.stderr);
     env.ship(&["apply", "awareness", "1.1.0", "--dry-run"]).fails(3, "no longer trusted");
     env.ship(&["load", "awareness", "1.1.0"]).fails(3, "no longer trusted");
+    // gc counts only versions that still count: the revoked one is kept
+    // aside and never takes the newest trusted one's place.
+    let gc: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "gc", "--keep", "1"]).ok().stdout).unwrap();
+    assert_eq!(gc["versions_removed"], serde_json::json!([["awareness", "1.0.0"]]), "{gc}");
+    assert_eq!(gc["untrusted_kept"], serde_json::json!([["awareness", "1.1.0"]]), "{gc}");
+    let r = env.ship(&["apply", "awareness", "--dry-run"]).ok();
+    assert!(r.stderr.contains("awareness 1.0.1"), "{}", r.stderr);
 }
 
 #[test]

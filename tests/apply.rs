@@ -294,6 +294,18 @@ impl Ship {
         out
     }
 
+    /// A root key pinned, and a keyring letting `radar-ci` sign radar only.
+    fn radar_keyring(&self) {
+        self.env.shore(&["keygen", "--out", "root"]).ok();
+        self.env.shore(&["keygen", "--out", "radar-ci"]).ok();
+        self.env.ship(&["trust", "add", "root.pub", "--root"]).ok();
+        self.env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
+        let add = ["keyring", "add-signer", "kr.json", "radar-ci.pub", "--stacks", "radar"];
+        self.env.shore(&add).ok();
+        self.env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+        self.env.ship(&["trust", "keyring", "kr.json"]).ok();
+    }
+
     fn owners(&self) -> serde_json::Value {
         serde_json::from_slice(&fs::read(self.env.store().join("owners.json")).unwrap()).unwrap()
     }
@@ -426,13 +438,7 @@ fn an_object_labelled_for_another_stack_is_refused_even_when_adopted() {
 #[test]
 fn a_keyring_signer_without_the_grant_cannot_apply_cluster_scoped_objects() {
     let s = Ship::new();
-    s.env.shore(&["keygen", "--out", "root"]).ok();
-    s.env.shore(&["keygen", "--out", "radar-ci"]).ok();
-    s.env.ship(&["trust", "add", "root.pub", "--root"]).ok();
-    s.env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
-    s.env.shore(&["keyring", "add-signer", "kr.json", "radar-ci.pub", "--stacks", "radar"]).ok();
-    s.env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
-    s.env.ship(&["trust", "keyring", "kr.json"]).ok();
+    s.radar_keyring();
     let admin = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: radar-admin}\n\
                  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n\
                  subjects: [{kind: ServiceAccount, name: default, namespace: radar}]\n";
@@ -641,4 +647,28 @@ fn load_reads_manifests_with_the_import_bound() {
         ),
     );
     assert!(!skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())));
+}
+
+#[test]
+fn a_one_stack_key_cannot_take_the_clusters_own_namespaces() {
+    // Ownership is first come: kube-system, default and the like must not
+    // be a one-stack key's to take.
+    let s = Ship::new();
+    s.radar_keyring();
+    let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+                   metadata: {name: radar-is-admin-here, namespace: kube-system}\n\
+                   roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n\
+                   subjects: [{kind: ServiceAccount, name: default, namespace: radar}]\n";
+    let tracker =
+        support::deployment("tracker", Some("radar"), "shore.registry.example/radar/tracker:1.0.0");
+    support::write_radar_stack(
+        s.env.path(),
+        "radar-ks",
+        "1.0.0",
+        &format!("{tracker}---\n{binding}"),
+    );
+    s.radar("radar-ks", "radar-ci.key", 1);
+    s.ship(&["apply", "radar"]).fails(1, "in a namespace shared by the cluster");
+    s.assert_nothing_changed();
+    assert!(!s.env.store().join("owners.json").exists(), "nothing claimed");
 }

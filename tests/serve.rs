@@ -217,3 +217,30 @@ fn serve_does_not_serve_a_manifest_larger_than_the_import_bound() {
     let (_server, addr) = serve(&env);
     assert_eq!(get(&addr, &format!("/v2/fleet/sensor-fusion/manifests/{big}")).0, 404);
 }
+
+#[test]
+fn serve_does_not_serve_a_version_only_a_revoked_key_signed() {
+    let env = support::rooted_env();
+    env.shore(&["keyring", "init", "--root", "root.pub", "--out", "kr.json"]).ok();
+    for k in ["ci.pub", "ci2.pub"] {
+        env.shore(&["keyring", "add-signer", "kr.json", k, "--stacks", "awareness"]).ok();
+    }
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    support::pack_with(&env, 1, "ci2.key", 1, "kr.json", "v1.tender");
+    support::pack_with(&env, 2, "ci.key", u64::MAX, "kr.json", "stolen.tender");
+    env.ship(&["import", "v1.tender"]).ok();
+    env.ship(&["import", "stolen.tender"]).ok();
+    let tag = "/v2/fleet/sensor-fusion/manifests/1.1.0";
+    {
+        let (_serve, addr) = serve(&env);
+        assert_eq!(get(&addr, tag).0, 200, "before the revocation");
+    }
+    let pem = std::fs::read_to_string(env.path().join("ci.pub")).unwrap();
+    let ci = tender_keys::PublicKey::from_pem(&pem).unwrap().key_id().to_string();
+    env.shore(&["keyring", "revoke", "kr.json", &ci]).ok();
+    env.shore(&["keyring", "sign", "kr.json", "--key", "root.key"]).ok();
+    env.ship(&["trust", "keyring", "kr.json"]).ok();
+    let (_serve, addr) = serve(&env);
+    assert_eq!(get(&addr, tag).0, 404, "the revoked key's version is not served");
+    assert_eq!(get(&addr, "/v2/fleet/sensor-fusion/manifests/1.0.0").0, 200);
+}

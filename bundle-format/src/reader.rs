@@ -569,13 +569,17 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         End::Io(e) => read_err(e),
         End::Bad(what) => BundleError::Truncated { entry: what, read: 0, expected: 1024 },
     })?;
-    if !have_index {
-        return Err(BundleError::OutOfOrder {
-            expected: "index.json",
-            found: "end of bundle".into(),
-            offset: 0,
+    // Both, as the writer writes them: without `oci-layout` OCI tools do
+    // not read the archive as a layout at all.
+    for (have, expected) in [(have_index, "index.json"), (have_layout, "oci-layout")] {
+        if !have {
+            return Err(BundleError::OutOfOrder {
+                expected,
+                found: "end of bundle".into(),
+                offset: 0,
+            }
+            .into());
         }
-        .into());
     }
     let this_part = part.unwrap_or(1);
     let missing: Vec<&Digest> = d

@@ -118,6 +118,14 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 _ => 1,
             };
         }
+        if let Some(e) = cause.downcast_ref::<tender_deploy::DeployError>() {
+            use tender_deploy::DeployError as D;
+            return match e {
+                D::Store(e) => store_code(e),
+                D::Registry(tender_registry::RegistryError::Store(e)) => store_code(e),
+                _ => 1,
+            };
+        }
         if let Some(StackError::Bundle(b)) = cause.downcast_ref::<StackError>() {
             return if bundle_is_verify(b) { EXIT_VERIFY } else { 1 };
         }

@@ -19,6 +19,12 @@ use serde_yaml::Value;
 
 use crate::DeployError;
 
+/// Namespaces no stack may claim without a cluster-scope grant: the
+/// cluster's own, and `default`, which every namespace-less object of any
+/// tool lands in.
+pub const SHARED_NAMESPACES: [&str; 4] =
+    ["kube-system", "kube-public", "kube-node-lease", "default"];
+
 /// The field manager tender applies with.
 pub const FIELD_MANAGER: &str = "tender";
 /// The label that marks an object as part of a stack.
@@ -194,12 +200,20 @@ impl Plan {
             .collect()
     }
 
-    /// Cluster-scoped objects other than Namespaces: these need a grant.
-    pub fn cluster_scoped(&self) -> Vec<&Resolved> {
+    /// Objects that need a cluster-scope grant: cluster-scoped ones other
+    /// than Namespaces, and anything in (or being) a namespace the cluster
+    /// itself or every stack shares ([`SHARED_NAMESPACES`]): ownership is
+    /// first come, and those must not be a one-stack key's to take.
+    pub fn needs_grant(&self) -> Vec<&Resolved> {
+        let shared = |ns: &str| SHARED_NAMESPACES.contains(&ns);
         self.objects
             .iter()
             .map(|(r, _)| r)
-            .filter(|r| r.namespace.is_none() && !r.is_namespace())
+            .filter(|r| match (&r.namespace, r.is_namespace()) {
+                (_, true) => shared(&r.written.name),
+                (None, false) => true,
+                (Some(ns), false) => shared(ns),
+            })
             .collect()
     }
 
@@ -208,9 +222,9 @@ impl Plan {
         self.notes.push(note);
     }
 
-    /// Refuse cluster-scoped objects (but Namespaces) without a grant.
+    /// Refuse what [`Plan::needs_grant`] lists without a grant.
     pub fn check_scope(&self, scope: ClusterScope, version: &str) -> Result<(), DeployError> {
-        match (scope, self.cluster_scoped().first()) {
+        match (scope, self.needs_grant().first()) {
             (ClusterScope::NamespacesOnly, Some(r)) => Err(DeployError::ClusterScope {
                 object: r.to_string(),
                 stack: self.stack.clone(),

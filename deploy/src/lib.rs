@@ -110,9 +110,10 @@ pub enum DeployError {
         /// The stack.
         stack: String,
     },
-    /// A cluster-scoped object whose signers have no grant for it.
+    /// A cluster-scoped object, or one in a shared namespace, whose signers
+    /// have no grant for it.
     #[error(
-        "{object} is cluster-scoped: the signers of {stack} {version} may apply only namespaced objects and the stack's own Namespaces"
+        "{object} is cluster-scoped or in a namespace shared by the cluster (kube-system, kube-public, kube-node-lease, default): the signers of {stack} {version} may apply only namespaced objects in the stack's own namespaces; the root keys can grant more (`tender-shore keyring add-signer ... --cluster-scope`)"
     )]
     ClusterScope {
         /// The object.
@@ -278,6 +279,20 @@ pub struct ClusterTarget<'a> {
     pub adopt: &'a [Adopt],
 }
 
+/// What `apply --dry-run` shows: the version rendered for `registry`,
+/// after the checks that need no registry or cluster (complete, and its
+/// signatures still count).
+pub fn preview(
+    store: &Store,
+    rec: &VersionRecord,
+    d: &Descriptor,
+    registry: &str,
+) -> Result<Rendered, DeployError> {
+    require_complete(store, d)?;
+    store.authority(rec, d)?;
+    render(store, d, registry)
+}
+
 /// The repositories of the ship's registry that `d`'s images go to.
 fn repositories(d: &Descriptor) -> Result<Vec<Claim>, DeployError> {
     let mut v = Vec::new();
@@ -304,6 +319,9 @@ pub fn deploy(
 ) -> Result<ApplyReport, DeployError> {
     let run = || -> Result<ApplyReport, DeployError> {
         require_complete(store, d)?;
+        // The stored signatures are judged again against the trust in force:
+        // a version a since-revoked key signed is neither loaded nor applied.
+        let authority = store.authority(rec, d)?;
         let stack = &d.stack.name;
         let mut claims = repositories(d)?;
         store.owners()?.conflict(stack, &claims)?;
@@ -325,14 +343,12 @@ pub fn deploy(
                 };
                 claims.extend(plan.namespaces().into_iter().map(Claim::Namespace));
                 store.owners()?.conflict(stack, &claims)?;
-                if !plan.cluster_scoped().is_empty() {
-                    let scope = if store.authority(rec, d)?.cluster_scope {
-                        ClusterScope::Granted
-                    } else {
-                        ClusterScope::NamespacesOnly
-                    };
-                    plan.check_scope(scope, d.stack.version.as_str())?;
-                }
+                let scope = if authority.cluster_scope {
+                    ClusterScope::Granted
+                } else {
+                    ClusterScope::NamespacesOnly
+                };
+                plan.check_scope(scope, d.stack.version.as_str())?;
                 conn.check_live(&mut plan, c.adopt)?;
                 Some((conn, plan))
             }

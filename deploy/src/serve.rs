@@ -68,7 +68,9 @@ fn repository_stacks(
 
 fn catalog(store: &Store) -> Result<Catalog, DeployError> {
     let mut c = Catalog::default();
-    let versions = store.versions()?;
+    // Only versions whose signatures still count: a revoked key's version
+    // must not win a tag (nor be served by digest).
+    let versions = store.trusted_versions()?;
     let shown = repository_stacks(store, &versions)?;
     for (_, _, d) in &versions {
         if !store.missing_blobs(d).is_empty() {

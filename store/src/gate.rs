@@ -67,11 +67,6 @@ impl<'s> Gate<'s> {
         Ok(Some(self.trust()?))
     }
 
-    /// The keyring a bundle offered and the gate accepted, if any.
-    pub fn offered_keyring(&self) -> Option<&SignedKeyring> {
-        self.offered.as_ref()
-    }
-
     /// Warnings gathered so far (older keyring, expiry, the clock).
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
@@ -89,30 +84,35 @@ impl<'s> Gate<'s> {
         let mut warnings = self.take_warnings();
         warnings.extend(self.store.check_freshness(d, self.policy.freshness)?);
         if self.purpose == Purpose::Verify {
-            return Ok(Admission { already_held: false, warnings });
+            return Ok(Admission { warnings, ..Admission::default() });
         }
         let name = &d.stack.name;
         let floor = self.store.sequence_floor(name, keyring.as_ref())?;
-        if d.sequence < floor && self.policy.downgrade == Downgrade::Refuse {
-            return Err(StoreError::Downgrade {
-                stack: name.clone(),
-                sequence: d.sequence,
-                highest: floor,
-            });
+        let below = d.sequence < floor && self.policy.downgrade == Downgrade::Refuse;
+        let held_whole = self.store.versions()?.into_iter().any(|(_, rec, held)| {
+            rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest))
+        });
+        if below && !held_whole {
+            return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, floor });
         }
-        for (_, rec, held) in self.store.versions()? {
-            if held.stack.name != *name {
-                continue;
+        if held_whole {
+            // Nothing to write. Below the floor it is kept as it was and
+            // marked, so `apply PATH` never applies it from this bundle.
+            let below_floor = below.then_some(floor);
+            if let Some(floor) = below_floor {
+                warnings.push(format!(
+                    "{name} {} (sequence {}) is held and older than sequence {floor}: kept as it was, not applied",
+                    d.stack.version, d.sequence
+                ));
             }
-            if rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest)) {
-                return Ok(Admission { already_held: true, warnings });
-            }
-            // A version only revoked keys signed does not block its sequence.
-            let counts = || self.store.authority(&rec, &held).is_ok();
-            if held.sequence == d.sequence
+            return Ok(Admission { already_held: true, below_floor, warnings });
+        }
+        // A version only revoked keys signed does not block its sequence.
+        for (_, rec, held) in self.store.trusted_versions()? {
+            if held.stack.name == *name
+                && held.sequence == d.sequence
                 && rec.digest != v.digest
                 && self.policy.downgrade == Downgrade::Refuse
-                && counts()
             {
                 return Err(StoreError::SequenceConflict {
                     stack: name.clone(),
@@ -138,7 +138,7 @@ impl<'s> Gate<'s> {
             });
         }
         self.store.check_room(d)?;
-        Ok(Admission { already_held: false, warnings })
+        Ok(Admission { warnings, ..Admission::default() })
     }
 }
 
@@ -215,36 +215,19 @@ impl Store {
         d: &Descriptor,
     ) -> Result<Authority, StoreError> {
         let keyring = self.keyring()?.map(|k| k.signed);
-        let mut keys: Vec<_> = self
-            .trusted_keys()?
-            .into_iter()
-            .filter(|k| !keyring.as_ref().is_some_and(|r| r.is_revoked(&k.key_id())))
-            .collect();
-        let pinned: Vec<KeyId> = keys.iter().map(|k| k.key_id()).collect();
-        if let Some(r) = &keyring {
-            for k in r.listed_keys() {
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }
+        let keys = self.signing_keys(keyring.as_ref(), crate::keyring::Expiry::Ignored)?;
+        let pinned: Vec<KeyId> = self.trusted_keys()?.iter().map(|k| k.key_id()).collect();
+        let no_longer = |e: &dyn std::fmt::Display| StoreError::NoLongerTrusted {
+            stack: d.stack.name.clone(),
+            version: d.stack.version.clone(),
+            reason: e.to_string(),
+        };
         let message = tender_bundle::signing_message(rec.descriptor.as_bytes());
-        let verified = Trust::new(keys).verify(&message, &rec.signatures).map_err(|e| {
-            StoreError::NoLongerTrusted {
-                stack: d.stack.name.clone(),
-                version: d.stack.version.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let verified =
+            Trust::new(keys).verify(&message, &rec.signatures).map_err(|e| no_longer(&e))?;
         let stack = d.stack.name.as_str();
-        let signed_by =
-            check_signers(self, &d.stack.name, &verified, keyring.as_ref()).map_err(|e| {
-                StoreError::NoLongerTrusted {
-                    stack: d.stack.name.clone(),
-                    version: d.stack.version.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let signed_by = check_signers(self, &d.stack.name, &verified, keyring.as_ref())
+            .map_err(|e| no_longer(&e))?;
         let cluster_scope = signed_by.iter().any(|k| {
             pinned.contains(k) || keyring.as_ref().is_some_and(|r| r.grants_cluster_scope(k, stack))
         });

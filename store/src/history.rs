@@ -63,6 +63,9 @@ impl History {
 pub struct GcReport {
     /// Versions removed: (stack, version).
     pub versions_removed: Vec<(String, String)>,
+    /// Versions kept aside because their signatures no longer count (not
+    /// counted among the newest kept): (stack, version).
+    pub untrusted_kept: Vec<(String, String)>,
     /// Blobs removed.
     pub blobs_removed: usize,
     /// Their bytes.
@@ -182,8 +185,8 @@ impl Store {
     }
 
     /// The stored version of `name` whose descriptor has `digest`, if the
-    /// store still holds it. A version name re-issued with another sequence
-    /// replaces the record of that name, so what was applied is found by
+    /// store still holds it. A version name may be re-issued with other
+    /// content (both records are kept), so what was applied is found by
     /// digest, never by name.
     pub fn version_by_digest(
         &self,
@@ -216,10 +219,19 @@ impl Store {
         let mut kept_blobs: HashSet<Digest> = HashSet::new();
         let mut seen_per_stack: std::collections::HashMap<String, usize> = Default::default();
         for (path, rec, d) in versions {
-            let n = seen_per_stack.entry(d.stack.name.to_string()).or_default();
-            *n += 1;
             let applied =
                 self.history(&d.stack.name)?.current.is_some_and(|c| c.digest == rec.digest);
+            // A version whose signatures no longer count (a revoked key's
+            // `u64::MAX`, say) must not take a trusted one's place among the
+            // newest kept; it is kept aside rather than removed, since a trust
+            // store set up wrong would otherwise empty the store.
+            if !applied && self.authority(&rec, &d).is_err() {
+                kept_blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
+                report.untrusted_kept.push((d.stack.name.to_string(), d.stack.version.to_string()));
+                continue;
+            }
+            let n = seen_per_stack.entry(d.stack.name.to_string()).or_default();
+            *n += 1;
             if *n <= keep || applied {
                 kept_blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
                 continue;

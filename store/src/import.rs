@@ -78,6 +78,9 @@ pub struct ImportReport {
     pub bytes_missing: u64,
     /// Whether every blob of the version is now in the store.
     pub complete: bool,
+    /// The bundle was held already and is older than the stack's floor
+    /// (this sequence): kept as it was, and never applied from this import.
+    pub below_floor: Option<u64>,
     /// Things the operator should know (an expired bundle, a clock set back).
     pub warnings: Vec<String>,
 }
@@ -103,6 +106,7 @@ impl ImportReport {
             parts_complete: 0,
             bytes_missing: 0,
             complete: false,
+            below_floor: None,
             warnings: vec![],
         }
     }
@@ -113,6 +117,7 @@ struct ImportSink<'g, 's> {
     staging: PathBuf,
     gate: &'g mut Gate<'s>,
     warnings: Vec<String>,
+    below_floor: Option<u64>,
 }
 
 /// A verified descriptor the store agreed to take.
@@ -120,6 +125,9 @@ struct ImportSink<'g, 's> {
 pub struct Admission {
     /// This exact version is already held whole: nothing to do.
     pub already_held: bool,
+    /// Held already, and older than the stack's floor (this sequence):
+    /// kept as it was, never to be applied from this bundle.
+    pub below_floor: Option<u64>,
     /// Things the operator should know (an expired bundle, a clock set back).
     pub warnings: Vec<String>,
 }
@@ -135,6 +143,7 @@ impl Sink for ImportSink<'_, '_> {
     fn accept(&mut self, v: &VerifiedDescriptor) -> Result<Accept, StoreError> {
         let admission = self.gate.admit(v)?;
         self.warnings.extend(admission.warnings);
+        self.below_floor = admission.below_floor;
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
@@ -197,27 +206,14 @@ impl Sink for ImportSink<'_, '_> {
 impl Store {
     /// Verify `input` (a bundle, `source` names it in errors) and merge it.
     ///
-    /// Nothing is written before the signature verifies against the trust
-    /// store and the downgrade check passes; each blob is written to
+    /// Nothing is written before the signature verifies and the trust gate
+    /// admits the bundle (but a newer keyring it carries, which stands on its
+    /// own root signatures, is installed first); each blob is written to
     /// `staging/` and renamed into `blobs/` only after its digest checks; the
     /// version is recorded only when every blob is present.
-    pub fn import(
-        &self,
-        input: impl Read,
-        source: &Path,
-        downgrade: Downgrade,
-        progress: &dyn Progress,
-    ) -> Result<ImportReport, StoreError> {
-        self.import_with(
-            input,
-            source,
-            &[],
-            ImportPolicy { downgrade, ..Default::default() },
-            progress,
-        )
-    }
-
-    /// [`Store::import`], counting also detached signatures (`BUNDLE.sig`).
+    ///
+    /// `detached`: signatures from a `BUNDLE.sig` beside the bundle, counted
+    /// with those it carries.
     pub fn import_with(
         &self,
         input: impl Read,
@@ -234,7 +230,13 @@ impl Store {
         for stale in crate::read_dir_sorted(&staging)? {
             let _ = fs::remove_file(&stale);
         }
-        let mut sink = ImportSink { store: self, staging, gate: &mut gate, warnings: vec![] };
+        let mut sink = ImportSink {
+            store: self,
+            staging,
+            gate: &mut gate,
+            warnings: vec![],
+            below_floor: None,
+        };
         let (v, summary) =
             match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
                 Ok(r) => r,
@@ -254,6 +256,7 @@ impl Store {
             bytes_held: summary.bytes - summary.bytes_committed,
             part: summary.part,
             warnings: std::mem::take(&mut sink.warnings),
+            below_floor: sink.below_floor,
             ..ImportReport::begin(&v)
         };
         self.note_seen()?;
@@ -281,7 +284,7 @@ impl Store {
     }
 
     /// Record `v` as held (complete or not), fill in what `report` says of
-    /// its completeness, and raise the stack's highest sequence. The caller
+    /// its completeness, and note it for the stack's downgrade floor. The caller
     /// holds the lock and has made its blobs durable.
     pub(crate) fn record_version(
         &self,

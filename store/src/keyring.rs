@@ -1,13 +1,12 @@
 //! The ship's side of keyrings: pinned root keys (`trust/roots/`), the
 //! keyring in force (`trust/keyring.json`), and the trust they give.
 
-use std::fs;
 use std::path::PathBuf;
 
 use tender_keys::keyring::{Keyring, SignedKeyring};
 use tender_keys::{KeyId, PublicKey, Trust};
 
-use crate::fsutil::{io_err, write_atomic};
+use crate::fsutil::{read_private, write_atomic};
 use crate::{Store, StoreError};
 
 /// What became of a keyring a bundle (or the operator) offered.
@@ -64,7 +63,8 @@ impl Store {
         let mut keys = Vec::new();
         for p in crate::read_dir_sorted(&dir)? {
             if p.extension().is_some_and(|e| e == "pub") {
-                let pem = fs::read_to_string(&p).map_err(io_err(&p))?;
+                let pem = read_private(&p, crate::MAX_KEY_FILE)?.unwrap_or_default();
+                let pem = String::from_utf8_lossy(&pem);
                 keys.push(PublicKey::from_pem(&pem).map_err(|e| StoreError::BadRecord {
                     path: p.clone(),
                     reason: e.to_string(),
@@ -105,12 +105,11 @@ impl Store {
     /// The keyring in force, if any.
     pub fn keyring(&self) -> Result<Option<SignedKeyring>, StoreError> {
         let path = self.trust_dir().join("keyring.json");
-        match fs::read(&path) {
-            Ok(b) => SignedKeyring::parse(&b)
+        match read_private(&path, tender_keys::keyring::MAX_KEYRING_BYTES)? {
+            Some(b) => SignedKeyring::parse(&b)
                 .map(Some)
                 .map_err(|e| StoreError::BadRecord { path, reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Io { path, source: e }),
+            None => Ok(None),
         }
     }
 
@@ -147,28 +146,54 @@ impl Store {
     }
 
     /// The keys whose signatures count under `keyring` (default: the one
-    /// in force): pinned signing keys it does not revoke, and its signing
-    /// keys valid now (by the clock: one reading, from a bundle or a clock
-    /// that ran fast, must not make every key look expired for good).
+    /// in force) for new bundles: see [`Store::signing_keys`] with
+    /// [`Expiry::Now`].
     pub fn trust_with(&self, keyring: Option<&Keyring>) -> Result<Trust, StoreError> {
         let held = self.keyring()?;
         let keyring = keyring.or(held.as_ref().map(|k| &k.signed));
+        let keys = self.signing_keys(keyring, Expiry::Now)?;
+        if keys.is_empty() && keyring.is_none() && self.pinned_roots()?.is_empty() {
+            return Err(StoreError::NoTrustedKeys { path: self.trust_dir() });
+        }
+        Ok(Trust::new(keys))
+    }
+
+    /// Pinned signing keys that `keyring` does not revoke, and the signing
+    /// keys `keyring` lists (and does not revoke). With [`Expiry::Now`] a
+    /// listed key past its expiry is left out, judged by the clock (one
+    /// reading, from a bundle or a clock that ran fast, must not make every
+    /// key look expired for good).
+    pub(crate) fn signing_keys(
+        &self,
+        keyring: Option<&Keyring>,
+        expiry: Expiry,
+    ) -> Result<Vec<PublicKey>, StoreError> {
         let mut keys: Vec<PublicKey> = self
             .trusted_keys()?
             .into_iter()
             .filter(|k| !keyring.is_some_and(|r| r.is_revoked(&k.key_id())))
             .collect();
         if let Some(r) = keyring {
-            let now = std::time::SystemTime::now();
-            for k in r.signer_keys(now) {
+            let listed = match expiry {
+                Expiry::Now => r.signer_keys(std::time::SystemTime::now()),
+                Expiry::Ignored => r.listed_keys(),
+            };
+            for k in listed {
                 if !keys.contains(&k) {
                     keys.push(k);
                 }
             }
         }
-        if keys.is_empty() && keyring.is_none() && self.pinned_roots()?.is_empty() {
-            return Err(StoreError::NoTrustedKeys { path: self.trust_dir() });
-        }
-        Ok(Trust::new(keys))
+        Ok(keys)
     }
+}
+
+/// Whether a keyring signer's expiry counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// For new bundles: an expired signer signs no more.
+    Now,
+    /// For versions already held: expiry ends new bundles, not the versions
+    /// a key signed before (a revocation ends both).
+    Ignored,
 }

@@ -23,8 +23,8 @@
 //!
 //! Every file is written to a temporary name in its directory, fsynced, and
 //! renamed, so a crash leaves the old state or the new one. Directories are
-//! 0700 and files 0600; a store, `trust/` or trust file another user could
-//! write is refused. Bundles enter only through the trust gate ([`Gate`]).
+//! 0700 and files 0600 (but `ship.pub`, 0644: it is given away); a store,
+//! `trust/` or trust file another user could write is refused. Bundles enter only through the trust gate ([`Gate`]).
 #![deny(missing_docs)]
 
 use std::fs::{self, File};
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tender_bundle::{BundleError, Descriptor, Digest, Progress, StackName, Version};
-use tender_keys::{KeyError, KeyId, PublicKey, Signature, Trust};
+use tender_keys::{KeyError, KeyId, PublicKey, Signature};
 
 mod fsutil;
 mod gate;
@@ -91,18 +91,19 @@ pub enum StoreError {
     /// `trust remove` of a key that is not trusted.
     #[error("key {0} is not in the trust store")]
     UnknownKey(KeyId),
-    /// The bundle is older than one already imported for the stack.
+    /// The bundle is older than the stack's floor: the highest sequence
+    /// accepted that a signer who still has a say over the stack signed.
     #[error(
-        "refusing downgrade of stack {stack}: bundle sequence {sequence} is lower than {highest}, already imported \
-         (use --allow-downgrade to import it anyway)"
+        "refusing downgrade of stack {stack}: bundle sequence {sequence} is lower than {floor}, already accepted \
+         (use --allow-downgrade to take it anyway)"
     )]
     Downgrade {
         /// The stack.
         stack: StackName,
         /// The bundle's sequence.
         sequence: u64,
-        /// The highest imported.
-        highest: u64,
+        /// The floor.
+        floor: u64,
     },
     /// A version from media older than the one in force.
     #[error(
@@ -146,7 +147,7 @@ pub enum StoreError {
     },
     /// An expired bundle under `--require-fresh`.
     #[error(
-        "{stack} {version} expired at {expires} (it is now at least {now}); refused because fresh bundles are required"
+        "{stack} {version} expired at {expires} (the clock reads {now}); refused because fresh bundles are required"
     )]
     Expired {
         /// Stack.
@@ -281,13 +282,17 @@ impl VersionRecord {
 struct StackState {
     /// The highest sequence accepted before signers were recorded (stores
     /// made by earlier releases); kept as a floor.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     highest_sequence: u64,
     /// Every version accepted, with the keys that signed it: the floor
     /// counts only those a key not since revoked signed, so a stolen key's
     /// `u64::MAX` cannot lock out the legitimate next bundle.
     #[serde(default)]
     accepted: Vec<Accepted>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -592,12 +597,6 @@ impl Store {
         }
     }
 
-    /// The trust decision for bundles: pinned signing keys and the keyring
-    /// in force (see [`Store::trust_with`]).
-    pub fn trust(&self) -> Result<Trust, StoreError> {
-        self.trust_with(None)
-    }
-
     fn stack_dir(&self, name: &StackName) -> PathBuf {
         self.root.join("stacks").join(name.as_str())
     }
@@ -613,15 +612,23 @@ impl Store {
     }
 
     /// The lowest sequence a new bundle of `name` may have: the highest
-    /// accepted that a key not revoked by `keyring` signed.
+    /// accepted that a signer who still has a say over the stack signed.
     pub(crate) fn sequence_floor(
         &self,
         name: &StackName,
         keyring: Option<&tender_keys::keyring::Keyring>,
     ) -> Result<u64, StoreError> {
         let state = self.stack_state(name)?;
-        let valid =
-            |a: &&Accepted| a.signed_by.iter().any(|k| !keyring.is_some_and(|r| r.is_revoked(k)));
+        // A version counts while one of its signers still has a say over
+        // the stack: pinned and not revoked, or allowed by the keyring for
+        // it (expiry aside: it ends new bundles, not the floor). A key
+        // revoked, removed or narrowed to other stacks lifts its floor.
+        let pinned: Vec<KeyId> = self.trusted_keys()?.iter().map(|k| k.key_id()).collect();
+        let has_say = |k: &KeyId| match keyring {
+            Some(r) => r.allows(k, name.as_str()) || (pinned.contains(k) && !r.is_revoked(k)),
+            None => pinned.contains(k),
+        };
+        let valid = |a: &&Accepted| a.signed_by.iter().any(has_say);
         let floor = state.accepted.iter().filter(valid).map(|a| a.sequence).max().unwrap_or(0);
         Ok(floor.max(state.highest_sequence))
     }
@@ -675,6 +682,19 @@ impl Store {
             (a.2.stack.name.as_str(), a.2.sequence).cmp(&(b.2.stack.name.as_str(), b.2.sequence))
         });
         Ok(out)
+    }
+
+    /// The version records whose signatures still count (see
+    /// [`Store::authority`]): what `apply STACK`, `serve` and `gc` choose
+    /// among, so a version only a since-revoked key signed is never picked.
+    pub fn trusted_versions(
+        &self,
+    ) -> Result<Vec<(PathBuf, VersionRecord, Descriptor)>, StoreError> {
+        Ok(self
+            .versions()?
+            .into_iter()
+            .filter(|(_, rec, d)| self.authority(rec, d).is_ok())
+            .collect())
     }
 
     /// Stacks and versions held.
@@ -846,7 +866,7 @@ impl Store {
 const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Largest key, keyring-threshold or thresholds file read from `trust/`.
-const MAX_KEY_FILE: u64 = 64 << 10;
+pub(crate) const MAX_KEY_FILE: u64 = 64 << 10;
 
 impl Store {
     /// The latest clock reading this ship recorded (at each import).

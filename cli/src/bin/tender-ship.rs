@@ -466,8 +466,9 @@ fn import_all(
 ) -> Result<Vec<ImportReport>> {
     let mut reports = Vec::new();
     let mut failed: Option<anyhow::Error> = None;
+    let mut failures = 0;
     let bundles = bundles_at(path)?;
-    let many = bundles.len() > 1;
+    let total = bundles.len();
     for bundle in bundles {
         let bar = Bar::new(json);
         let r = match open_bundle(&bundle)
@@ -479,11 +480,14 @@ fn import_all(
         {
             Ok(r) => r,
             Err(e) => {
-                // One bad part or stick must not stop the others.
-                if many {
-                    eprintln!("error: {e:#}");
+                // One bad part or stick must not stop the others. The first
+                // failure is returned (and printed) at the end; later ones
+                // are printed as they come.
+                failures += 1;
+                match &failed {
+                    None => failed = Some(e),
+                    Some(_) => eprintln!("error: {e:#}"),
                 }
-                failed.get_or_insert(e);
                 continue;
             }
         };
@@ -534,29 +538,43 @@ fn import_all(
         }
     }
     match failed {
+        Some(e) if failures > 1 => Err(e.context(format!(
+            "{failures} of {total} bundles in {} failed (the others are above)",
+            path.display()
+        ))),
         Some(e) => Err(e),
         None => Ok(reports),
     }
 }
 
 /// Load and apply (or, without a cluster, load only) one stored version.
+/// Which stored version of a stack to deploy.
+enum Pick<'a> {
+    /// `VERSION`, or the newest complete one still trusted.
+    Named(Option<&'a Version>),
+    /// Exactly this descriptor (what an import brought, or the version
+    /// applied before: a version name may have been re-issued since).
+    Digest(&'a tender_bundle::Digest),
+}
+
 fn deploy_version(
     store: &Store,
     stack: &StackName,
-    version: Option<&Version>,
+    pick: Pick<'_>,
     registry: &RegistryArgs,
     cluster: Option<&ClusterArgs>,
     dry_run: bool,
     json: bool,
 ) -> Result<()> {
-    let (rec, d) = store.version(stack, version)?;
-    tender_deploy::require_complete(store, &d)?;
-    // Signatures are judged again against the keys in force: a version a
-    // revoked key signed is not loaded, applied or rolled back to.
-    store.authority(&rec, &d)?;
+    let (rec, d) = match pick {
+        Pick::Named(version) => store.version(stack, version)?,
+        Pick::Digest(digest) => store.version_by_digest(stack, digest)?.with_context(|| {
+            format!("{stack}: the store no longer holds the version with descriptor {digest}")
+        })?,
+    };
     let target = registry.target();
     if dry_run {
-        let rendered = tender_deploy::render(store, &d, &target.host)?;
+        let rendered = tender_deploy::preview(store, &rec, &d, &target.host)?;
         for (from, to) in &rendered.pins {
             eprintln!("push {from} -> {to}");
         }
@@ -736,7 +754,15 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Load { stack, version, registry } => {
             let store = Store::open(&cli.store)?;
-            deploy_version(&store, &stack, version.as_ref(), &registry, None, false, json)?;
+            deploy_version(
+                &store,
+                &stack,
+                Pick::Named(version.as_ref()),
+                &registry,
+                None,
+                false,
+                json,
+            )?;
         }
         Cmd::Apply { target, version, registry, cluster, dry_run, policy } => {
             let store = Store::open(&cli.store)?;
@@ -756,13 +782,24 @@ fn run(cli: Cli) -> Result<i32> {
                     }
                 }
                 for r in newest {
+                    let refuse = |e: tender_store::StoreError| {
+                        anyhow::Error::from(e).context(format!("applying {}", path.display()))
+                    };
+                    if let Some(floor) = r.below_floor {
+                        // Held already, and older than one accepted since.
+                        return Err(refuse(tender_store::StoreError::Downgrade {
+                            stack: r.stack.clone(),
+                            sequence: r.sequence,
+                            floor,
+                        }));
+                    }
                     store
                         .check_not_older_than_applied(&r.stack, &r.version, r.sequence, policy)
-                        .with_context(|| format!("applying {}", path.display()))?;
+                        .map_err(refuse)?;
                     deploy_version(
                         &store,
                         &r.stack,
-                        Some(&r.version),
+                        Pick::Digest(&r.digest),
                         &registry,
                         Some(&cluster),
                         dry_run,
@@ -776,7 +813,7 @@ fn run(cli: Cli) -> Result<i32> {
                 deploy_version(
                     &store,
                     &stack,
-                    version.as_ref(),
+                    Pick::Named(version.as_ref()),
                     &registry,
                     Some(&cluster),
                     dry_run,
@@ -786,13 +823,19 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Rollback { stack, version, registry, cluster } => {
             let store = Store::open(&cli.store)?;
-            let version = match version {
-                Some(v) => v,
-                None => store.history(&stack)?.previous().map(|e| e.version.clone()).with_context(
-                    || format!("{stack}: no earlier applied version to roll back to"),
-                )?,
+            let history = store.history(&stack)?;
+            let pick = match &version {
+                Some(v) => Pick::Named(Some(v)),
+                None => Pick::Digest(
+                    &history
+                        .previous()
+                        .with_context(|| {
+                            format!("{stack}: no earlier applied version to roll back to")
+                        })?
+                        .digest,
+                ),
             };
-            deploy_version(&store, &stack, Some(&version), &registry, Some(&cluster), false, json)?;
+            deploy_version(&store, &stack, pick, &registry, Some(&cluster), false, json)?;
         }
         Cmd::Status => {
             let store = Store::open(&cli.store)?;
