@@ -65,7 +65,7 @@ impl EntryHeader {
         }
         if &block[257..265] != USTAR_MAGIC {
             return Err(bad(format!(
-                "magic and version {:?}, not POSIX ustar's \"ustar\\000\"",
+                "magic and version {:?}, not POSIX ustar's (\"ustar\", NUL, then version \"00\")",
                 String::from_utf8_lossy(&block[257..265])
             )));
         }

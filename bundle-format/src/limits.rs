@@ -22,3 +22,6 @@ pub const MAX_PATCH_SEGMENT: u64 = 128 << 20;
 pub const MAX_PATCH_MARGIN: u64 = 128 << 20;
 /// Largest zstd window (log2) a patch frame may use (1 GiB).
 pub const MAX_PATCH_WINDOW_LOG: u32 = 30;
+/// Largest Kubernetes manifest file read aboard to render and apply (a
+/// stack's YAML; a large CRD is about 1 MiB).
+pub const MAX_KUBERNETES_FILE_BYTES: u64 = 16 << 20;

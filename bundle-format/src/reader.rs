@@ -196,11 +196,17 @@ struct CountingReader<R> {
     count: u64,
     /// The current entry's padding, [start, end) in file offsets.
     padding: std::rc::Rc<std::cell::Cell<(u64, u64)>>,
+    /// Set once the input ended: the tar reader's error for a header cut
+    /// short does not say so itself.
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
         let (start, end) = self.padding.get();
         let (from, to) = (self.count.max(start), (self.count + n as u64).min(end));
         if from < to {
@@ -310,8 +316,13 @@ pub fn read_bundle_with<R: Read, S: Sink>(
 ) -> Result<(VerifiedDescriptor, ReadSummary), S::Error> {
     let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
     let padding = std::rc::Rc::new(std::cell::Cell::new((0, 0)));
-    let mut archive =
-        tar::Archive::new(CountingReader { inner: input, count: 0, padding: padding.clone() });
+    let ended = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut archive = tar::Archive::new(CountingReader {
+        inner: input,
+        count: 0,
+        padding: padding.clone(),
+        ended: ended.clone(),
+    });
     // Where the last entry's data (padded to a block) ends.
     let mut data_end = 0u64;
     // Raw: no pax records or GNU long names applied (the header check
@@ -321,7 +332,19 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     // Each next entry, with its header checked and its name parsed.
     let mut next = || -> Result<NextEntry<'_, R>, BundleError> {
         let Some(entry) = entries.next() else { return Ok(None) };
-        let entry = entry.map_err(read_err)?;
+        let entry = entry.map_err(|e| {
+            if ended.get() {
+                // The file ends inside a header block: a cut bundle (exit
+                // 3), not an I/O failure.
+                BundleError::Truncated {
+                    entry: format!("a tar header at byte {data_end}"),
+                    read: 0,
+                    expected: 512,
+                }
+            } else {
+                read_err(e)
+            }
+        })?;
         let offset = entry.raw_header_position();
         let header = EntryHeader::parse(entry.header().as_bytes(), offset)?;
         data_end = entry.raw_file_position() + header.size.div_ceil(512) * 512;
@@ -470,8 +493,8 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     return Err(BundleError::UnlistedBlob(digest.clone()).into());
                 };
                 let chunk = match name {
-                    EntryName::Chunk(_, offset) => {
-                        Some(blob.chunks.iter().find(|c| c.offset == offset).ok_or_else(|| {
+                    EntryName::Chunk(_, at) => {
+                        Some(blob.chunks.iter().find(|c| c.offset == at).ok_or_else(|| {
                             BundleError::UnexpectedEntry { entry: name.path(), offset }
                         })?)
                     }

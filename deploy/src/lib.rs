@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_yaml::Value;
+use tender_bundle::limits::MAX_KUBERNETES_FILE_BYTES;
 use tender_bundle::{Descriptor, Digest, Progress};
 use tender_registry::{PushReport, Registry, RegistryError, Transport};
 use tender_stack::k8s;
@@ -203,8 +204,11 @@ fn objects(store: &Store, d: &Descriptor) -> Result<Vec<Value>, DeployError> {
     let mut objects = Vec::new();
     for m in &d.manifests {
         let path = store.blob_path(&m.digest);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
+        let bytes = tender_store::read_bounded(&path, MAX_KUBERNETES_FILE_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|_| DeployError::BadManifest {
+            path: m.path.clone(),
+            reason: "not UTF-8".into(),
+        })?;
         objects.extend(
             k8s::objects_in_yaml(&text)
                 .map_err(|reason| DeployError::BadManifest { path: m.path.clone(), reason })?,

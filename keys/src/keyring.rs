@@ -298,7 +298,15 @@ impl SignedKeyring {
                 .with_threshold(Threshold::AtLeast(pinned_threshold.max(1))),
         };
         in_force.verify(&message, &self.signatures).map_err(|e| KeyError::BadKeyring {
-            reason: format!("version {}: by the roots in force: {e}", self.signed.version),
+            reason: match current {
+                Some(_) => format!("version {}: by the roots in force: {e}", self.signed.version),
+                None => format!(
+                    "version {}, the first: it needs {} of the {} pinned root keys (`tender-ship trust root-threshold`): {e}",
+                    self.signed.version,
+                    pinned_threshold.max(1),
+                    pinned_roots.len()
+                ),
+            },
         })?;
         self.signed.root_trust()?.verify(&message, &self.signatures).map_err(|e| {
             KeyError::BadKeyring {

@@ -21,8 +21,7 @@ use crate::k8s::images_in_yaml;
 use crate::source::{ImageSource, OciLayoutSource};
 use crate::stackfile::StackFile;
 
-/// Largest Kubernetes manifest file read.
-const MAX_MANIFEST_FILE: u64 = 16 << 20;
+use tender_bundle::limits::MAX_KUBERNETES_FILE_BYTES as MAX_MANIFEST_FILE;
 
 /// Everything a bundle will hold, resolved and verified (but for the layer
 /// bytes, which are verified as they are written).

@@ -221,7 +221,9 @@ pub enum StoreError {
         uid: u32,
     },
     /// A root threshold that no keyring could meet.
-    #[error("a root threshold of {k} needs between 1 and {pinned} (the pinned root keys)")]
+    #[error(
+        "a root threshold of {k} needs between 1 and {pinned}, the root keys pinned (pin them first: `tender-ship trust add ROOT.pub --root`)"
+    )]
     BadThreshold {
         /// Asked for.
         k: usize,
@@ -940,7 +942,7 @@ impl Store {
                 });
             }
             warnings.push(format!(
-                "{} {} expired at {expires}; importing it anyway (use --require-fresh to refuse stale bundles)",
+                "{} {} expired at {expires}; taken anyway (--require-fresh refuses stale bundles)",
                 d.stack.name, d.stack.version
             ));
         }

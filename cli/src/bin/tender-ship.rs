@@ -44,7 +44,8 @@ enum Cmd {
     },
     /// Verify a bundle and merge it into the store.
     Import {
-        /// The bundle.
+        /// A bundle, a part (`NAME.tender.NNN`), or a directory of them (a
+        /// mounted stick: every `*.tender` and `*.tender.NNN` in it).
         bundle: PathBuf,
         #[command(flatten)]
         policy: PolicyArgs,
@@ -694,11 +695,18 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Trust { cmd: TrustCmd::RootThreshold { k } } => {
-            Store::open(&cli.store)?.set_root_threshold(k)?;
+            let store = Store::open(&cli.store)?;
+            store.set_root_threshold(k)?;
+            let in_force = store.keyring()?.map(|k| k.signed.version);
             if json {
-                print_json(&json!({"root_threshold": k}));
+                print_json(&json!({"root_threshold": k, "keyring_in_force": in_force}));
             } else {
                 println!("the first keyring needs {k} pinned root signature(s)");
+            }
+            if let Some(v) = in_force {
+                eprintln!(
+                    "note: keyring version {v} is in force: later keyrings are judged by its roots and threshold; this applies only if the store starts over without a keyring"
+                );
             }
         }
         Cmd::Trust { cmd: TrustCmd::Threshold { stack, k } } => {
