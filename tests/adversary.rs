@@ -94,19 +94,7 @@ fn a_bundle_dated_9999_does_not_make_every_later_bundle_look_expired() {
     let time = fs::read_to_string(env.store().join("time.json")).unwrap();
     assert!(!time.contains("9999"), "the ship's time is its clock's: {time}");
     // The next bundle, valid for 30 days by the clock, is fresh.
-    env.shore(&[
-        "pack",
-        "stack-v2.yaml",
-        "--key",
-        "ci.key",
-        "--sequence",
-        "2",
-        "--expires-in",
-        "30days",
-        "--out",
-        "v2.tender",
-    ])
-    .ok();
+    env.pack_with_flags(2, "ci.key", 2, "v2.tender", &["--expires-in", "30days"]).ok();
     env.ship(&["import", "--require-fresh", "v2.tender"]).ok();
 }
 

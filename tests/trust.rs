@@ -105,19 +105,7 @@ fn expired_bundle_warns_by_default_and_is_refused_when_fresh_is_required() {
     assert!(r.stderr.contains("warning") && r.stderr.contains("expired"), "{}", r.stderr);
     env.assert_store_sound(1);
     // A bundle that expires in the future is fresh.
-    env.shore(&[
-        "pack",
-        "stack-v2.yaml",
-        "--key",
-        "ci.key",
-        "--sequence",
-        "2",
-        "--expires-in",
-        "30days",
-        "--out",
-        "new.tender",
-    ])
-    .ok();
+    env.pack_with_flags(2, "ci.key", 2, "new.tender", &["--expires-in", "30days"]).ok();
     let r = env.ship(&["import", "--require-fresh", "new.tender"]).ok();
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 }
@@ -129,19 +117,7 @@ fn a_clock_reading_far_ahead_is_warned_about_and_does_not_lock_the_ship_out() {
     env.ship(&["import", "v1.tender"]).ok();
     // As if this ship's clock had once run far ahead (or been set back since).
     fs::write(env.store().join("time.json"), r#"{"latest_seen": "2099-01-01T00:00:00Z"}"#).unwrap();
-    env.shore(&[
-        "pack",
-        "stack-v2.yaml",
-        "--key",
-        "ci.key",
-        "--sequence",
-        "2",
-        "--expires-in",
-        "30days",
-        "--out",
-        "v2.tender",
-    ])
-    .ok();
+    env.pack_with_flags(2, "ci.key", 2, "v2.tender", &["--expires-in", "30days"]).ok();
     // Expiry is judged by the clock: fresh, with a warning about the clock.
     let r = env.ship(&["import", "--require-fresh", "v2.tender"]).ok();
     assert!(r.stderr.contains("set back"), "{}", r.stderr);

@@ -106,10 +106,24 @@ impl Env {
 
     /// Pack release `rel` with `key` and `sequence` into `out`.
     pub fn pack(&self, rel: u32, key: &str, sequence: u64, out: &str) -> PathBuf {
+        self.pack_with_flags(rel, key, sequence, out, &[]).ok();
+        self.path().join(out)
+    }
+
+    /// [`Env::pack`] with more `pack` flags; returns the run.
+    pub fn pack_with_flags(
+        &self,
+        rel: u32,
+        key: &str,
+        sequence: u64,
+        out: &str,
+        extra: &[&str],
+    ) -> Run {
         let stack = format!("stack-v{rel}.yaml");
         let seq = sequence.to_string();
-        self.shore(&["pack", &stack, "--key", key, "--sequence", &seq, "--out", out]).ok();
-        self.path().join(out)
+        let mut args = vec!["pack", &stack, "--key", key, "--sequence", &seq, "--out", out];
+        args.extend_from_slice(extra);
+        self.shore(&args)
     }
 
     /// Every file of the store but the lock, with its content.
