@@ -20,26 +20,7 @@ impl Inventory {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
         let Self { out } = self;
-        let store = Store::open(&ctx.store)?;
-        let blobs = store.blob_digests()?;
-        let mut versions = Vec::new();
-        for v in store.list()? {
-            let applied = store.history(&v.stack)?.current.is_some_and(|c| c.digest == v.digest);
-            versions.push(tender_stack::delta::InventoryVersion {
-                stack: v.stack,
-                version: v.version,
-                sequence: v.sequence,
-                complete: v.complete,
-                applied,
-            });
-        }
-        let mut inv = tender_stack::delta::Inventory {
-            format: tender_stack::delta::INVENTORY_FORMAT.into(),
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            blobs,
-            versions,
-            signatures: vec![],
-        };
+        let mut inv = tender_deploy::inventory(&Store::open(&ctx.store)?)?;
         let key_path = ctx.store.join("ship.key");
         if key_path.exists() {
             let pem = fs::read_to_string(&key_path)

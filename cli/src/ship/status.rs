@@ -1,7 +1,6 @@
 //! `tender-ship status`: per stack, what is applied, held, and the history.
 
 use anyhow::Result;
-use serde_json::json;
 use tender_store::Store;
 
 use super::Ctx;
@@ -14,56 +13,43 @@ pub struct Status {}
 impl Status {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
-        let json = ctx.json;
-        let store = Store::open(&ctx.store)?;
-        let versions = store.list()?;
-        let mut out = Vec::new();
-        for stack in store.stacks()? {
-            let h = store.history(&stack)?;
-            let held: Vec<_> = versions.iter().filter(|v| v.stack == stack).collect();
-            out.push(json!({
-                "stack": stack,
-                "applied": h.current.as_ref().map(|c| &c.version),
-                "versions": held,
-                "history": h.entries,
-            }));
-            if !json {
-                let applied =
-                    h.current.as_ref().map_or("(none)".to_string(), |c| c.version.to_string());
-                println!("{stack}: applied {applied}");
-                for v in &held {
-                    let state = if v.complete {
-                        "complete".to_string()
-                    } else {
-                        let parts: Vec<String> =
-                            v.parts_missing.iter().map(|p| p.to_string()).collect();
-                        format!(
-                            "INCOMPLETE: {} missing, in part(s) {} of {}",
-                            human(v.bytes_missing),
-                            parts.join(", "),
-                            v.parts
-                        )
-                    };
-                    println!(
-                        "  {} (sequence {}) {} {state}",
-                        v.version.as_str(),
-                        v.sequence,
-                        human(v.size)
-                    );
-                }
-                for e in h.entries.iter().rev().take(10) {
-                    println!(
-                        "  {} {:?} {} {}",
-                        e.at,
-                        e.outcome,
-                        e.version.as_str(),
-                        e.detail.as_deref().unwrap_or("")
-                    );
-                }
-            }
+        let status = Store::open(&ctx.store)?.status()?;
+        if ctx.json {
+            print_json(&status);
+            return Ok(0);
         }
-        if json {
-            print_json(&out);
+        for s in &status {
+            let applied = s.applied.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+            println!("{}: applied {applied}", s.stack);
+            for v in &s.versions {
+                let state = if v.complete {
+                    "complete".to_string()
+                } else {
+                    let parts: Vec<String> =
+                        v.parts_missing.iter().map(|p| p.to_string()).collect();
+                    format!(
+                        "INCOMPLETE: {} missing, in part(s) {} of {}",
+                        human(v.bytes_missing),
+                        parts.join(", "),
+                        v.parts
+                    )
+                };
+                println!(
+                    "  {} (sequence {}) {} {state}",
+                    v.version.as_str(),
+                    v.sequence,
+                    human(v.size)
+                );
+            }
+            for e in s.history.iter().rev().take(10) {
+                println!(
+                    "  {} {:?} {} {}",
+                    e.at,
+                    e.outcome,
+                    e.version.as_str(),
+                    e.detail.as_deref().unwrap_or("")
+                );
+            }
         }
         Ok(0)
     }
