@@ -85,3 +85,45 @@ fn bundles_at(path: &Path) -> Result<Vec<PathBuf>, StoreError> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Downgrade, Freshness};
+    use tender_bundle::NoProgress;
+
+    const POLICY: ImportPolicy =
+        ImportPolicy { downgrade: Downgrade::Refuse, freshness: Freshness::WarnIfExpired };
+
+    #[test]
+    fn a_directory_yields_its_bundles_and_parts_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(&dir.path().join("store")).unwrap();
+        let stick = dir.path().join("stick");
+        fs::create_dir(&stick).unwrap();
+        for name in ["b.tender.001", "a.tender", "notes.txt", "c.tender.1", "d.tender.0001"] {
+            fs::write(stick.join(name), b"junk").unwrap();
+        }
+        let mut heard = Vec::new();
+        let r = store
+            .import_paths(&stick, POLICY, &NoProgress, |f| heard.push(f.path.clone()))
+            .unwrap();
+        let found: Vec<_> = r.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(found, [stick.join("a.tender"), stick.join("b.tender.001")]);
+        assert_eq!(heard, found);
+        assert!(r.files.iter().all(|f| f.outcome.is_err()));
+    }
+
+    #[test]
+    fn an_empty_directory_or_a_missing_file_is_an_error_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(&dir.path().join("store")).unwrap();
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let r = store.import_paths(&empty, POLICY, &NoProgress, |_| {});
+        assert!(matches!(r, Err(StoreError::NoBundles { .. })));
+        let missing = dir.path().join("missing.tender");
+        let r = store.import_paths(&missing, POLICY, &NoProgress, |_| {}).unwrap();
+        assert!(matches!(r.files[0].outcome, Err(StoreError::OpenBundle { .. })));
+    }
+}
