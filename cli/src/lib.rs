@@ -1,5 +1,6 @@
 //! Shared pieces of the two binaries: progress rendering, output, exit codes.
-//! The binaries stay thin: parse arguments, call the libraries, render.
+//! The binaries stay thin: parse arguments, call the libraries, render; one
+//! module per command under [`ship`] and [`shore`].
 
 use std::io::IsTerminal;
 
@@ -7,6 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tender_bundle::{BundleError, Progress};
 use tender_stack::StackError;
 use tender_store::StoreError;
+
+pub mod ship;
+pub mod shore;
 
 /// Exit code for a bundle, signature or trust check that failed.
 pub const EXIT_VERIFY: i32 = 3;
@@ -133,10 +137,33 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     1
 }
 
+/// An error and its causes as `{:#}` prints an [`anyhow::Error`], for an
+/// error only borrowed.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Print an error chain on stderr and exit with its code.
 pub fn fail(err: anyhow::Error) -> ! {
     eprintln!("error: {err:#}");
     std::process::exit(exit_code(&err))
+}
+
+/// End the process with a command's outcome: its exit code, or the error
+/// printed with [`fail`].
+pub fn finish(outcome: anyhow::Result<i32>) {
+    match outcome {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(e),
+    }
 }
 
 /// Print a value as pretty JSON on stdout.

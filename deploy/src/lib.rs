@@ -15,7 +15,10 @@ use tender_stack::k8s;
 use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
 
 pub mod cluster;
+mod inventory;
 pub mod serve;
+
+pub use inventory::inventory;
 
 pub use cluster::{
     Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectRef, Plan, STACK_LABEL,

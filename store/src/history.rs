@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tender_bundle::{Descriptor, Digest, StackName, Version};
 
 use crate::fsutil::{io_err, sync_dir, write_atomic};
-use crate::{Store, StoreError, VersionRecord, now_rfc3339};
+use crate::{Store, StoreError, VersionInfo, VersionRecord, now_rfc3339};
 
 /// How an apply ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,22 @@ impl History {
         // Skip the current one's latest application, then anything equal to it.
         applied.find(|e| e.digest != current.digest)
     }
+}
+
+/// One stack's standing, for `status`: what is applied, what is held, and
+/// how applying went.
+#[derive(Clone, Debug, Serialize)]
+pub struct StackStatus {
+    // Fields in name order: the JSON `status` printed before this type
+    // existed had its keys sorted, and scripts may read it as text.
+    /// The version in force.
+    pub applied: Option<Version>,
+    /// Every apply attempt, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// The stack.
+    pub stack: StackName,
+    /// The versions of it held.
+    pub versions: Vec<VersionInfo>,
 }
 
 /// What `gc` removed.
@@ -119,6 +135,24 @@ impl Store {
             &serde_json::to_vec_pretty(&h).expect("history serializes"),
         )?;
         Ok(entry)
+    }
+
+    /// Per stack held: the version applied, the versions held and the
+    /// apply history.
+    pub fn status(&self) -> Result<Vec<StackStatus>, StoreError> {
+        let versions = self.list()?;
+        self.stacks()?
+            .into_iter()
+            .map(|stack| {
+                let h = self.history(&stack)?;
+                Ok(StackStatus {
+                    applied: h.current.map(|c| c.version),
+                    history: h.entries,
+                    versions: versions.iter().filter(|v| v.stack == stack).cloned().collect(),
+                    stack,
+                })
+            })
+            .collect()
     }
 
     /// Stack names held.

@@ -44,14 +44,16 @@ mod keyring;
 mod owners;
 mod partial;
 mod patch;
+mod paths;
 
 pub use fsutil::read_bounded;
 use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
 pub use gate::{Authority, Gate, Purpose, VerifyReport};
-pub use history::{GcReport, History, HistoryEntry, Outcome};
+pub use history::{GcReport, History, HistoryEntry, Outcome, StackStatus};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};
+pub use paths::{ImportPathsReport, ImportedFile};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,28 @@ pub enum StoreError {
     /// The bundle failed verification.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A bundle or part could not be opened.
+    #[error("opening bundle {}", path.display())]
+    OpenBundle {
+        /// The bundle.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A directory of bundles could not be read.
+    #[error("reading {}", path.display())]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A directory holds no bundle or part.
+    #[error("no *.tender bundle or *.tender.NNN part in {}", path.display())]
+    NoBundles {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A key could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -1,0 +1,39 @@
+//! `tender-ship inventory`: what the store holds, for the shore to pack a delta against.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use tender_store::Store;
+
+use super::Ctx;
+
+/// Arguments of `tender-ship inventory`.
+#[derive(clap::Args)]
+pub struct Inventory {
+    /// Write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Inventory {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let Self { out } = self;
+        let mut inv = tender_deploy::inventory(&Store::open(&ctx.store)?)?;
+        let key_path = ctx.store.join("ship.key");
+        if key_path.exists() {
+            let pem = fs::read_to_string(&key_path)
+                .with_context(|| format!("reading {}", key_path.display()))?;
+            let key = tender_keys::SigningKey::from_pem(&pem)
+                .with_context(|| format!("reading {}", key_path.display()))?;
+            inv.signatures.push(key.sign(&inv.signing_message()));
+        }
+        let text = serde_json::to_string(&inv).expect("inventory serializes");
+        match out {
+            Some(p) => fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+            None => println!("{text}"),
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,128 @@
+//! `tender-ship load`, and the deploy step that `apply` and `rollback` share.
+
+use anyhow::{Context, Result};
+use tender_bundle::{StackName, Version};
+use tender_store::Store;
+
+use super::{ClusterArgs, Ctx, RegistryArgs};
+use crate::{Bar, human, print_json};
+
+/// Arguments of `tender-ship load`.
+#[derive(clap::Args)]
+pub struct Load {
+    /// The stack.
+    stack: StackName,
+    /// The version; default: the newest complete one.
+    version: Option<Version>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl Load {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let Self { stack, version, registry } = self;
+        let json = ctx.json;
+        let store = Store::open(&ctx.store)?;
+        deploy_version(
+            &store,
+            &stack,
+            Pick::Named(version.as_ref()),
+            &registry,
+            None,
+            false,
+            json,
+        )?;
+        Ok(0)
+    }
+}
+
+/// Which stored version of a stack to deploy.
+pub(super) enum Pick<'a> {
+    /// `VERSION`, or the newest complete one still trusted.
+    Named(Option<&'a Version>),
+    /// Exactly this descriptor (what an import brought, or the version
+    /// applied before: a version name may have been re-issued since).
+    Digest(&'a tender_bundle::Digest),
+}
+
+/// Load and apply (or, without a cluster, load only) one stored version.
+pub(super) fn deploy_version(
+    store: &Store,
+    stack: &StackName,
+    pick: Pick<'_>,
+    registry: &RegistryArgs,
+    cluster: Option<&ClusterArgs>,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let (rec, d) = match pick {
+        Pick::Named(version) => store.version(stack, version)?,
+        Pick::Digest(digest) => store.version_by_digest(stack, digest)?.with_context(|| {
+            format!("{stack}: the store no longer holds the version with descriptor {digest}")
+        })?,
+    };
+    let target = registry.target();
+    if dry_run {
+        let rendered = tender_deploy::preview(store, &rec, &d, &target.host)?;
+        for (from, to) in &rendered.pins {
+            eprintln!("push {from} -> {to}");
+        }
+        eprintln!(
+            "{} {}: {} images, {} blobs, {} (blobs the registry holds will be skipped)",
+            d.stack.name,
+            d.stack.version,
+            d.images.len(),
+            d.blobs.len(),
+            human(d.total_blob_bytes())
+        );
+        print!("{}", rendered.to_yaml());
+        return Ok(());
+    }
+    let kubeconfig = cluster.map(|c| c.path()).transpose()?;
+    let bar = Bar::new(json);
+    let r = tender_deploy::deploy(
+        store,
+        &rec,
+        &d,
+        &target,
+        registry.auth()?,
+        kubeconfig
+            .as_deref()
+            .zip(cluster)
+            .map(|(kubeconfig, c)| tender_deploy::ClusterTarget { kubeconfig, adopt: &c.adopt }),
+        &bar,
+    )
+    .with_context(|| {
+        format!(
+            "{} {} {}",
+            if kubeconfig.is_some() { "applying" } else { "loading" },
+            d.stack.name,
+            d.stack.version
+        )
+    })?;
+    if json {
+        print_json(&r);
+    } else {
+        println!(
+            "{} {} {}: pushed {} in {} blobs, {} already in {}",
+            if r.cluster.is_some() { "applied" } else { "loaded" },
+            r.stack,
+            r.version,
+            human(r.push.bytes_pushed),
+            r.push.blobs_pushed,
+            human(r.push.bytes_present),
+            target.host
+        );
+        if let Some(c) = &r.cluster {
+            println!("{} objects applied, {} deleted", c.applied.len(), c.deleted.len());
+            for a in &c.adopted {
+                println!("adopted {a}");
+            }
+            for s in &c.skipped {
+                println!("not deleted: {s}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! tender-ship: verify and import stack bundles into the ship's store. One
+//! module per command; this one holds the parser, the argument groups the
+//! commands share, and the dispatch.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tender_deploy::RegistryTarget;
+use tender_registry::{RegistryAuth, Transport};
+use tender_store::{Downgrade, Freshness, ImportPolicy};
+
+mod apply;
+mod fsck;
+mod gc;
+mod import;
+mod inventory;
+mod keygen;
+mod list;
+mod load;
+mod pull;
+mod rollback;
+mod serve;
+mod status;
+mod trust;
+mod verify;
+
+/// The command line of `tender-ship`.
+#[derive(Parser)]
+#[command(name = "tender-ship", version, about = "Verify and import signed stack bundles aboard")]
+pub struct Cli {
+    /// The ship's content store.
+    #[arg(long, global = true, env = "TENDER_STORE", default_value = "/var/lib/tender")]
+    store: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// The `tender-ship` commands.
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Manage the keys whose bundles this ship accepts.
+    Trust {
+        #[command(subcommand)]
+        cmd: trust::TrustCmd,
+    },
+    /// Check a bundle's signature and every blob; writes nothing.
+    Verify(verify::Verify),
+    /// Verify a bundle and merge it into the store.
+    Import(import::Import),
+    /// Fetch a bundle published with `tender-shore publish` from a registry:
+    /// verify its signature, then fetch only the blobs the store lacks,
+    /// resuming inside a blob after a drop or a restart, and merge them.
+    Pull(pull::Pull),
+    /// Stacks and versions held.
+    List(list::List),
+    /// Push a stored version's images into the ship's registry (for ships
+    /// where a GitOps agent applies).
+    Load(load::Load),
+    /// Load a stored version and apply it to the cluster, pinned by digest.
+    /// Given a bundle or a directory (a mounted stick) instead of a stack
+    /// name, imports it first and applies what it brought, once verified.
+    Apply(apply::Apply),
+    /// Re-apply the version applied before the current one, or VERSION, from
+    /// the store. Fetches nothing.
+    Rollback(rollback::Rollback),
+    /// Per stack: the applied version, the versions held, and the history.
+    Status(status::Status),
+    /// Make this ship's own key (STORE/ship.key, mode 0600; STORE/ship.pub for
+    /// the shore): inventories are then signed with it.
+    Keygen(keygen::Keygen),
+    /// What the store holds (blobs, versions, applied), for the shore to
+    /// pack a delta against (`tender-shore pack --base inventory.json`).
+    Inventory(inventory::Inventory),
+    /// Serve the store as a read-only OCI registry (complete versions only).
+    Serve(serve::Serve),
+    /// Remove versions beyond the newest N of each stack (never the applied
+    /// one), then every blob no kept version uses.
+    Gc(gc::Gc),
+    /// Re-hash every blob and report damage (exit 4 when any).
+    Fsck(fsck::Fsck),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    /// The ship's content store.
+    pub store: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    pub json: bool,
+}
+
+/// Run a parsed command line; the process's exit code on success.
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx { store: cli.store, json: cli.json };
+    match cli.cmd {
+        Cmd::Trust { cmd } => cmd.run(&ctx),
+        Cmd::Verify(c) => c.run(&ctx),
+        Cmd::Import(c) => c.run(&ctx),
+        Cmd::Pull(c) => c.run(&ctx),
+        Cmd::List(c) => c.run(&ctx),
+        Cmd::Load(c) => c.run(&ctx),
+        Cmd::Apply(c) => c.run(&ctx),
+        Cmd::Rollback(c) => c.run(&ctx),
+        Cmd::Status(c) => c.run(&ctx),
+        Cmd::Keygen(c) => c.run(&ctx),
+        Cmd::Inventory(c) => c.run(&ctx),
+        Cmd::Serve(c) => c.run(&ctx),
+        Cmd::Gc(c) => c.run(&ctx),
+        Cmd::Fsck(c) => c.run(&ctx),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct PolicyArgs {
+    /// Accept a bundle older (lower sequence) than one already imported.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Refuse a bundle past its expiry (default: take it with a warning).
+    #[arg(long)]
+    require_fresh: bool,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> ImportPolicy {
+        ImportPolicy {
+            downgrade: if self.allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+            freshness: if self.require_fresh {
+                Freshness::RequireFresh
+            } else {
+                Freshness::WarnIfExpired
+            },
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RegistryArgs {
+    /// The ship's registry (microk8s: localhost:32000). Plain HTTP on
+    /// loopback, TLS elsewhere.
+    #[arg(long, default_value = "localhost:32000")]
+    registry: String,
+    /// Also use plain HTTP for this registry (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure: Vec<String>,
+    /// Docker-style auth file; default: ~/.docker/config.json.
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn target(&self) -> RegistryTarget {
+        let transport = if self.insecure.is_empty() {
+            Transport::TlsExceptLoopback
+        } else {
+            Transport::PlainHttpFor(self.insecure.clone())
+        };
+        RegistryTarget { host: self.registry.clone(), transport }
+    }
+
+    fn auth(&self) -> Result<RegistryAuth> {
+        let path = match &self.authfile {
+            Some(p) => p.clone(),
+            None => match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(".docker/config.json"),
+                None => return Ok(RegistryAuth::Anonymous),
+            },
+        };
+        Ok(tender_registry::auth_from_file(&path, &self.registry)?)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig; default: $KUBECONFIG, then ~/.kube/config.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Take over this live object although tender did not create it for
+    /// the stack: KIND/NAMESPACE/NAME, or KIND/NAME if cluster-scoped
+    /// (repeatable). Never one labelled for another stack.
+    #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
+    adopt: Vec<tender_deploy::Adopt>,
+}
+
+impl ClusterArgs {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.kubeconfig {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        let home = std::env::var_os("HOME").context("no --kubeconfig, $KUBECONFIG or $HOME")?;
+        Ok(PathBuf::from(home).join(".kube/config"))
+    }
+}
+
+fn open_bundle(path: &Path) -> Result<BufReader<File>> {
+    let f = File::open(path).with_context(|| format!("opening bundle {}", path.display()))?;
+    Ok(BufReader::with_capacity(1 << 20, f))
+}

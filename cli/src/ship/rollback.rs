@@ -1,0 +1,44 @@
+//! `tender-ship rollback`: re-apply an earlier stored version.
+
+use anyhow::{Context, Result};
+use tender_bundle::{StackName, Version};
+use tender_store::Store;
+
+use super::load::{Pick, deploy_version};
+use super::{ClusterArgs, Ctx, RegistryArgs};
+
+/// Arguments of `tender-ship rollback`.
+#[derive(clap::Args)]
+pub struct Rollback {
+    /// The stack.
+    stack: StackName,
+    /// The version; default: the one applied before the current.
+    version: Option<Version>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+impl Rollback {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let Self { stack, version, registry, cluster } = self;
+        let json = ctx.json;
+        let store = Store::open(&ctx.store)?;
+        let history = store.history(&stack)?;
+        let pick = match &version {
+            Some(v) => Pick::Named(Some(v)),
+            None => Pick::Digest(
+                &history
+                    .previous()
+                    .with_context(|| {
+                        format!("{stack}: no earlier applied version to roll back to")
+                    })?
+                    .digest,
+            ),
+        };
+        deploy_version(&store, &stack, pick, &registry, Some(&cluster), false, json)?;
+        Ok(0)
+    }
+}

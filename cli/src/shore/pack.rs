@@ -1,0 +1,282 @@
+//! `tender-shore pack`: resolve a stack and pack it into a signed bundle.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tender_registry::{RegistrySource, Transport};
+use tender_stack::delta::Base;
+use tender_stack::patch::{PatchRow, Patches};
+use tender_stack::{PackOptions, PackReport, Plan, StackFile, pack};
+
+use super::{Ctx, load_key, parse_duration, parse_time, read_keyring};
+use crate::{Bar, human, print_json};
+
+/// Arguments of `tender-shore pack`.
+#[derive(clap::Args)]
+pub struct Pack {
+    /// The stack file (YAML).
+    stack: PathBuf,
+    /// Output bundle; default: NAME-VERSION.tender.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Split into media parts of at most SIZE (e.g. 3900M for FAT32
+    /// sticks; K, M, G are powers of 1024): OUT.001, OUT.002, ...
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
+    split: Option<u64>,
+    /// Print what the bundle would carry, per image and blob, and stop.
+    #[arg(long)]
+    estimate: bool,
+    #[command(flatten)]
+    args: PackArgs,
+}
+
+impl Pack {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let Self { stack, out, split, estimate: only_estimate, args } = self;
+        if only_estimate {
+            let base = args.base()?;
+            let (plan, patches) =
+                args.plan(StackFile::load(&stack)?, Path::new("."), base.as_ref())?;
+            estimate(&plan, base.as_ref(), &patches, ctx.json);
+        } else {
+            pack_to(&stack, out, split, &args, ctx.json, false)?;
+        }
+        Ok(0)
+    }
+}
+
+/// The options `pack` and `publish` share.
+#[derive(clap::Args)]
+pub struct PackArgs {
+    /// Private key file; default: the key in $TENDER_SIGNING_KEY.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Sequence number (monotonic per stack); default: now, in Unix seconds.
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// Make a delta: leave out what this base holds (an earlier bundle or
+    /// part, a stack descriptor, or a ship's inventory). Repeatable.
+    #[arg(long)]
+    base: Vec<PathBuf>,
+    /// The bundle goes stale after this time (RFC 3339, e.g.
+    /// 2027-06-01T00:00:00Z); ships warn, and refuse with --require-fresh.
+    #[arg(long, conflicts_with = "expires_in", value_parser = parse_time)]
+    expires: Option<std::time::SystemTime>,
+    /// The bundle goes stale this long after packing (e.g. 180days).
+    #[arg(long, value_parser = parse_duration)]
+    expires_in: Option<std::time::Duration>,
+    /// With --base: carry a changed layer whose predecessor the ship holds
+    /// as a sub-layer patch where that is smaller, or never (whole layers).
+    #[arg(long, value_enum, default_value_t = PatchArg::WhereSmaller)]
+    patches: PatchArg,
+    /// Carry this keyring to the ship (`tender-shore keyring`): how a ship
+    /// learns new signing keys and revocations by sneakernet.
+    #[arg(long, value_name = "KEYRING.json")]
+    keyring: Option<PathBuf>,
+    /// A ship's public key (from `tender-ship keygen`): inventories given
+    /// as --base must be signed by one of these. Repeatable.
+    #[arg(long = "ship-key", value_name = "SHIP.pub")]
+    ship_keys: Vec<PathBuf>,
+    /// Use plain HTTP for this registry (repeatable; loopback always may).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure: Vec<String>,
+    /// Docker-style auth file for registries; default: ~/.docker/config.json.
+    #[arg(long)]
+    pub(super) authfile: Option<PathBuf>,
+}
+
+/// Whether a changed layer may travel as a patch against its predecessor.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PatchArg {
+    WhereSmaller,
+    Never,
+}
+
+impl PackArgs {
+    pub(super) fn transport(&self) -> Transport {
+        if self.insecure.is_empty() {
+            Transport::TlsExceptLoopback
+        } else {
+            Transport::PlainHttpFor(self.insecure.clone())
+        }
+    }
+
+    fn base(&self) -> Result<Option<Base>> {
+        if self.base.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for k in &self.ship_keys {
+            let pem = fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?;
+            keys.push(
+                tender_keys::PublicKey::from_pem(&pem)
+                    .with_context(|| format!("reading {}", k.display()))?,
+            );
+        }
+        let mut b = Base::default();
+        for p in &self.base {
+            b.add(p, &keys)?;
+        }
+        Ok(Some(b))
+    }
+
+    /// Resolve the stack; images no `sources` entry covers come from their
+    /// registries, with fetched blobs cached in `cache_in`, then removed.
+    /// Against a base, changed layers become patches where that pays.
+    fn plan(
+        &self,
+        file: StackFile,
+        cache_in: &Path,
+        base: Option<&Base>,
+    ) -> Result<(Plan, Vec<PatchRow>)> {
+        let registries = RegistrySource::new(self.transport(), self.authfile.clone(), cache_in)?;
+        let mut plan = Plan::resolve(file, vec![Box::new(registries)])?;
+        let policy = match self.patches {
+            PatchArg::WhereSmaller => Patches::WhereSmaller,
+            PatchArg::Never => Patches::Never,
+        };
+        let rows = match base {
+            Some(b) => plan.apply_patches(b, policy)?,
+            None => vec![],
+        };
+        Ok((plan, rows))
+    }
+}
+
+fn estimate(plan: &Plan, base: Option<&Base>, patches: &[PatchRow], json: bool) {
+    let rows = plan.estimate(base);
+    let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
+    let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
+    if json {
+        print_json(
+            &json!({"carried_bytes": carried, "held_bytes": held, "blobs": rows, "patches": patches}),
+        );
+        return;
+    }
+    print_patches(patches);
+    for r in &rows {
+        println!(
+            "{:>10}  {:<7} {}  {}  {}",
+            human(r.size),
+            match (r.carried, r.patched) {
+                (true, true) => "patch",
+                (true, false) => "carry",
+                _ => "held",
+            },
+            &r.digest.hex()[..12],
+            r.media_type,
+            r.source
+        );
+    }
+    println!("would carry {} ({} bytes); the ship holds {}", human(carried), carried, human(held));
+}
+
+/// Pack `stack` into `out`; prints the report unless `quiet`.
+pub(super) fn pack_to(
+    stack: &Path,
+    out: Option<PathBuf>,
+    split: Option<u64>,
+    args: &PackArgs,
+    json: bool,
+    quiet: bool,
+) -> Result<PackReport> {
+    let key = load_key(args.key.as_deref())?;
+    let base = args.base()?;
+    let file = StackFile::load(stack)?;
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let (plan, patches) = args.plan(file, &out_dir, base.as_ref())?;
+    let bar = Bar::new(json);
+    let now = std::time::SystemTime::now();
+    let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
+    let keyring = match &args.keyring {
+        Some(p) => {
+            let k = read_keyring(p)?;
+            k.signed
+                .root_trust()
+                .and_then(|t| t.verify(&k.signed.signing_message(), &k.signatures))
+                .with_context(|| {
+                    format!(
+                        "keyring {} is not signed by its own roots (`tender-shore keyring sign`)",
+                        p.display()
+                    )
+                })?;
+            if !k.signed.allows(&key.public().key_id(), plan.stack.name.as_str()) {
+                eprintln!(
+                    "warning: keyring {} does not let {} sign stack {}: ships that only trust the keyring will refuse this bundle",
+                    p.display(),
+                    key.public().key_id(),
+                    plan.stack.name
+                );
+            }
+            Some(k.to_bytes())
+        }
+        None => None,
+    };
+    let options =
+        PackOptions { sequence: args.sequence, created: Some(now), split, base, expires, keyring };
+    let mut report = pack(&plan, &key, &options, &out, &bar)
+        .with_context(|| format!("packing {}", out.display()))?;
+    report.patches = patches;
+    if quiet {
+        return Ok(report);
+    }
+    if json {
+        print_json(&report);
+    } else {
+        if report.files.len() > 1 {
+            for f in &report.files {
+                eprintln!("wrote {}", f.display());
+            }
+        }
+        println!(
+            "packed {} {} (sequence {}) into {}: {} images, {} blobs, {}\ndescriptor {}",
+            report.stack,
+            report.version,
+            report.sequence,
+            report.path.display(),
+            report.images,
+            report.blobs,
+            human(report.bytes),
+            report.descriptor_digest
+        );
+        if report.expected_blobs > 0 {
+            println!(
+                "delta: leaves out {} blobs ({}) the ship holds",
+                report.expected_blobs,
+                human(report.expected_bytes)
+            );
+        }
+        print_patches(&report.patches);
+    }
+    Ok(report)
+}
+
+fn print_patches(rows: &[PatchRow]) {
+    for r in rows {
+        match (r.used, r.patch_size) {
+            (true, Some(n)) => println!(
+                "patch: {} layer {} ({}) travels as a {} patch against {}",
+                r.image,
+                &r.layer.hex()[..12],
+                human(r.layer_size),
+                human(n),
+                &r.base.hex()[..12]
+            ),
+            _ => println!(
+                "patch: {} layer {} ({}) travels whole: {}",
+                r.image,
+                &r.layer.hex()[..12],
+                human(r.layer_size),
+                r.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}
