@@ -331,6 +331,8 @@ pub fn deploy(
         let authority = store.authority(rec, d)?;
         let stack = &d.stack.name;
         let mut claims = repositories(d)?;
+        // Early, before connecting to the cluster; the namespaces join the
+        // check below, and `claim` checks again under the store's lock.
         store.owners()?.conflict(stack, &claims)?;
         let prepared = match cluster {
             None => None,

@@ -89,9 +89,20 @@ impl<'s> Gate<'s> {
         let name = &d.stack.name;
         let floor = self.store.sequence_floor(name, keyring.as_ref())?;
         let below = d.sequence < floor && self.policy.downgrade == Downgrade::Refuse;
-        let held_whole = self.store.versions()?.into_iter().any(|(_, rec, held)| {
-            rec.digest == v.digest && held.blobs.iter().all(|b| self.store.has_blob(&b.digest))
-        });
+        // One pass over the stack's records: this exact version held whole,
+        // or another one holding its sequence.
+        let mut held_whole = false;
+        let mut same_sequence = Vec::new();
+        for (_, rec, held) in self.store.versions()? {
+            if held.stack.name != *name {
+                continue;
+            }
+            if rec.digest == v.digest {
+                held_whole |= held.blobs.iter().all(|b| self.store.has_blob(&b.digest));
+            } else if held.sequence == d.sequence {
+                same_sequence.push((rec, held));
+            }
+        }
         if below && !held_whole {
             return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, floor });
         }
@@ -108,18 +119,16 @@ impl<'s> Gate<'s> {
             return Ok(Admission { already_held: true, below_floor, warnings });
         }
         // A version only revoked keys signed does not block its sequence.
-        for (_, rec, held) in self.store.trusted_versions()? {
-            if held.stack.name == *name
-                && held.sequence == d.sequence
-                && rec.digest != v.digest
-                && self.policy.downgrade == Downgrade::Refuse
-            {
-                return Err(StoreError::SequenceConflict {
-                    stack: name.clone(),
-                    sequence: d.sequence,
-                    held: rec.digest,
-                });
-            }
+        if self.policy.downgrade == Downgrade::Refuse
+            && let Some((rec, _)) = same_sequence
+                .into_iter()
+                .find(|(rec, held)| self.store.authority(rec, held).is_ok())
+        {
+            return Err(StoreError::SequenceConflict {
+                stack: name.clone(),
+                sequence: d.sequence,
+                held: rec.digest,
+            });
         }
         // A delta: every blob it leaves out, and every layer a patch
         // rebuilds from, must be here before anything is written.
@@ -154,13 +163,8 @@ fn check_signers(
 ) -> Result<Vec<KeyId>, StoreError> {
     let stack = name.as_str();
     let pinned: Vec<KeyId> = store.trusted_keys()?.iter().map(|k| k.key_id()).collect();
-    let allowed: BTreeSet<&KeyId> = signed_by
-        .iter()
-        .filter(|k| match keyring {
-            Some(r) => r.allows(k, stack) || (pinned.contains(k) && !r.is_revoked(k)),
-            None => pinned.contains(k),
-        })
-        .collect();
+    let allowed: BTreeSet<&KeyId> =
+        signed_by.iter().filter(|k| has_say(&pinned, keyring, k, stack)).collect();
     if allowed.is_empty() {
         return Err(StoreError::NotAllowed {
             stack: name.clone(),
@@ -177,6 +181,21 @@ fn check_signers(
         return Err(KeyError::BelowThreshold { valid: allowed.len(), required }.into());
     }
     Ok(allowed.into_iter().cloned().collect())
+}
+
+/// Whether `key` has a say over `stack`: pinned by hand (any stack) and
+/// not revoked by `keyring`, or allowed for the stack by `keyring` (expiry
+/// aside: it ends new bundles, which the trust given to the reader judges).
+pub(crate) fn has_say(
+    pinned: &[KeyId],
+    keyring: Option<&Keyring>,
+    key: &KeyId,
+    stack: &str,
+) -> bool {
+    match keyring {
+        Some(r) => r.allows(key, stack) || (pinned.contains(key) && !r.is_revoked(key)),
+        None => pinned.contains(key),
+    }
 }
 
 /// What the signers of a stored version may do now (judged against the

@@ -650,11 +650,9 @@ impl Store {
         // it (expiry aside: it ends new bundles, not the floor). A key
         // revoked, removed or narrowed to other stacks lifts its floor.
         let pinned: Vec<KeyId> = self.trusted_keys()?.iter().map(|k| k.key_id()).collect();
-        let has_say = |k: &KeyId| match keyring {
-            Some(r) => r.allows(k, name.as_str()) || (pinned.contains(k) && !r.is_revoked(k)),
-            None => pinned.contains(k),
+        let valid = |a: &&Accepted| {
+            a.signed_by.iter().any(|k| gate::has_say(&pinned, keyring, k, name.as_str()))
         };
-        let valid = |a: &&Accepted| a.signed_by.iter().any(has_say);
         let floor = state.accepted.iter().filter(valid).map(|a| a.sequence).max().unwrap_or(0);
         Ok(floor.max(state.highest_sequence))
     }
@@ -711,8 +709,9 @@ impl Store {
     }
 
     /// The version records whose signatures still count (see
-    /// [`Store::authority`]): what `apply STACK`, `serve` and `gc` choose
-    /// among, so a version only a since-revoked key signed is never picked.
+    /// [`Store::authority`]): what `serve` offers, so a version only a
+    /// since-revoked key signed is never served. (`apply STACK` and `gc`
+    /// judge the records of one stack the same way, as they go.)
     pub fn trusted_versions(
         &self,
     ) -> Result<Vec<(PathBuf, VersionRecord, Descriptor)>, StoreError> {
