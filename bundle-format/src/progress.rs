@@ -10,6 +10,9 @@ pub trait Progress: Sync {
     fn item(&self, _name: &str) {}
     /// The phase ended.
     fn finish(&self) {}
+    /// What a phase without bytes is at, in words (what apply waits for:
+    /// "1 of 4 ready; waiting for Deployment awareness/sensor-fusion: 0 of 1 ready").
+    fn note(&self, _line: &str) {}
 }
 
 /// Reports nothing.

@@ -16,16 +16,33 @@ pub mod shore;
 pub const EXIT_VERIFY: i32 = 3;
 /// Exit code for `fsck` finding damage.
 pub const EXIT_DAMAGED: i32 = 4;
+/// Exit code for an apply that failed and was undone: the version in force
+/// before is back (and healthy, unless `--no-wait`).
+pub const EXIT_ROLLED_BACK: i32 = 5;
+/// Exit code for an apply that failed and whose undoing failed too.
+pub const EXIT_RESTORE_FAILED: i32 = 6;
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or when
 /// output is JSON.
-pub struct Bar(ProgressBar);
+pub struct Bar(ProgressBar, Lines);
+
+/// Notes ([`Progress::note`]) when there is no bar: one line each on
+/// stderr when it changes (a log of what apply waited for), or nothing
+/// with `--json`.
+enum Lines {
+    Bar,
+    Log(std::sync::Mutex<String>),
+    Quiet,
+}
 
 impl Bar {
     /// A bar, hidden unless stderr is a terminal and `json` is off.
     pub fn new(json: bool) -> Bar {
-        if json || !std::io::stderr().is_terminal() {
-            return Bar(ProgressBar::hidden());
+        if json {
+            return Bar(ProgressBar::hidden(), Lines::Quiet);
+        }
+        if !std::io::stderr().is_terminal() {
+            return Bar(ProgressBar::hidden(), Lines::Log(Default::default()));
         }
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -35,7 +52,7 @@ impl Bar {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        Bar(bar)
+        Bar(bar, Lines::Bar)
     }
 }
 
@@ -54,6 +71,19 @@ impl Progress for Bar {
     }
     fn finish(&self) {
         self.0.finish_and_clear();
+    }
+    fn note(&self, line: &str) {
+        match &self.1 {
+            Lines::Bar => self.0.set_message(line.to_owned()),
+            Lines::Log(last) => {
+                let mut last = last.lock().expect("progress lines");
+                if *last != line {
+                    eprintln!("{line}");
+                    line.clone_into(&mut last);
+                }
+            }
+            Lines::Quiet => {}
+        }
     }
 }
 
@@ -127,6 +157,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return match e {
                 D::Store(e) => store_code(e),
                 D::Registry(tender_registry::RegistryError::Store(e)) => store_code(e),
+                D::RolledBack { .. } => EXIT_ROLLED_BACK,
+                D::RestoreFailed { .. } => EXIT_RESTORE_FAILED,
                 _ => 1,
             };
         }

@@ -1,14 +1,17 @@
 //! The cluster step, kept thin: resolve each object's API and namespace by
 //! discovery, look at what is live before anything changes, server-side
-//! apply with the `kube` crate, and delete what the stack no longer has,
-//! but only what tender made for this stack.
+//! apply with the `kube` crate in kind order (waiting for the kinds new
+//! CRDs define to be served), wait for health, and delete what the stack no
+//! longer has, but only what tender made for this stack.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::client::AuthError;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError, LoadDataError};
 use kube::core::GroupVersionKind;
@@ -16,8 +19,11 @@ use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, Config};
 use serde::Serialize;
 use serde_yaml::Value;
+use tender_bundle::Progress;
 
 use crate::DeployError;
+use crate::health::{self, Health};
+use crate::order::{self, CRD_RANK};
 
 /// Namespaces no stack may claim without a cluster-scope grant: the
 /// cluster's own, and `default`, which every namespace-less object of any
@@ -135,18 +141,47 @@ pub struct Resolved {
     resource: ApiResource,
     /// Where it lands.
     pub namespace: Option<String>,
+    /// False for a kind a CustomResourceDefinition of the same plan
+    /// defines and the cluster does not serve yet: apply waits for it.
+    served: bool,
 }
 
+/// An object's identity in the cluster, owned: kind, group, namespace, name.
+pub type Key = (String, String, Option<String>, String);
+
 impl Resolved {
-    /// Kind, group, namespace and name: the same object whatever version
+    /// Group, kind, namespace and name: the same object whatever version
     /// of its API a manifest names.
-    fn key(&self) -> (&str, &str, Option<&str>, &str) {
-        (&self.resource.group, &self.resource.kind, self.namespace.as_deref(), &self.written.name)
+    fn owned_key(&self) -> Key {
+        (
+            self.resource.group.clone(),
+            self.resource.kind.clone(),
+            self.namespace.clone(),
+            self.written.name.clone(),
+        )
     }
 
     /// A core Namespace object.
     fn is_namespace(&self) -> bool {
         self.resource.group.is_empty() && self.resource.kind == "Namespace"
+    }
+
+    /// A PersistentVolumeClaim: its volume may hold the only copy of data.
+    fn is_claim(&self) -> bool {
+        self.resource.group.is_empty() && self.resource.kind == "PersistentVolumeClaim"
+    }
+
+    /// Where it goes in the apply order.
+    fn rank(&self) -> u8 {
+        order::rank(&self.resource.group, &self.resource.kind)
+    }
+
+    /// `Kind namespace/name`, as progress shows it.
+    fn short(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.written.kind, self.written.name),
+            None => format!("{} {}", self.written.kind, self.written.name),
+        }
     }
 
     fn matches(&self, a: &Adopt) -> bool {
@@ -178,14 +213,16 @@ impl std::fmt::Display for Resolved {
 #[derive(Debug)]
 pub struct Plan {
     stack: String,
-    /// Objects to apply, labelled with the stack, in manifest order.
+    /// Objects to apply, labelled with the stack, in apply order.
     objects: Vec<(Resolved, Value)>,
+    /// Objects of the plan that were live before it was applied.
+    existed: BTreeSet<Key>,
     /// Objects of the version applied before that this one no longer has.
     prune: Vec<Resolved>,
     /// Why prune will leave something alone, found while planning.
     notes: Vec<String>,
     /// Live objects taken over because the engineer said `--adopt`.
-    adopted: Vec<String>,
+    pub(crate) adopted: Vec<String>,
 }
 
 impl Plan {
@@ -222,6 +259,15 @@ impl Plan {
         self.notes.push(note);
     }
 
+    /// The objects, in apply order, as `Kind namespace/name (apiVersion)`.
+    pub fn object_names(&self) -> Vec<String> {
+        self.objects.iter().map(|(r, _)| r.to_string()).collect()
+    }
+
+    pub(crate) fn keys(&self) -> BTreeSet<Key> {
+        self.objects.iter().map(|(r, _)| r.owned_key()).collect()
+    }
+
     /// Refuse what [`Plan::needs_grant`] lists without a grant.
     pub fn check_scope(&self, scope: ClusterScope, version: &str) -> Result<(), DeployError> {
         match (scope, self.needs_grant().first()) {
@@ -246,6 +292,28 @@ pub struct ClusterReport {
     pub deleted: Vec<String>,
     /// Objects the new version no longer has, left in place, and why.
     pub skipped: Vec<String>,
+    /// Whether apply waited until every object was healthy.
+    pub waited: bool,
+}
+
+/// What undoing a failed version did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreReport {
+    /// Objects of the version restored, applied again.
+    pub applied: Vec<String>,
+    /// Objects only the failed version created, deleted.
+    pub deleted: Vec<String>,
+    /// Objects only the failed version created, left in place, and why.
+    pub left: Vec<String>,
+}
+
+/// One object's health, for `status --cluster`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectHealth {
+    /// `Kind namespace/name (apiVersion)`.
+    pub object: String,
+    /// Its health.
+    pub health: Health,
 }
 
 /// The label and field managers of a live object, as far as tender judges it.
@@ -301,6 +369,84 @@ pub struct Cluster {
     rt: tokio::runtime::Runtime,
 }
 
+/// A kind a CustomResourceDefinition of the plan defines.
+struct Defined {
+    group: String,
+    kind: String,
+    plural: String,
+    versions: Vec<String>,
+    scope: Scope,
+}
+
+impl Defined {
+    /// What `obj`, if it is a CustomResourceDefinition, defines.
+    fn by(obj: &Value) -> Option<Defined> {
+        let id = ObjectRef::of(obj).ok()?;
+        if order::group_of(&id.api_version) != "apiextensions.k8s.io"
+            || id.kind != "CustomResourceDefinition"
+        {
+            return None;
+        }
+        let spec = obj.get("spec")?;
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+        Some(Defined {
+            group: s(spec.get("group"))?,
+            kind: s(spec.get("names").and_then(|n| n.get("kind")))?,
+            plural: s(spec.get("names").and_then(|n| n.get("plural")))?,
+            versions: spec
+                .get("versions")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| s(v.get("name")))
+                .collect(),
+            scope: match spec.get("scope").and_then(Value::as_str) {
+                Some("Cluster") => Scope::Cluster,
+                _ => Scope::Namespaced,
+            },
+        })
+    }
+
+    fn resource_for(&self, obj: &ObjectRef) -> Option<(ApiResource, Scope)> {
+        let gvk = obj.gvk();
+        (gvk.group == self.group && gvk.kind == self.kind && self.versions.contains(&gvk.version))
+            .then(|| {
+                let ar = ApiResource::from_gvk_with_plural(&gvk, &self.plural);
+                (ar, self.scope.clone())
+            })
+    }
+}
+
+/// How long to wait and how often to look.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    /// Give up at.
+    pub at: Instant,
+    /// Look again after.
+    pub poll: Duration,
+    /// The whole wait, for messages.
+    pub timeout: Duration,
+}
+
+impl Deadline {
+    /// From now, for `timeout`; looking every 1/20 of it, between 200 ms
+    /// and 2 s (as often as a person would look, never hammering the API
+    /// server).
+    pub fn after(timeout: Duration) -> Deadline {
+        let poll = (timeout / 20).clamp(Duration::from_millis(200), Duration::from_secs(2));
+        Deadline { at: Instant::now() + timeout, poll, timeout }
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    async fn sleep(&self) {
+        let left = self.at.saturating_duration_since(Instant::now());
+        tokio::time::sleep(self.poll.min(left)).await;
+    }
+}
+
 impl Cluster {
     /// Read `kubeconfig` and make a client (contacts nothing yet). Errors
     /// say what is wrong and where, never quoting the file: it holds
@@ -326,22 +472,32 @@ impl Cluster {
         self.client.default_namespace()
     }
 
-    async fn resolve(&self, obj: &ObjectRef) -> Result<Resolved, DeployError> {
+    /// The resource and scope of `obj`'s kind, by discovery (cached).
+    async fn discover(&self, obj: &ObjectRef) -> Result<(ApiResource, Scope), kube::Error> {
         let key = (obj.api_version.clone(), obj.kind.clone());
-        let cached = self.discovered.lock().expect("discovery cache").get(&key).cloned();
-        let (resource, scope) = match cached {
-            Some(hit) => hit,
-            None => {
-                let (ar, caps) = pinned_kind(&self.client, &obj.gvk()).await.map_err(|e| {
-                    DeployError::Cluster {
+        if let Some(hit) = self.discovered.lock().expect("discovery cache").get(&key).cloned() {
+            return Ok(hit);
+        }
+        let (ar, caps) = pinned_kind(&self.client, &obj.gvk()).await?;
+        let hit = (ar, caps.scope);
+        self.discovered.lock().expect("discovery cache").insert(key, hit.clone());
+        Ok(hit)
+    }
+
+    /// Resolve `obj` by discovery or, for a kind the cluster does not serve
+    /// yet, by a CustomResourceDefinition in `defined`.
+    async fn resolve(&self, obj: &ObjectRef, defined: &[Defined]) -> Result<Resolved, DeployError> {
+        let (resource, scope, served) = match self.discover(obj).await {
+            Ok((ar, scope)) => (ar, scope, true),
+            Err(e) => match defined.iter().find_map(|d| d.resource_for(obj)) {
+                Some((ar, scope)) => (ar, scope, false),
+                None => {
+                    return Err(DeployError::Cluster {
                         object: obj.to_string(),
                         answer: format!("discovery: {}", answer(&e)),
-                    }
-                })?;
-                let hit = (ar, caps.scope);
-                self.discovered.lock().expect("discovery cache").insert(key, hit.clone());
-                hit
-            }
+                    });
+                }
+            },
         };
         let namespace = match scope {
             Scope::Cluster => None,
@@ -349,45 +505,50 @@ impl Cluster {
                 Some(obj.namespace.clone().unwrap_or_else(|| self.default_namespace().to_owned()))
             }
         };
-        Ok(Resolved { written: obj.clone(), resource, namespace })
+        Ok(Resolved { written: obj.clone(), resource, namespace, served })
     }
 
     /// Resolve `objects` (to apply for `stack`) and `before` (the objects
     /// of the version applied before, None if it is not known) by
-    /// discovery. Reads only.
+    /// discovery, and put them in apply order. Reads only.
     pub fn plan(
         &self,
         stack: &str,
         objects: &[Value],
         before: Option<&[Value]>,
     ) -> Result<Plan, DeployError> {
+        let defined: Vec<Defined> = objects.iter().filter_map(Defined::by).collect();
         self.rt.block_on(async {
             let mut plan = Plan {
                 stack: stack.to_owned(),
                 objects: Vec::new(),
+                existed: BTreeSet::new(),
                 prune: Vec::new(),
                 notes: Vec::new(),
                 adopted: Vec::new(),
             };
             for obj in objects {
                 let id = ObjectRef::of(obj).map_err(|reason| DeployError::BadObject { reason })?;
-                let resolved = self.resolve(&id).await?;
+                let resolved = self.resolve(&id, &defined).await?;
                 let mut obj = obj.clone();
                 obj["metadata"]["labels"][STACK_LABEL] = Value::String(stack.to_owned());
                 plan.objects.push((resolved, obj));
             }
+            plan.objects.sort_by_key(|(r, _)| r.rank());
             let Some(before) = before else { return Ok(plan) };
-            let now: BTreeSet<_> = plan.objects.iter().map(|(r, _)| r.key()).collect();
+            let now = plan.keys();
             let mut prune = Vec::new();
             for obj in before {
                 let id = ObjectRef::of(obj).map_err(|reason| DeployError::BadObject { reason })?;
-                match self.resolve(&id).await {
-                    Ok(r) if !now.contains(&r.key()) => prune.push(r),
+                match self.resolve(&id, &[]).await {
+                    Ok(r) if !now.contains(&r.owned_key()) => prune.push(r),
                     Ok(_) => {}
                     // A kind the cluster no longer serves has nothing to delete.
                     Err(e) => plan.notes.push(format!("{id}: left in place: {e}")),
                 }
             }
+            // Dependents first: the reverse of the apply order.
+            prune.sort_by_key(|r| std::cmp::Reverse(r.rank()));
             plan.prune = prune;
             Ok(plan)
         })
@@ -396,20 +557,21 @@ impl Cluster {
     /// Look at every object the plan would apply: refuse, naming it, one
     /// labelled for another stack, and one that tender did not make for
     /// this stack unless `adopt` names it; refuse an `adopt` that names no
-    /// object of the plan. Reads only.
+    /// object of the plan. Remembers which objects were live, so that
+    /// undoing the plan never deletes one it did not create. Reads only.
     pub fn check_live(&self, plan: &mut Plan, adopt: &[Adopt]) -> Result<(), DeployError> {
         if let Some(a) = adopt.iter().find(|a| !plan.objects.iter().any(|(r, _)| r.matches(a))) {
             return Err(DeployError::AdoptNothing { adopt: a.clone(), stack: plan.stack.clone() });
         }
         self.rt.block_on(async {
             let mut adopted = Vec::new();
-            for (r, _) in &plan.objects {
+            for (r, _) in plan.objects.iter().filter(|(r, _)| r.served) {
                 let live = r.api(&self.client).get_opt(&r.written.name).await.map_err(|e| {
                     DeployError::Cluster { object: r.to_string(), answer: answer(&e) }
                 })?;
-                if let Some(live) = live
-                    && judge_live(&plan.stack, r, &live.metadata, adopt)?
-                {
+                let Some(live) = live else { continue };
+                plan.existed.insert(r.owned_key());
+                if judge_live(&plan.stack, r, &live.metadata, adopt)? {
                     adopted.push(r.to_string());
                 }
             }
@@ -418,52 +580,263 @@ impl Cluster {
         })
     }
 
-    /// Server-side apply the plan's objects as field manager `tender`, then
-    /// delete what the version applied before had and this one has not, if
-    /// tender made it for this stack (looked at again just before). Stops at
-    /// the first failure, naming the object and the API server's answer.
-    pub fn apply(&self, plan: &Plan) -> Result<ClusterReport, DeployError> {
+    /// Server-side apply the plan's objects in order as field manager
+    /// `tender`. After the CustomResourceDefinitions, wait until each is
+    /// Established and the kinds they define are served. Stops at the
+    /// first refusal, naming the object and the API server's answer.
+    pub fn apply(
+        &self,
+        plan: &Plan,
+        deadline: &Deadline,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, DeployError> {
         self.rt.block_on(async {
-            let mut report = ClusterReport {
-                adopted: plan.adopted.clone(),
-                skipped: plan.notes.clone(),
-                ..ClusterReport::default()
-            };
             // Force: fields another manager holds are taken over; check_live
             // has made sure the object is this stack's or adopted.
             let params = PatchParams::apply(FIELD_MANAGER).force();
+            let mut applied = Vec::new();
+            let mut crds: Vec<&Resolved> = Vec::new();
             for (r, obj) in &plan.objects {
+                if r.rank() > CRD_RANK && !crds.is_empty() {
+                    self.await_served(std::mem::take(&mut crds), plan, deadline, progress).await?;
+                }
+                progress.item(&r.to_string());
                 r.api(&self.client).patch(&r.written.name, &params, &Patch::Apply(obj)).await.map_err(
                     |e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) },
                 )?;
-                report.applied.push(r.to_string());
-            }
-            for r in &plan.prune {
-                let api = r.api(&self.client);
-                let cluster_err = |e: kube::Error| DeployError::Cluster {
-                    object: r.to_string(),
-                    answer: answer(&e),
-                };
-                // Already gone is what we wanted.
-                let Some(live) = api.get_opt(&r.written.name).await.map_err(cluster_err)? else {
-                    continue;
-                };
-                if !made_for(&plan.stack, &live.metadata) {
-                    report.skipped.push(format!(
-                        "{r}: left in place: not labelled {STACK_LABEL}={} with field manager {FIELD_MANAGER}",
-                        plan.stack
-                    ));
-                    continue;
+                if r.rank() == CRD_RANK {
+                    crds.push(r);
                 }
-                match api.delete(&r.written.name, &DeleteParams::default()).await {
-                    Ok(_) => report.deleted.push(r.to_string()),
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(cluster_err(e)),
-                }
+                applied.push(r.to_string());
             }
-            Ok(report)
+            if !crds.is_empty() {
+                self.await_served(crds, plan, deadline, progress).await?;
+            }
+            Ok(applied)
         })
     }
+
+    /// Wait until `crds` are Established and every kind of the plan they
+    /// define is served by discovery.
+    async fn await_served(
+        &self,
+        crds: Vec<&Resolved>,
+        plan: &Plan,
+        deadline: &Deadline,
+        progress: &dyn Progress,
+    ) -> Result<(), DeployError> {
+        self.await_ready(&crds, deadline, progress).await?;
+        for (r, _) in plan.objects.iter().filter(|(r, _)| !r.served) {
+            let key = (r.written.api_version.clone(), r.written.kind.clone());
+            loop {
+                self.discovered.lock().expect("discovery cache").remove(&key);
+                match self.discover(&r.written).await {
+                    Ok(_) => break,
+                    Err(e) if deadline.passed() => {
+                        return Err(DeployError::Unhealthy {
+                            after: humantime::format_duration(deadline.timeout).to_string(),
+                            objects: vec![format!(
+                                "{r}: its kind is not served yet ({})",
+                                answer(&e)
+                            )],
+                        });
+                    }
+                    Err(_) => {
+                        progress.note(&format!("waiting for the cluster to serve {r}"));
+                        deadline.sleep().await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One object's health, with the reason its pods give when it is a
+    /// workload that is not ready. A failed read (an API server that is
+    /// restarting) is reported as not ready yet, not as a failure.
+    async fn health_of(&self, r: &Resolved) -> Health {
+        let live = match r.api(&self.client).get_opt(&r.written.name).await {
+            Ok(Some(live)) => live,
+            Ok(None) => return Health::Missing,
+            Err(e) => return Health::InProgress(format!("cannot read it: {}", answer(&e))),
+        };
+        let live = serde_json::to_value(&live).expect("objects serialize");
+        match health::judge(&r.resource.group, &r.resource.kind, &live) {
+            Health::InProgress(why) => match self.pod_problem(r, &live).await {
+                Some(p) => Health::InProgress(format!("{why}; {p}")),
+                None => Health::InProgress(why),
+            },
+            h => h,
+        }
+    }
+
+    /// The first problem a workload's pods show, found by its selector.
+    async fn pod_problem(&self, r: &Resolved, live: &serde_json::Value) -> Option<String> {
+        let ns = r.namespace.as_deref()?;
+        let labels = live.pointer("/spec/selector/matchLabels")?.as_object()?;
+        let selector: Vec<String> =
+            labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let list = pods.list(&ListParams::default().labels(&selector.join(","))).await.ok()?;
+        list.items.iter().find_map(|p| health::pod_problem(&serde_json::to_value(p).ok()?))
+    }
+
+    /// Wait until every object of `objects` is healthy, reporting what it
+    /// waits for; fail at once when one has failed for good, or at the
+    /// deadline, naming each object not ready and why.
+    async fn await_ready(
+        &self,
+        objects: &[&Resolved],
+        deadline: &Deadline,
+        progress: &dyn Progress,
+    ) -> Result<(), DeployError> {
+        let total = objects.len();
+        let mut pending: Vec<&Resolved> = objects.to_vec();
+        loop {
+            let mut waiting = Vec::new();
+            for r in pending {
+                match self.health_of(r).await {
+                    Health::Ready => {}
+                    Health::Failed(why) => {
+                        return Err(DeployError::Failed { object: r.to_string(), reason: why });
+                    }
+                    h => waiting.push((r, h)),
+                }
+            }
+            let Some((first, why)) = waiting.first() else { return Ok(()) };
+            if deadline.passed() {
+                return Err(DeployError::Unhealthy {
+                    after: humantime::format_duration(deadline.timeout).to_string(),
+                    objects: waiting.iter().map(|(r, h)| format!("{r}: {h}")).collect(),
+                });
+            }
+            progress.note(&format!(
+                "{} of {total} ready; waiting for {}: {why}",
+                total - waiting.len(),
+                first.short()
+            ));
+            deadline.sleep().await;
+            pending = waiting.into_iter().map(|(r, _)| r).collect();
+        }
+    }
+
+    /// Wait until every object of the plan is healthy.
+    pub fn wait(
+        &self,
+        plan: &Plan,
+        deadline: &Deadline,
+        progress: &dyn Progress,
+    ) -> Result<(), DeployError> {
+        let objects: Vec<&Resolved> = plan.objects.iter().map(|(r, _)| r).collect();
+        self.rt.block_on(self.await_ready(&objects, deadline, progress))
+    }
+
+    /// The health of each object of the plan, as it is now.
+    pub fn health(&self, plan: &Plan) -> Vec<ObjectHealth> {
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            for (r, _) in &plan.objects {
+                out.push(ObjectHealth { object: r.to_string(), health: self.health_of(r).await });
+            }
+            out
+        })
+    }
+
+    /// Delete what the version applied before had and this one has not,
+    /// dependents first, if tender made it for this stack (looked at
+    /// again just before). Namespaces and PersistentVolumeClaims are left
+    /// and reported: deleting one deletes data, or objects tender never
+    /// applied.
+    /// A delete that fails is reported, not raised: the new version is in
+    /// force and healthy by then.
+    pub fn prune(&self, plan: &Plan, report: &mut ClusterReport) {
+        report.skipped.extend(plan.notes.iter().cloned());
+        self.rt.block_on(async {
+            for r in &plan.prune {
+                if r.is_namespace() || r.is_claim() {
+                    report.skipped.push(format!("{r}: left in place: {HOLDS_DATA}"));
+                    continue;
+                }
+                match self.delete_ours(&plan.stack, r).await {
+                    Ok(Deleted::Yes) => report.deleted.push(r.to_string()),
+                    Ok(Deleted::Gone) => {}
+                    Ok(Deleted::NotOurs) => report.skipped.push(format!(
+                        "{r}: left in place: not labelled {STACK_LABEL}={} with field manager {FIELD_MANAGER}",
+                        plan.stack
+                    )),
+                    Err(e) => report.skipped.push(format!("{r}: left in place: {e}")),
+                }
+            }
+        })
+    }
+
+    /// Undo what applying `failed` created: delete, dependents first, each
+    /// of its objects that was not live before it was applied and that
+    /// `keep` (the version restored) does not have. A PersistentVolumeClaim,
+    /// and a Namespace holding one, is left and reported.
+    pub fn remove_created(
+        &self,
+        failed: &Plan,
+        keep: &BTreeSet<Key>,
+        report: &mut RestoreReport,
+    ) -> Result<(), DeployError> {
+        let claims_in: BTreeSet<&str> = failed
+            .objects
+            .iter()
+            .filter(|(r, _)| r.is_claim())
+            .filter_map(|(r, _)| r.namespace.as_deref())
+            .collect();
+        self.rt.block_on(async {
+            for (r, _) in failed.objects.iter().rev() {
+                let key = r.owned_key();
+                if keep.contains(&key) || failed.existed.contains(&key) {
+                    continue;
+                }
+                if r.is_claim() || (r.is_namespace() && claims_in.contains(r.written.name.as_str()))
+                {
+                    report.left.push(format!("{r}: left in place: {HOLDS_DATA}"));
+                    continue;
+                }
+                if !r.served {
+                    // Its kind never came to be served: nothing was made.
+                    continue;
+                }
+                if let Deleted::Yes = self.delete_ours(&failed.stack, r).await? {
+                    report.deleted.push(r.to_string());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Delete `r` if it is live and tender made it for `stack`.
+    async fn delete_ours(&self, stack: &str, r: &Resolved) -> Result<Deleted, DeployError> {
+        let api = r.api(&self.client);
+        let cluster_err =
+            |e: kube::Error| DeployError::Cluster { object: r.to_string(), answer: answer(&e) };
+        // Already gone is what we wanted.
+        let Some(live) = api.get_opt(&r.written.name).await.map_err(cluster_err)? else {
+            return Ok(Deleted::Gone);
+        };
+        if !made_for(stack, &live.metadata) {
+            return Ok(Deleted::NotOurs);
+        }
+        match api.delete(&r.written.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(Deleted::Yes),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Gone),
+            Err(e) => Err(cluster_err(e)),
+        }
+    }
+}
+
+/// Why a Namespace or PersistentVolumeClaim is never deleted by tender.
+const HOLDS_DATA: &str = "it may hold data (a Namespace deletes everything in it); delete it by hand when sure";
+
+/// What [`Cluster::delete_ours`] found.
+enum Deleted {
+    Yes,
+    Gone,
+    NotOurs,
 }
 
 /// What is wrong with a kubeconfig, and where, without quoting it: the
@@ -553,6 +926,7 @@ mod tests {
             },
             resource: ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind)),
             namespace: namespace.map(String::from),
+            served: true,
         }
     }
 
@@ -616,6 +990,7 @@ mod tests {
         let plan = |objects: Vec<Resolved>| Plan {
             stack: "radar".into(),
             objects: objects.into_iter().map(|r| (r, Value::Null)).collect(),
+            existed: BTreeSet::new(),
             prune: vec![],
             notes: vec![],
             adopted: vec![],

@@ -15,14 +15,20 @@ use tender_stack::k8s;
 use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
 
 pub mod cluster;
+pub mod health;
 mod inventory;
+pub mod order;
+mod rollout;
 pub mod serve;
 
 pub use inventory::inventory;
+pub use rollout::{OnFailure, Rollout, Wait, cluster_health};
 
 pub use cluster::{
-    Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectRef, Plan, STACK_LABEL,
+    Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectHealth, ObjectRef, Plan,
+    RestoreReport, STACK_LABEL,
 };
+pub use health::Health;
 
 /// Errors of load and apply.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +133,72 @@ pub enum DeployError {
         /// Version.
         version: String,
     },
+    /// Objects not healthy by the deadline.
+    #[error("not healthy after {after}: {}", objects.join("; "))]
+    Unhealthy {
+        /// The timeout.
+        after: String,
+        /// Each object not ready, and why.
+        objects: Vec<String>,
+    },
+    /// An object that will not become healthy by waiting.
+    #[error("{object} failed: {reason}")]
+    Failed {
+        /// The object.
+        object: String,
+        /// Why, as its status says.
+        reason: String,
+    },
+    /// The version failed and the one in force before is back, healthy.
+    #[error("{stack} {version} failed and was undone: {restored}")]
+    RolledBack {
+        /// Stack.
+        stack: String,
+        /// The version that failed.
+        version: String,
+        /// What is in force again, and what the undoing did.
+        restored: String,
+        /// Why the version failed.
+        #[source]
+        cause: Box<DeployError>,
+    },
+    /// The version failed, and restoring the one before failed too.
+    #[error(
+        "{stack} {version} failed ({cause}), and restoring {previous} failed too: the cluster may hold objects of both; see `tender-ship status {stack} --cluster`, then run `tender-ship rollback {stack}{rollback_arg}` or apply a version again"
+    )]
+    RestoreFailed {
+        /// Stack.
+        stack: String,
+        /// The version that failed.
+        version: String,
+        /// Why it failed (with its causes).
+        cause: String,
+        /// What was being restored.
+        previous: String,
+        /// ` VERSION` for the rollback command, or empty.
+        rollback_arg: String,
+        /// Why restoring failed.
+        #[source]
+        restore: Box<DeployError>,
+    },
+    /// The version failed and was left as it is, as asked.
+    #[error(
+        "{stack} {version} failed and was left in place for diagnosis (--no-rollback); {in_force}"
+    )]
+    LeftInPlace {
+        /// Stack.
+        stack: String,
+        /// The version that failed.
+        version: String,
+        /// What is in force and how to restore it.
+        in_force: String,
+        /// Why it failed.
+        #[source]
+        cause: Box<DeployError>,
+    },
+    /// The version in force is no longer in the store.
+    #[error("{0}")]
+    VersionGone(String),
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
@@ -154,7 +226,7 @@ pub struct RegistryTarget {
 pub struct Rendered {
     /// (reference as written, reference in the ship's registry by digest).
     pub pins: Vec<(String, String)>,
-    /// The objects, rewritten, in manifest order.
+    /// The objects, rewritten, in apply order ([`order`]).
     #[serde(skip)]
     pub objects: Vec<Value>,
 }
@@ -194,6 +266,7 @@ pub fn render(store: &Store, d: &Descriptor, registry: &str) -> Result<Rendered,
         pins.push((i.reference.clone(), format!("{registry}/{repo}@{}", i.digest)));
     }
     let mut objects = objects(store, d)?;
+    order::sort(&mut objects);
     for o in &mut objects {
         k8s::rewrite_images(o, &|r| {
             pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone())
@@ -238,27 +311,28 @@ pub fn load(
     Ok(report)
 }
 
-/// What the stack had applied before, for prune to compare with.
-enum Applied {
+/// The version in force before this apply: what prune compares with and
+/// what a failure restores.
+pub(crate) enum Previous {
     /// Nothing yet.
     Never,
-    /// The objects of the version in force.
-    Objects(Vec<Value>),
-    /// The version in force is no longer in the store: why nothing is pruned.
+    /// Its record and descriptor, found by the digest applied.
+    Version(Box<(VersionRecord, Descriptor)>),
+    /// No longer in the store: why nothing is pruned or restored.
     Gone(String),
 }
 
-/// The objects of the version in force, found by its descriptor's digest:
-/// a version name may have been re-issued with other objects.
-fn applied_objects(store: &Store, d: &Descriptor) -> Result<Applied, DeployError> {
-    let Some(current) = store.history(&d.stack.name)?.current else {
-        return Ok(Applied::Never);
+/// The version in force, found by its descriptor's digest: a version name
+/// may have been re-issued with other objects.
+fn previous(store: &Store, stack: &tender_bundle::StackName) -> Result<Previous, DeployError> {
+    let Some(current) = store.history(stack)?.current else {
+        return Ok(Previous::Never);
     };
-    Ok(match store.version_by_digest(&d.stack.name, &current.digest)? {
-        Some((_, applied)) => Applied::Objects(objects(store, &applied)?),
-        None => Applied::Gone(format!(
-            "the version in force ({} {}, {}) is no longer in the store: nothing pruned",
-            d.stack.name, current.version, current.digest
+    Ok(match store.version_by_digest(stack, &current.digest)? {
+        Some(found) => Previous::Version(Box::new(found)),
+        None => Previous::Gone(format!(
+            "the version in force ({stack} {}, {}) is no longer in the store",
+            current.version, current.digest
         )),
     })
 }
@@ -284,6 +358,8 @@ pub struct ClusterTarget<'a> {
     /// Live objects tender may take over although it did not create them
     /// for this stack.
     pub adopt: &'a [Adopt],
+    /// Waiting for health, and what a failure does.
+    pub rollout: Rollout,
 }
 
 /// What `apply --dry-run` shows: the version rendered for `registry`,
@@ -314,7 +390,10 @@ fn repositories(d: &Descriptor) -> Result<Vec<Claim>, DeployError> {
 /// the outcome, failures included. Everything that can refuse is checked
 /// before anything changes: ownership of the namespaces and repositories it
 /// touches, cluster scope, and every live object it would apply over; only
-/// then are the claims recorded, the images pushed and the objects applied.
+/// then are the claims recorded, the images pushed and the objects applied
+/// in kind order. Then it waits until the version is healthy and prunes;
+/// a refused object or a version not healthy in time is undone (see
+/// [`Rollout`]): `DeployError::RolledBack` when the version before is back.
 pub fn deploy(
     store: &Store,
     rec: &VersionRecord,
@@ -339,14 +418,16 @@ pub fn deploy(
             Some(c) => {
                 let conn = Cluster::connect(c.kubeconfig)?;
                 let rendered = render(store, d, &target.host)?;
-                let mut plan = match applied_objects(store, d)? {
-                    Applied::Never => conn.plan(stack.as_str(), &rendered.objects, None)?,
-                    Applied::Objects(before) => {
+                let previous = previous(store, stack)?;
+                let mut plan = match &previous {
+                    Previous::Never => conn.plan(stack.as_str(), &rendered.objects, None)?,
+                    Previous::Version(p) => {
+                        let before = objects(store, &p.1)?;
                         conn.plan(stack.as_str(), &rendered.objects, Some(&before))?
                     }
-                    Applied::Gone(why) => {
+                    Previous::Gone(why) => {
                         let mut plan = conn.plan(stack.as_str(), &rendered.objects, None)?;
-                        plan.note(why);
+                        plan.note(format!("{why}: nothing pruned"));
                         plan
                     }
                 };
@@ -359,12 +440,18 @@ pub fn deploy(
                 };
                 plan.check_scope(scope, d.stack.version.as_str())?;
                 conn.check_live(&mut plan, c.adopt)?;
-                Some((conn, plan))
+                Some((conn, plan, previous, c))
             }
         };
         store.claim(stack, &claims)?;
-        let push = load(store, d, target, auth, progress)?;
-        let cluster = prepared.map(|(conn, plan)| conn.apply(&plan)).transpose()?;
+        let push = load(store, d, target, auth.clone(), progress)?;
+        let cluster = match prepared {
+            None => None,
+            Some((conn, plan, previous, c)) => {
+                let step = rollout::Step { store, d, target, auth: &auth, conn: &conn, progress };
+                Some(step.run(&plan, previous, c.rollout)?)
+            }
+        };
         Ok(ApplyReport {
             stack: d.stack.name.to_string(),
             version: d.stack.version.to_string(),
@@ -375,13 +462,33 @@ pub fn deploy(
     match run() {
         Ok(r) => {
             let outcome = if cluster.is_some() { Outcome::Applied } else { Outcome::Loaded };
-            store.record(d, &rec.digest, outcome, None)?;
+            let detail = match &r.cluster {
+                Some(c) if !c.waited => Some("not waited for health (--no-wait)".to_owned()),
+                _ => None,
+            };
+            store.record(d, &rec.digest, outcome, detail)?;
             Ok(r)
         }
         Err(e) => {
             // The failure is part of the history; `rollback` still works.
-            let _ = store.record(d, &rec.digest, Outcome::Failed, Some(e.to_string()));
+            let outcome = match e {
+                DeployError::RolledBack { .. } => Outcome::RolledBack,
+                _ => Outcome::Failed,
+            };
+            let _ = store.record(d, &rec.digest, outcome, Some(chain(&e)));
             Err(e)
         }
     }
+}
+
+/// An error and its causes, each once, as history records them.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -19,6 +19,9 @@ pub enum Outcome {
     Loaded,
     /// Something failed; `detail` says what.
     Failed,
+    /// Applying failed and the version in force before was put back;
+    /// `detail` says why and what was restored.
+    RolledBack,
 }
 
 /// One entry of a stack's history.

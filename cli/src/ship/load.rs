@@ -76,6 +76,13 @@ pub(super) fn deploy_version(
             d.blobs.len(),
             human(d.total_blob_bytes())
         );
+        eprintln!("apply order:");
+        for (i, o) in rendered.objects.iter().enumerate() {
+            match tender_deploy::ObjectRef::of(o) {
+                Ok(id) => eprintln!("  {}. {id}", i + 1),
+                Err(why) => eprintln!("  {}. (cannot be applied: {why})", i + 1),
+            }
+        }
         print!("{}", rendered.to_yaml());
         return Ok(());
     }
@@ -90,7 +97,11 @@ pub(super) fn deploy_version(
         kubeconfig
             .as_deref()
             .zip(cluster)
-            .map(|(kubeconfig, c)| tender_deploy::ClusterTarget { kubeconfig, adopt: &c.adopt }),
+            .map(|(kubeconfig, c)| tender_deploy::ClusterTarget {
+                kubeconfig,
+                adopt: &c.adopt,
+                rollout: c.rollout(),
+            }),
         &bar,
     )
     .with_context(|| {
@@ -115,7 +126,8 @@ pub(super) fn deploy_version(
             target.host
         );
         if let Some(c) = &r.cluster {
-            println!("{} objects applied, {} deleted", c.applied.len(), c.deleted.len());
+            let health = if c.waited { ", all healthy" } else { " (health not waited for)" };
+            println!("{} objects applied{health}, {} deleted", c.applied.len(), c.deleted.len());
             for a in &c.adopted {
                 println!("adopted {a}");
             }

@@ -175,18 +175,50 @@ impl RegistryArgs {
 }
 
 #[derive(clap::Args)]
-pub struct ClusterArgs {
+pub struct KubeArgs {
     /// Kubeconfig; default: $KUBECONFIG, then ~/.kube/config.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Take over this live object although tender did not create it for
     /// the stack: KIND/NAMESPACE/NAME, or KIND/NAME if cluster-scoped
     /// (repeatable). Never one labelled for another stack.
     #[arg(long, value_name = "KIND/[NAMESPACE/]NAME")]
     adopt: Vec<tender_deploy::Adopt>,
+    /// How long applying and becoming healthy may take (restoring gets as
+    /// long again), e.g. 90s, 10m.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Do not wait for health: return once applied, and prune at once.
+    #[arg(long)]
+    no_wait: bool,
+    /// Leave a version that fails in place for diagnosis instead of
+    /// restoring the one in force before.
+    #[arg(long)]
+    no_rollback: bool,
 }
 
 impl ClusterArgs {
+    fn path(&self) -> Result<PathBuf> {
+        self.kube.path()
+    }
+
+    fn rollout(&self) -> tender_deploy::Rollout {
+        use tender_deploy::{OnFailure, Rollout, Wait};
+        Rollout {
+            timeout: self.timeout,
+            wait: if self.no_wait { Wait::No } else { Wait::ForHealth },
+            on_failure: if self.no_rollback { OnFailure::Leave } else { OnFailure::Restore },
+        }
+    }
+}
+
+impl KubeArgs {
     fn path(&self) -> Result<PathBuf> {
         if let Some(p) = &self.kubeconfig {
             return Ok(p.clone());

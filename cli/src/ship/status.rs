@@ -1,26 +1,68 @@
-//! `tender-ship status`: per stack, what is applied, held, and the history.
+//! `tender-ship status`: per stack, what is applied, held, and the history;
+//! with `--cluster`, the health of each object of the version in force.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tender_bundle::StackName;
 use tender_store::Store;
 
-use super::Ctx;
+use super::{Ctx, KubeArgs};
 use crate::{human, print_json};
 
-/// Arguments of `tender-ship status` (none).
+/// Arguments of `tender-ship status`.
 #[derive(clap::Args)]
-pub struct Status {}
+pub struct Status {
+    /// Only this stack.
+    stack: Option<StackName>,
+    /// Also read the cluster (the kubeconfig's) and show the health of
+    /// each object of the version in force.
+    #[arg(long)]
+    cluster: bool,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
 
 impl Status {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
-        let status = Store::open(&ctx.store)?.status()?;
+        let store = Store::open(&ctx.store)?;
+        let mut status = store.status()?;
+        if let Some(only) = &self.stack {
+            status.retain(|s| &s.stack == only);
+            if status.is_empty() {
+                anyhow::bail!("the store holds no stack {only}");
+            }
+        }
+        let mut health = Vec::new();
+        if self.cluster {
+            let kubeconfig = self.kube.path()?;
+            for s in &status {
+                let h = tender_deploy::cluster_health(&store, &s.stack, &kubeconfig)
+                    .with_context(|| format!("reading the health of {} in the cluster", s.stack))?;
+                health.push(h.map(|(_, objects)| objects));
+            }
+        }
         if ctx.json {
-            print_json(&status);
+            let mut out = serde_json::to_value(&status)?;
+            if self.cluster
+                && let Some(stacks) = out.as_array_mut()
+            {
+                for (s, h) in stacks.iter_mut().zip(&health) {
+                    s["cluster"] = serde_json::to_value(h)?;
+                }
+            }
+            print_json(&out);
             return Ok(0);
         }
-        for s in &status {
+        for (i, s) in status.iter().enumerate() {
             let applied = s.applied.as_ref().map_or("(none)".to_string(), |v| v.to_string());
             println!("{}: applied {applied}", s.stack);
+            if let Some(Some(objects)) = health.get(i) {
+                let ready = objects.iter().filter(|o| o.health.is_ready()).count();
+                println!("  in the cluster: {ready} of {} objects ready", objects.len());
+                for o in objects {
+                    println!("    {}: {}", o.object, o.health);
+                }
+            }
             for v in &s.versions {
                 let state = if v.complete {
                     "complete".to_string()
