@@ -6,59 +6,8 @@
 mod support;
 
 use std::fs;
-use std::process::Command;
 
-use support::apiserver::ApiServer;
-use support::{Env, Registry};
-
-struct Ship {
-    env: Env,
-    registry: Registry,
-    api: ApiServer,
-}
-
-impl Ship {
-    /// Release 1 carries an extra ConfigMap that release 2 drops.
-    fn new() -> Ship {
-        let env = Env::new();
-        fs::write(
-            env.path().join("stack/v1/old.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: old-config, namespace: awareness}\ndata: {a: b}\n",
-        )
-        .unwrap();
-        env.pack(1, "ci.key", 1, "v1.tender");
-        env.pack(2, "ci.key", 2, "v2.tender");
-        let api = ApiServer::start();
-        fs::write(env.path().join("kubeconfig"), api.kubeconfig()).unwrap();
-        Ship { env, registry: Registry::start(), api }
-    }
-
-    fn ship(&self, args: &[&str]) -> support::Run {
-        let host = self.registry.host();
-        let mut a: Vec<&str> = args.to_vec();
-        let cmd = args.iter().find(|a| !a.starts_with("--")).copied().unwrap_or("");
-        if matches!(cmd, "apply" | "rollback" | "load") {
-            a.extend(["--registry", &host]);
-        }
-        if matches!(cmd, "apply" | "rollback") {
-            a.extend(["--kubeconfig", "kubeconfig"]);
-        }
-        self.env.ship(&a)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.env.ship(&["--json", "status"]).ok().stdout).unwrap()
-    }
-}
-
-fn skopeo_inspect(reference: &str) -> bool {
-    Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
+use support::ship::{Ship, skopeo_inspect};
 
 #[test]
 fn apply_from_a_bundle_then_upgrade_prune_and_roll_back() {
@@ -67,7 +16,8 @@ fn apply_from_a_bundle_then_upgrade_prune_and_roll_back() {
     s.ship(&["apply", "v1.tender"]).ok();
     let reqs = s.api.take();
     let patches: Vec<_> = reqs.iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len(), 4, "{reqs:#?}");
+    assert_eq!(patches.len(), 5, "{reqs:#?}");
+    assert_eq!(patches[0].path, "/api/v1/namespaces/awareness", "the Namespace first: {reqs:#?}");
     for p in &patches {
         assert!(p.query.contains("fieldManager=tender"), "{}", p.query);
         assert!(p.query.contains("force=true"), "{}", p.query);
@@ -177,10 +127,17 @@ fn api_server_refusal_is_recorded_and_rollback_still_works() {
     s.ship(&["apply", "v1.tender"]).ok();
     s.env.ship(&["import", "v2.tender"]).ok();
     s.api.refuse.lock().unwrap().push("sensor-fusion".into());
-    let r = s.ship(&["apply", "awareness"]);
-    assert_eq!(r.code, 1);
+    // Refused in the restore too: nothing of either version can be applied.
+    let r = s.ship(&["apply", "awareness", "--no-rollback"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("Deployment awareness/sensor-fusion"), "{}", r.stderr);
     assert!(r.stderr.contains("spec.replicas: Invalid value"), "{}", r.stderr);
+    assert!(r.stderr.contains("left in place for diagnosis (--no-rollback)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`tender-ship rollback awareness 1.0.0` restores it"),
+        "{}",
+        r.stderr
+    );
     let st = s.status();
     assert_eq!(st[0]["applied"], "1.0.0", "the failed version is not in force");
     assert_eq!(st[0]["history"].as_array().unwrap().last().unwrap()["outcome"], "failed");
@@ -375,7 +332,7 @@ fn a_stack_cannot_move_another_stacks_image_tags() {
     s.ship(&["apply", "v1.tender"]).ok();
     let tag = format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host());
     let digest = |r: &str| {
-        let out = Command::new("skopeo")
+        let out = std::process::Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{r}")])
             .output()
             .unwrap();

@@ -601,9 +601,13 @@ impl Cluster {
                     self.await_served(std::mem::take(&mut crds), plan, deadline, progress).await?;
                 }
                 progress.item(&r.to_string());
-                r.api(&self.client).patch(&r.written.name, &params, &Patch::Apply(obj)).await.map_err(
-                    |e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) },
-                )?;
+                r.api(&self.client)
+                    .patch(&r.written.name, &params, &Patch::Apply(obj))
+                    .await
+                    .map_err(|e| DeployError::Cluster {
+                        object: r.to_string(),
+                        answer: answer(&e),
+                    })?;
                 if r.rank() == CRD_RANK {
                     crds.push(r);
                 }
@@ -830,7 +834,8 @@ impl Cluster {
 }
 
 /// Why a Namespace or PersistentVolumeClaim is never deleted by tender.
-const HOLDS_DATA: &str = "it may hold data (a Namespace deletes everything in it); delete it by hand when sure";
+const HOLDS_DATA: &str =
+    "it may hold data (a Namespace deletes everything in it); delete it by hand when sure";
 
 /// What [`Cluster::delete_ours`] found.
 enum Deleted {

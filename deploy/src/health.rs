@@ -167,7 +167,8 @@ fn stateful_set(obj: &Value) -> Health {
         return Health::Ready;
     }
     let want = desired(obj);
-    let partition = int(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"]).unwrap_or(0);
+    let partition =
+        int(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"]).unwrap_or(0);
     let ready = status(obj, "readyReplicas");
     let updated = status(obj, "updatedReplicas");
     if ready < want {
@@ -222,9 +223,9 @@ fn pod(obj: &Value) -> Health {
     match text(obj, &["status", "phase"]) {
         Some("Succeeded") => Health::Ready,
         Some("Running") if condition_is(obj, "Ready", "True") => Health::Ready,
-        Some("Failed") => Health::Failed(
-            text(obj, &["status", "message"]).unwrap_or("the pod failed").to_owned(),
-        ),
+        Some("Failed") => {
+            Health::Failed(text(obj, &["status", "message"]).unwrap_or("the pod failed").to_owned())
+        }
         _ => match pod_problem(obj) {
             Some(p) => Health::InProgress(p),
             None => Health::InProgress("not ready".into()),
@@ -302,12 +303,11 @@ mod tests {
             "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet x has timed out progressing."}]);
         assert_eq!(
             judge("apps", "Deployment", &deploy(2, stuck)),
-            Health::Failed("ProgressDeadlineExceeded: ReplicaSet x has timed out progressing.".into())
+            Health::Failed(
+                "ProgressDeadlineExceeded: ReplicaSet x has timed out progressing.".into()
+            )
         );
-        assert!(matches!(
-            judge("apps", "Deployment", &json!({"spec": {}})),
-            Health::InProgress(_)
-        ));
+        assert!(matches!(judge("apps", "Deployment", &json!({"spec": {}})), Health::InProgress(_)));
     }
 
     #[test]
@@ -335,7 +335,10 @@ mod tests {
     fn claims_definitions_and_the_rest() {
         let pvc = |p: &str| json!({"status": {"phase": p}});
         assert_eq!(judge("", "PersistentVolumeClaim", &pvc("Bound")), Health::Ready);
-        assert!(matches!(judge("", "PersistentVolumeClaim", &pvc("Pending")), Health::InProgress(_)));
+        assert!(matches!(
+            judge("", "PersistentVolumeClaim", &pvc("Pending")),
+            Health::InProgress(_)
+        ));
         let crd = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert_eq!(judge("apiextensions.k8s.io", "CustomResourceDefinition", &crd), Health::Ready);
         assert!(matches!(

@@ -164,7 +164,9 @@ pub enum DeployError {
     },
     /// The version failed, and restoring the one before failed too.
     #[error(
-        "{stack} {version} failed ({cause}), and restoring {previous} failed too: the cluster may hold objects of both; see `tender-ship status {stack} --cluster`, then run `tender-ship rollback {stack}{rollback_arg}` or apply a version again"
+        "{stack} {version} failed ({cause}), and restoring {} failed too: the cluster may hold objects of both; see `tender-ship status {stack} --cluster`, then run `tender-ship rollback {stack}{}` or apply a version again",
+        .previous.as_deref().unwrap_or("the state before"),
+        .previous.as_deref().map(|v| format!(" {v}")).unwrap_or_default()
     )]
     RestoreFailed {
         /// Stack.
@@ -173,10 +175,8 @@ pub enum DeployError {
         version: String,
         /// Why it failed (with its causes).
         cause: String,
-        /// What was being restored.
-        previous: String,
-        /// ` VERSION` for the rollback command, or empty.
-        rollback_arg: String,
+        /// The version being restored (None: nothing was in force).
+        previous: Option<String>,
         /// Why restoring failed.
         #[source]
         restore: Box<DeployError>,

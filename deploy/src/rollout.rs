@@ -124,7 +124,12 @@ impl Step<'_> {
                 ),
                 None => "nothing was in force before it".to_owned(),
             };
-            return Err(DeployError::LeftInPlace { stack, version, in_force, cause: Box::new(cause) });
+            return Err(DeployError::LeftInPlace {
+                stack,
+                version,
+                in_force,
+                cause: Box::new(cause),
+            });
         }
         match self.restore(plan, previous, rollout) {
             Ok((restored, r)) => {
@@ -135,16 +140,18 @@ impl Step<'_> {
                 if !r.left.is_empty() {
                     what.push_str(&format!("; left {}", r.left.join("; ")));
                 }
-                Err(DeployError::RolledBack { stack, version, restored: what, cause: Box::new(cause) })
+                Err(DeployError::RolledBack {
+                    stack,
+                    version,
+                    restored: what,
+                    cause: Box::new(cause),
+                })
             }
             Err(e) => Err(DeployError::RestoreFailed {
                 stack,
                 version,
                 cause: crate::chain(&cause),
-                previous: previous_name
-                    .as_ref()
-                    .map_or("the state before".to_owned(), |v| v.to_string()),
-                rollback_arg: previous_name.map_or(String::new(), |v| format!(" {v}")),
+                previous: previous_name.map(|v| v.to_string()),
                 restore: Box::new(e),
             }),
         }
@@ -165,7 +172,10 @@ impl Step<'_> {
             }
             Previous::Never => {
                 self.conn.remove_created(failed, &BTreeSet::new(), &mut report)?;
-                return Ok(("nothing was in force before it: what it created is removed".into(), report));
+                return Ok((
+                    "nothing was in force before it: what it created is removed".into(),
+                    report,
+                ));
             }
             Previous::Version(p) => p.1,
         };

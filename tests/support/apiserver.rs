@@ -1,25 +1,47 @@
 //! A stand-in for the Kubernetes API server (no real one can be installed
-//! here). It records every request, and models:
+//! here; `tests/real_cluster.rs` runs the same scenarios against a real
+//! cluster when one is named). It records every request, and models:
 //!
-//! - discovery (`/api/v1`, `/apis/apps/v1`, `/apis/rbac.authorization.k8s.io/v1`)
-//!   for the kinds the tests use, each with its scope (namespaced or not);
+//! - discovery (`/api/v1`, `/apis/apps/v1`, `/apis/batch/v1`,
+//!   `/apis/rbac.authorization.k8s.io/v1`, `/apis/apiextensions.k8s.io/v1`)
+//!   for the kinds the tests use, each with its scope; and, for every
+//!   CustomResourceDefinition stored and Established, its group and version
+//!   with the kind it defines (a kind is not served before that);
 //! - objects stored by server-side apply (`PATCH`, `application/apply-patch+yaml`):
 //!   the applied body becomes the object, except that labels it already had
-//!   and the body does not set are kept, and `metadata.managedFields` holds
-//!   one `Apply` entry per field manager that applied it (the others'
-//!   entries kept); `uid`, `resourceVersion` and `creationTimestamp` are set;
-//! - `GET` of one object (a 404 `Status` when absent) with its labels and
-//!   `managedFields`, and `DELETE` of one object (404 when absent);
+//!   and the body does not set are kept, `status` is kept, and
+//!   `metadata.managedFields` holds one `Apply` entry per field manager (the
+//!   others' kept); `uid`, `resourceVersion` and `creationTimestamp` are set;
+//!   `metadata.generation` starts at 1 and rises when `spec` changes;
+//! - the NamespaceLifecycle admission: a namespaced object in a namespace
+//!   that does not exist is refused with 404 (`default`, `kube-system`,
+//!   `kube-public` and `kube-node-lease` exist from the start);
+//! - controllers, as far as health depends on them: on `GET`, a Deployment,
+//!   StatefulSet, DaemonSet or Job gets the status its controller would
+//!   write. By default it is ready at once; [`ApiServer::behave`] picks, by
+//!   the images of its pod template, one that is ready only after N reads
+//!   since its last spec change, or never ready with its pods in
+//!   CrashLoopBackOff, ImagePullBackOff or Unschedulable. A CRD becomes
+//!   Established on its second read ([`ApiServer::crd_reads`] changes it);
+//!   a PersistentVolumeClaim is Bound;
+//! - `GET` of one object (a 404 `Status` when absent), the list of pods of a
+//!   namespace by `labelSelector` (one synthesized pod per workload the
+//!   selector matches, with the state its behaviour gives), and `DELETE` of
+//!   one object (404 when absent);
 //! - objects someone else left there ([`ApiServer::put`], as kubectl would);
-//! - refusing the apply of named objects with a 422 ([`ApiServer::refuse`]).
+//! - refusing the apply of named objects, or of bodies that contain a
+//!   text (an image digest), with a 422 ([`ApiServer::refuse`],
+//!   [`ApiServer::refuse_body`]).
 //!
 //! It does not model: field-level ownership or conflicts (an apply without
-//! `force` is never refused), merging of nested fields and lists, namespaces
-//! having to exist, list and watch, admission, authentication (the token is
-//! not checked), RBAC, or the deletion of a Namespace's contents with it.
+//! `force` is never refused), merging of nested fields and lists, watch
+//! (tender polls), lists of kinds other than pods, ReplicaSets and real
+//! pods, admission other than NamespaceLifecycle, authentication (the
+//! token is not checked), RBAC, garbage collection (deleting a Namespace or
+//! a Deployment deletes nothing else), or a CRD's schema.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -35,46 +57,120 @@ pub struct Request {
     pub body: String,
 }
 
+/// How a workload's controller and pods behave (see the header).
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Ready after this many reads since its spec last changed.
+    ReadyAfter(u32),
+    /// Never ready; its pods in this state.
+    Never(PodState),
+}
+
+/// Why a pod does not come up.
+#[derive(Clone, Debug)]
+pub enum PodState {
+    /// The container exits; `message` is its last termination message.
+    CrashLoop { message: String },
+    /// The image cannot be pulled.
+    ImagePull,
+    /// No node fits.
+    Unschedulable,
+}
+
+type Rule = Box<dyn Fn(&str) -> Option<Behaviour> + Send>;
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    /// Reads of each object since its generation last changed.
+    reads: HashMap<String, u32>,
+    version: u64,
+}
+
 pub struct ApiServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     /// Objects (by name) whose apply is refused with 422.
     pub refuse: Arc<Mutex<Vec<String>>>,
-    objects: Arc<Mutex<BTreeMap<String, Value>>>,
+    /// Applies whose body contains one of these are refused with 422.
+    pub refuse_body: Arc<Mutex<Vec<String>>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    crd_reads: Arc<Mutex<u32>>,
+    state: Arc<Mutex<State>>,
 }
 
-const CORE: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[
- {"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["get","list","patch","delete"]},
- {"name":"configmaps","singularName":"configmap","namespaced":true,"kind":"ConfigMap","verbs":["get","list","patch","delete"]},
- {"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret","verbs":["get","list","patch","delete"]},
- {"name":"services","singularName":"service","namespaced":true,"kind":"Service","verbs":["get","list","patch","delete"]},
- {"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","patch","delete"]}]}"#;
-const APPS: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"apps/v1","resources":[
- {"name":"deployments","singularName":"deployment","namespaced":true,"kind":"Deployment","verbs":["get","list","patch","delete"]},
- {"name":"daemonsets","singularName":"daemonset","namespaced":true,"kind":"DaemonSet","verbs":["get","list","patch","delete"]}]}"#;
-const RBAC: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"rbac.authorization.k8s.io/v1","resources":[
- {"name":"clusterroles","singularName":"clusterrole","namespaced":false,"kind":"ClusterRole","verbs":["get","list","patch","delete"]},
- {"name":"clusterrolebindings","singularName":"clusterrolebinding","namespaced":false,"kind":"ClusterRoleBinding","verbs":["get","list","patch","delete"]},
- {"name":"roles","singularName":"role","namespaced":true,"kind":"Role","verbs":["get","list","patch","delete"]},
- {"name":"rolebindings","singularName":"rolebinding","namespaced":true,"kind":"RoleBinding","verbs":["get","list","patch","delete"]}]}"#;
+#[derive(Clone)]
+struct Shared {
+    requests: Arc<Mutex<Vec<Request>>>,
+    refuse: Arc<Mutex<Vec<String>>>,
+    refuse_body: Arc<Mutex<Vec<String>>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    crd_reads: Arc<Mutex<u32>>,
+    state: Arc<Mutex<State>>,
+}
+
+const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// (group/version, resource, kind, namespaced)
+const KINDS: &[(&str, &str, &str, bool)] = &[
+    ("v1", "namespaces", "Namespace", false),
+    ("v1", "configmaps", "ConfigMap", true),
+    ("v1", "secrets", "Secret", true),
+    ("v1", "services", "Service", true),
+    ("v1", "pods", "Pod", true),
+    ("v1", "serviceaccounts", "ServiceAccount", true),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim", true),
+    ("apps/v1", "deployments", "Deployment", true),
+    ("apps/v1", "daemonsets", "DaemonSet", true),
+    ("apps/v1", "statefulsets", "StatefulSet", true),
+    ("batch/v1", "jobs", "Job", true),
+    ("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", false),
+    ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", false),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role", true),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", true),
+    ("apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", false),
+];
+
+fn resource_list(group_version: &str, resources: Vec<Value>) -> String {
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+           "resources": resources})
+    .to_string()
+}
+
+fn resource(name: &str, kind: &str, namespaced: bool) -> Value {
+    json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+           "kind": kind, "verbs": ["get", "list", "patch", "delete"]})
+}
 
 impl ApiServer {
     pub fn start() -> ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let refuse = Arc::new(Mutex::new(Vec::new()));
-        let objects = Arc::new(Mutex::new(BTreeMap::new()));
-        let version = Arc::new(Mutex::new(0u64));
-        let (r, f, o) = (requests.clone(), refuse.clone(), objects.clone());
+        let shared = Shared {
+            requests: Arc::default(),
+            refuse: Arc::default(),
+            refuse_body: Arc::default(),
+            rules: Arc::default(),
+            crd_reads: Arc::new(Mutex::new(2)),
+            state: Arc::default(),
+        };
+        let s = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (r, f, o, v) = (r.clone(), f.clone(), o.clone(), version.clone());
-                std::thread::spawn(move || serve(stream, r, f, o, v));
+                let s = s.clone();
+                std::thread::spawn(move || serve(stream, s));
             }
         });
-        ApiServer { port, requests, refuse, objects }
+        ApiServer {
+            port,
+            requests: shared.requests,
+            refuse: shared.refuse,
+            refuse_body: shared.refuse_body,
+            rules: shared.rules,
+            crd_reads: shared.crd_reads,
+            state: shared.state,
+        }
     }
 
     /// A kubeconfig for this server whose context's namespace is `default`.
@@ -96,17 +192,62 @@ impl ApiServer {
         std::mem::take(&mut *self.requests.lock().unwrap())
     }
 
+    /// Workloads whose pod template has an image for which `rule` returns
+    /// a behaviour behave so (the first rule that answers wins; no answer:
+    /// ready at once).
+    pub fn behave(&self, rule: impl Fn(&str) -> Option<Behaviour> + Send + 'static) {
+        self.rules.lock().unwrap().push(Box::new(rule));
+    }
+
+    /// Forget every rule: workloads are ready at once again.
+    pub fn behave_well(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// A CRD is Established from its `n`th read on.
+    pub fn crd_reads(&self, n: u32) {
+        *self.crd_reads.lock().unwrap() = n;
+    }
+
     /// Leave `object` at `path` as another tool would: no tender label,
     /// field manager `manager`.
     pub fn put(&self, path: &str, mut object: Value, manager: &str) {
         object["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Update", "apiVersion": object["apiVersion"]}]);
         object["metadata"]["uid"] = json!(format!("uid-{path}"));
-        self.objects.lock().unwrap().insert(path.to_owned(), object);
+        self.state.lock().unwrap().objects.insert(path.to_owned(), object);
     }
 
     /// The live object at `path`.
     pub fn object(&self, path: &str) -> Option<Value> {
-        self.objects.lock().unwrap().get(path).cloned()
+        self.state.lock().unwrap().objects.get(path).cloned()
+    }
+
+    /// Every live object: path -> (labels, spec or data), without what the
+    /// server sets (uid, resourceVersion, managedFields, generation, status).
+    pub fn contents(&self) -> BTreeMap<String, Value> {
+        let state = self.state.lock().unwrap();
+        state
+            .objects
+            .iter()
+            .map(|(path, o)| {
+                let mut o = o.clone();
+                if let Some(m) = o["metadata"].as_object_mut() {
+                    for k in [
+                        "uid",
+                        "resourceVersion",
+                        "managedFields",
+                        "generation",
+                        "creationTimestamp",
+                    ] {
+                        m.remove(k);
+                    }
+                }
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("status");
+                }
+                (path.clone(), o)
+            })
+            .collect()
     }
 }
 
@@ -116,13 +257,21 @@ fn status(code: u16, reason: &str, message: &str) -> String {
     .to_string()
 }
 
-fn serve(
-    stream: TcpStream,
-    requests: Arc<Mutex<Vec<Request>>>,
-    refuse: Arc<Mutex<Vec<String>>>,
-    objects: Arc<Mutex<BTreeMap<String, Value>>>,
-    version: Arc<Mutex<u64>>,
-) {
+/// The namespace a namespaced object's path names.
+fn namespace_of(path: &str) -> Option<&str> {
+    let rest = path.split("/namespaces/").nth(1)?;
+    let mut parts = rest.split('/');
+    let ns = parts.next()?;
+    // `/api/v1/namespaces/NAME` is the Namespace itself.
+    parts.next().map(|_| ns)
+}
+
+fn namespace_exists(state: &State, ns: &str) -> bool {
+    BUILTIN_NAMESPACES.contains(&ns)
+        || state.objects.contains_key(&format!("/api/v1/namespaces/{ns}"))
+}
+
+fn serve(stream: TcpStream, s: Shared) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -154,50 +303,8 @@ fn serve(
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body).unwrap();
         let body = String::from_utf8_lossy(&body).into_owned();
-        let name = path.rsplit('/').next().unwrap_or("").to_string();
-        let not_found = || (404, status(404, "NotFound", &format!("{path} not found")));
-        let (code, answer) = match (method.as_str(), path.as_str()) {
-            ("GET", "/api/v1") => (200, CORE.to_string()),
-            ("GET", "/apis/apps/v1") => (200, APPS.to_string()),
-            ("GET", "/apis/rbac.authorization.k8s.io/v1") => (200, RBAC.to_string()),
-            ("GET", _) => match objects.lock().unwrap().get(&path) {
-                Some(o) => (200, o.to_string()),
-                None => not_found(),
-            },
-            ("PATCH", _) if refuse.lock().unwrap().contains(&name) => (
-                422,
-                status(422, "Invalid", &format!("{name} is invalid: spec.replicas: Invalid value")),
-            ),
-            ("PATCH", _) if content_type == "application/apply-patch+yaml" => {
-                let manager = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("fieldManager="))
-                    .unwrap_or("")
-                    .to_string();
-                match serde_json::from_str::<Value>(&body) {
-                    Ok(applied) => {
-                        let mut v = version.lock().unwrap();
-                        *v += 1;
-                        let stored = server_side_apply(
-                            objects.lock().unwrap().get(&path),
-                            applied,
-                            &manager,
-                            *v,
-                            &path,
-                        );
-                        objects.lock().unwrap().insert(path.clone(), stored.clone());
-                        (200, stored.to_string())
-                    }
-                    Err(e) => (400, status(400, "BadRequest", &e.to_string())),
-                }
-            }
-            ("DELETE", _) => match objects.lock().unwrap().remove(&path) {
-                Some(_) => (200, status(200, "", "deleted")),
-                None => not_found(),
-            },
-            _ => not_found(),
-        };
-        requests.lock().unwrap().push(Request { method, path, query, content_type, body });
+        let (code, answer) = answer(&s, &method, &path, &query, &content_type, &body);
+        s.requests.lock().unwrap().push(Request { method, path, query, content_type, body });
         let reason = if code == 200 { "OK" } else { "Error" };
         let _ = write!(
             out,
@@ -205,6 +312,204 @@ fn serve(
             answer.len()
         );
     }
+}
+
+fn answer(
+    s: &Shared,
+    method: &str,
+    path: &str,
+    query: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    let not_found = || (404, status(404, "NotFound", &format!("{path} not found")));
+    if method == "GET" {
+        if let Some(list) = discovery(s, path) {
+            return (200, list);
+        }
+        if path.ends_with("/pods") {
+            return (200, pods(s, path, query));
+        }
+        let mut state = s.state.lock().unwrap();
+        let Some(mut obj) = state.objects.get(path).cloned() else { return not_found() };
+        let reads = {
+            let r = state.reads.entry(path.to_owned()).or_insert(0);
+            *r += 1;
+            *r
+        };
+        let crd_reads = *s.crd_reads.lock().unwrap();
+        controller(&mut obj, reads, crd_reads, &s.rules.lock().unwrap());
+        state.objects.insert(path.to_owned(), obj.clone());
+        return (200, obj.to_string());
+    }
+    let refused_body = s.refuse_body.lock().unwrap().iter().any(|t| body.contains(t.as_str()));
+    if method == "PATCH" && (refused_body || s.refuse.lock().unwrap().contains(&name)) {
+        return (
+            422,
+            status(422, "Invalid", &format!("{name} is invalid: spec.replicas: Invalid value")),
+        );
+    }
+    if method == "PATCH" && content_type == "application/apply-patch+yaml" {
+        let manager = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("fieldManager="))
+            .unwrap_or("")
+            .to_string();
+        let applied: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => return (400, status(400, "BadRequest", &e.to_string())),
+        };
+        let mut state = s.state.lock().unwrap();
+        if let Some(ns) = namespace_of(path)
+            && !namespace_exists(&state, ns)
+        {
+            return (404, status(404, "NotFound", &format!("namespaces \"{ns}\" not found")));
+        }
+        state.version += 1;
+        let old = state.objects.get(path).cloned();
+        let stored = server_side_apply(old.as_ref(), applied, &manager, state.version, path);
+        if old.as_ref().map(|o| &o["metadata"]["generation"])
+            != Some(&stored["metadata"]["generation"])
+        {
+            state.reads.remove(path);
+        }
+        state.objects.insert(path.to_owned(), stored.clone());
+        return (200, stored.to_string());
+    }
+    if method == "DELETE" {
+        let mut state = s.state.lock().unwrap();
+        state.reads.remove(path);
+        return match state.objects.remove(path) {
+            Some(_) => (200, status(200, "", "deleted")),
+            None => not_found(),
+        };
+    }
+    not_found()
+}
+
+/// The resource list of a group version, built-in or CRD-defined.
+fn discovery(s: &Shared, path: &str) -> Option<String> {
+    let gv = match path {
+        "/api/v1" => "v1",
+        p => p.strip_prefix("/apis/").filter(|gv| gv.matches('/').count() == 1)?,
+    };
+    let mut resources: Vec<Value> =
+        KINDS.iter().filter(|(g, ..)| *g == gv).map(|(_, r, k, n)| resource(r, k, *n)).collect();
+    let state = s.state.lock().unwrap();
+    for crd in state.objects.values().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let established = crd["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+        let spec = &crd["spec"];
+        let serves = spec["versions"].as_array().into_iter().flatten().any(|v| {
+            format!("{}/{}", spec["group"].as_str().unwrap_or(""), v["name"].as_str().unwrap_or(""))
+                == gv
+        });
+        if established && serves {
+            resources.push(resource(
+                spec["names"]["plural"].as_str().unwrap_or(""),
+                spec["names"]["kind"].as_str().unwrap_or(""),
+                spec["scope"] != "Cluster",
+            ));
+        }
+    }
+    (!resources.is_empty()).then(|| resource_list(gv, resources))
+}
+
+/// The images of a workload's pod template.
+fn images(obj: &Value) -> Vec<String> {
+    let spec = &obj["spec"]["template"]["spec"];
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| spec[k].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["image"].as_str().map(String::from))
+        .collect()
+}
+
+fn behaviour(obj: &Value, rules: &[Rule]) -> Option<Behaviour> {
+    images(obj).iter().find_map(|i| rules.iter().find_map(|r| r(i)))
+}
+
+/// Write the status a controller would, given how many times the object
+/// was read since its spec changed.
+fn controller(obj: &mut Value, reads: u32, crd_reads: u32, rules: &[Rule]) {
+    let kind = obj["kind"].as_str().unwrap_or("").to_string();
+    let generation = obj["metadata"]["generation"].clone();
+    let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    let ready = match behaviour(obj, rules) {
+        None => true,
+        Some(Behaviour::ReadyAfter(n)) => reads >= n,
+        Some(Behaviour::Never(_)) => false,
+    };
+    let n = if ready { want } else { 0 };
+    obj["status"] = match kind.as_str() {
+        "Deployment" => json!({"observedGeneration": generation, "replicas": want,
+            "updatedReplicas": want, "readyReplicas": n, "availableReplicas": n}),
+        "StatefulSet" => json!({"observedGeneration": generation, "replicas": want,
+            "readyReplicas": n, "updatedReplicas": want,
+            "currentRevision": "r", "updateRevision": "r"}),
+        "DaemonSet" => json!({"observedGeneration": generation, "desiredNumberScheduled": 1,
+            "currentNumberScheduled": 1, "updatedNumberScheduled": 1,
+            "numberAvailable": n.min(1), "numberReady": n.min(1)}),
+        "Job" if ready => {
+            json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+        }
+        "Job" => json!({"active": 1}),
+        "PersistentVolumeClaim" => json!({"phase": "Bound"}),
+        "CustomResourceDefinition" if reads >= crd_reads => json!({"conditions": [
+            {"type": "NamesAccepted", "status": "True"},
+            {"type": "Established", "status": "True"}]}),
+        "CustomResourceDefinition" => {
+            json!({"conditions": [{"type": "NamesAccepted", "status": "True"}]})
+        }
+        _ => return,
+    };
+}
+
+/// The pods of a namespace's workloads whose selector the query names.
+fn pods(s: &Shared, path: &str, query: &str) -> String {
+    let ns = path.split('/').nth(4).unwrap_or("");
+    let selector = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("labelSelector="))
+        .unwrap_or("")
+        .replace("%3D", "=")
+        .replace("%2C", ",");
+    let state = s.state.lock().unwrap();
+    let rules = s.rules.lock().unwrap();
+    let mut items = Vec::new();
+    for (p, o) in &state.objects {
+        if namespace_of(p) != Some(ns) || !o["spec"]["template"].is_object() {
+            continue;
+        }
+        let labels = o["spec"]["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
+        let mine: Vec<String> =
+            labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        if mine.join(",") != selector {
+            continue;
+        }
+        let name = format!("{}-7c9d-x2x4q", o["metadata"]["name"].as_str().unwrap_or(""));
+        let container = o["spec"]["template"]["spec"]["containers"][0]["name"].clone();
+        let pod_status = match behaviour(o, &rules) {
+            Some(Behaviour::Never(PodState::CrashLoop { message })) => json!({"phase": "Running",
+                "containerStatuses": [{"name": container, "ready": false, "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message}}}]}),
+            Some(Behaviour::Never(PodState::ImagePull)) => json!({"phase": "Pending",
+                "containerStatuses": [{"name": container, "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff",
+                        "message": "Back-off pulling image"}}}]}),
+            Some(Behaviour::Never(PodState::Unschedulable)) => json!({"phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."}]}),
+            _ => json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        };
+        items.push(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels}, "status": pod_status}));
+    }
+    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+        .to_string()
 }
 
 /// The object after `manager` applied `applied` over `old` (see the header
@@ -232,9 +537,16 @@ fn server_side_apply(
         "manager": manager, "operation": "Apply", "apiVersion": applied["apiVersion"],
         "fieldsType": "FieldsV1", "fieldsV1": {}, "time": "2026-01-01T00:00:00Z",
     }));
+    let old_generation = old_meta["generation"].as_i64().unwrap_or(0);
+    let spec_changed = old.is_none_or(|o| o["spec"] != applied["spec"]);
+    let generation = if spec_changed { old_generation + 1 } else { old_generation.max(1) };
+    if let Some(status) = old.and_then(|o| o.get("status")) {
+        applied["status"] = status.clone();
+    }
     let meta = &mut applied["metadata"];
     meta["labels"] = Value::Object(labels);
     meta["managedFields"] = Value::Array(managed);
+    meta["generation"] = json!(generation);
     meta["uid"] = old_meta.get("uid").cloned().unwrap_or_else(|| json!(format!("uid-{path}")));
     meta["resourceVersion"] = json!(version.to_string());
     meta["creationTimestamp"] =

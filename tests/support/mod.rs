@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod oci;
 pub mod rawtar;
+pub mod ship;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -201,6 +201,12 @@ pub fn write_demo_stack(dir: &Path, release: u32) {
     let stack = dir.join(format!("stack/v{release}"));
     fs::create_dir_all(&stack).unwrap();
     let reg = "shore.registry.example/fleet";
+    // Its file sorts after the objects that need it: apply must order them.
+    fs::write(
+        stack.join("namespace.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: awareness}\n",
+    )
+    .unwrap();
     fs::write(
         stack.join("sensor-fusion.yaml"),
         format!(

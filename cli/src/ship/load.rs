@@ -88,30 +88,26 @@ pub(super) fn deploy_version(
     }
     let kubeconfig = cluster.map(|c| c.path()).transpose()?;
     let bar = Bar::new(json);
-    let r = tender_deploy::deploy(
-        store,
-        &rec,
-        &d,
-        &target,
-        registry.auth()?,
-        kubeconfig
-            .as_deref()
-            .zip(cluster)
-            .map(|(kubeconfig, c)| tender_deploy::ClusterTarget {
-                kubeconfig,
-                adopt: &c.adopt,
-                rollout: c.rollout(),
+    let r =
+        tender_deploy::deploy(
+            store,
+            &rec,
+            &d,
+            &target,
+            registry.auth()?,
+            kubeconfig.as_deref().zip(cluster).map(|(kubeconfig, c)| {
+                tender_deploy::ClusterTarget { kubeconfig, adopt: &c.adopt, rollout: c.rollout() }
             }),
-        &bar,
-    )
-    .with_context(|| {
-        format!(
-            "{} {} {}",
-            if kubeconfig.is_some() { "applying" } else { "loading" },
-            d.stack.name,
-            d.stack.version
+            &bar,
         )
-    })?;
+        .with_context(|| {
+            format!(
+                "{} {} {}",
+                if kubeconfig.is_some() { "applying" } else { "loading" },
+                d.stack.name,
+                d.stack.version
+            )
+        })?;
     if json {
         print_json(&r);
     } else {
