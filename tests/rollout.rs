@@ -317,3 +317,64 @@ fn rollback_takes_the_same_path_and_is_undone_when_it_fails() {
     assert_eq!(image_of(&s, DEPLOY_SF), v2);
     assert_eq!(s.status()[0]["applied"], "1.1.0");
 }
+
+#[test]
+fn a_version_that_drops_its_namespace_or_claim_deletes_neither() {
+    let s = Ship::new();
+    std::fs::write(
+        s.env.path().join("stack/v1/pvc.yaml"),
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tracks, namespace: awareness}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+    )
+    .unwrap();
+    s.env.pack(1, "ci.key", 1, "v1.tender");
+    // Release 2 no longer lists its Namespace (nor the claim): deleting the
+    // Namespace would delete everything in it, what tender never applied
+    // included; deleting the claim, its data.
+    std::fs::remove_file(s.env.path().join("stack/v2/namespace.yaml")).unwrap();
+    s.env.pack(2, "ci.key", 2, "v2.tender");
+    s.ship(&["apply", "v1.tender"]).ok();
+    let r = s.ship(&["apply", "v2.tender"]).ok();
+    for kept in [
+        "not deleted: Namespace awareness (v1): left in place: it may hold data",
+        "not deleted: PersistentVolumeClaim awareness/tracks (v1): left in place: it may hold data",
+    ] {
+        assert!(r.stdout.contains(kept), "{kept:?} in {}", r.stdout);
+    }
+    assert!(s.api.object("/api/v1/namespaces/awareness").is_some());
+    assert!(s.api.object("/api/v1/namespaces/awareness/persistentvolumeclaims/tracks").is_some());
+    assert!(s.api.object(OLD_CONFIG).is_none(), "the rest of the prune ran");
+}
+
+#[test]
+fn a_restore_deletes_nothing_that_was_live_before_the_failed_apply() {
+    let (s, v2) = upgraded_ship();
+    // Release 2 takes over a Secret someone else made, by the engineer's
+    // --adopt; then never becomes ready. Undoing it must not delete the
+    // Secret: tender did not create it.
+    let secret = "/api/v1/namespaces/awareness/secrets/camera-auth";
+    s.api.put(
+        secret,
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "camera-auth", "namespace": "awareness"}, "data": {"k": "dg=="}}),
+        "kubectl",
+    );
+    std::fs::write(
+        s.env.path().join("stack/v2/secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: camera-auth, namespace: awareness}\ndata: {k: dg==}\n",
+    )
+    .unwrap();
+    s.env.pack(2, "ci.key", 3, "v2b.tender");
+    s.env.ship(&["import", "v2b.tender"]).ok();
+    let broken = v2.clone();
+    s.api.behave(move |image| (image == broken).then_some(Behaviour::Never(PodState::ImagePull)));
+    let r = s.ship(&[
+        "apply",
+        "awareness",
+        "--adopt",
+        "Secret/awareness/camera-auth",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(s.api.object(secret).is_some(), "live before the apply: never deleted by the restore");
+}
