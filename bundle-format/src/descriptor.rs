@@ -295,6 +295,10 @@ pub struct Descriptor {
     /// refuse it only when told to require fresh bundles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Settings each ship fills in (`${NAME}` in manifest strings); see
+    /// [`crate::settings`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<crate::settings::Setting>,
 }
 
 /// A version a delta was made against.

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod patch;
 mod progress;
 mod reader;
+pub mod settings;
 mod writer;
 
 pub use descriptor::{

@@ -39,6 +39,9 @@ pub struct Plan {
     pub(crate) image_source: Vec<usize>,
     /// Holds the patches of patched layers, when there are any.
     pub(crate) scratch: Option<tempfile::TempDir>,
+    /// `${NAME}` references in the manifests to names the stack does not
+    /// declare: left as written, and reported.
+    pub undeclared: Vec<String>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -70,6 +73,7 @@ impl Plan {
         // reference -> the files naming it (for errors)
         let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
+        let mut undeclared = Vec::new();
         for (rel, path) in &stack.manifests {
             let len = fs::metadata(path)
                 .map_err(|e| StackError::Io { path: path.clone(), source: e })?
@@ -88,6 +92,11 @@ impl Plan {
             })?;
             let found = images_in_yaml(text)
                 .map_err(|reason| StackError::BadManifest { path: path.clone(), reason })?;
+            for name in tender_bundle::settings::references(text) {
+                if !stack.settings.iter().any(|s| s.name.as_str() == name) {
+                    undeclared.push(format!("{rel}: ${{{name}}} is not a declared setting; left as written"));
+                }
+            }
             for r in found {
                 if !refs.contains_key(&r) {
                     order.push(r.clone());
@@ -134,7 +143,16 @@ impl Plan {
         // Every blob once, whatever number of images share it.
         let mut seen = HashSet::new();
         blobs.retain(|(b, _)| seen.insert(b.digest.clone()));
-        Ok(Plan { stack, manifests, images, blobs, sources, image_source, scratch: None })
+        Ok(Plan {
+            stack,
+            manifests,
+            images,
+            blobs,
+            sources,
+            image_source,
+            scratch: None,
+            undeclared,
+        })
     }
 
     /// Let each source fetch ahead what packing will read from it.
@@ -274,6 +292,8 @@ pub struct PackReport {
     pub descriptor_digest: Digest,
     /// Changed layers with a predecessor in the base: patched or not, and why.
     pub patches: Vec<crate::patch::PatchRow>,
+    /// What the packer should look at (`${X}` not declared as a setting).
+    pub warnings: Vec<String>,
 }
 
 /// Sign the plan's descriptor and write the bundle to `out` (via a temporary
@@ -300,6 +320,7 @@ pub fn pack(
         parts: 1,
         bases: vec![],
         expires: options.expires.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        settings: plan.stack.settings.clone(),
     };
     if let Some(base) = &options.base {
         for b in &mut descriptor.blobs {
@@ -369,6 +390,7 @@ pub fn pack(
         sequence: descriptor.sequence,
         descriptor_digest: Digest::of(&signed.raw),
         patches: vec![],
+        warnings: plan.undeclared.clone(),
     })
 }
 

@@ -26,6 +26,8 @@ struct Raw {
     images: Vec<String>,
     #[serde(default)]
     sources: Vec<RawSource>,
+    #[serde(default)]
+    settings: Vec<tender_bundle::settings::Setting>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +64,8 @@ pub struct StackFile {
     pub images: Vec<String>,
     /// Image sources, in order.
     pub sources: Vec<SourceSpec>,
+    /// Settings each ship fills in, each checked (pattern, default).
+    pub settings: Vec<tender_bundle::settings::Setting>,
 }
 
 impl StackFile {
@@ -139,6 +143,13 @@ impl StackFile {
             .into_iter()
             .map(|s| SourceSpec { prefix: s.prefix, oci_layout: base.join(s.oci_layout) })
             .collect();
+        let mut names = std::collections::BTreeSet::new();
+        for s in &raw.settings {
+            s.check().map_err(|e| bad(format!("setting {e}")))?;
+            if !names.insert(&s.name) {
+                return Err(bad(format!("setting {} is declared twice", s.name)));
+            }
+        }
         Ok(StackFile {
             path: path.to_owned(),
             name,
@@ -147,6 +158,7 @@ impl StackFile {
             platforms,
             images: raw.images,
             sources,
+            settings: raw.settings,
         })
     }
 }
