@@ -95,6 +95,7 @@ fn signing_key_from_environment() {
     let out = std::process::Command::new(SHORE)
         .args(["pack", "stack-v1.yaml", "--out", "env.tender"])
         .env("TENDER_SIGNING_KEY", key)
+        .env("TENDER_SHORE_STATE", env.path().join("shore-state"))
         .current_dir(env.path())
         .output()
         .unwrap();
@@ -102,6 +103,41 @@ fn signing_key_from_environment() {
     env.ship(&["verify", "env.tender"]).ok();
     // And without either: a clear error.
     env.shore(&["pack", "stack-v1.yaml"]).fails(1, "TENDER_SIGNING_KEY");
+}
+
+#[test]
+fn two_packs_in_one_second_get_rising_sequences_and_both_import() {
+    let env = Env::new();
+    let seq = |out: &str| -> u64 {
+        let entries = support::read_entries(&env.path().join(out));
+        let d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+        d["sequence"].as_u64().unwrap()
+    };
+    // Back to back, well within one second, without --sequence.
+    for (stack, out) in [("stack-v1.yaml", "a.tender"), ("stack-v2.yaml", "b.tender")] {
+        env.shore(&["pack", stack, "--key", "ci.key", "--out", out]).ok();
+    }
+    let (a, b) = (seq("a.tender"), seq("b.tender"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(b > a && a + 60 > now, "rising and near the clock: {a}, {b}, now {now}");
+    env.ship(&["import", "a.tender"]).ok();
+    env.ship(&["import", "b.tender"]).ok();
+    // A delta of the release last packed carries its sequence.
+    env.shore(&[
+        "pack",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--base",
+        "a.tender",
+        "--out",
+        "d.tender",
+    ])
+    .ok();
+    assert_eq!(seq("d.tender"), b);
+    // Kept where --state-dir (TENDER_SHORE_STATE) says.
+    let state = fs::read_to_string(env.path().join("shore-state/sequences.json")).unwrap();
+    assert!(state.contains(&b.to_string()), "{state}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod k8s;
 mod pack;
 pub mod patch;
 pub mod platform;
+pub mod sequence;
 pub mod source;
 mod stackfile;
 
@@ -123,6 +124,14 @@ pub enum StackError {
         size: u64,
         /// What a part needs.
         overhead: u64,
+    },
+    /// The shore's sequence state cannot be used.
+    #[error("sequence state {}: {reason}", path.display())]
+    BadSequenceState {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A bundle-format error (including digest mismatches of source blobs).
     #[error(transparent)]
