@@ -53,7 +53,7 @@ pub use history::{GcReport, History, HistoryEntry, Outcome, StackStatus};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};
-pub use paths::{ImportPathsReport, ImportedFile};
+pub use paths::{IMPORT_MAX_DEPTH, ImportPathsReport, ImportedFile};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
