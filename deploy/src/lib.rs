@@ -380,8 +380,21 @@ pub fn deploy(
         }
         Err(e) => {
             // The failure is part of the history; `rollback` still works.
-            let _ = store.record(d, &rec.digest, Outcome::Failed, Some(e.to_string()));
+            let _ = store.record(d, &rec.digest, Outcome::Failed, Some(chain(&e)));
             Err(e)
         }
     }
+}
+
+/// An error and its causes, `: `-separated, as `{:#}` prints them: each
+/// error's message names only its own layer, its cause is its `source`.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

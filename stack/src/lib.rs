@@ -22,7 +22,7 @@ pub use stackfile::{SourceSpec, StackFile};
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -99,7 +99,7 @@ pub enum StackError {
         reason: String,
     },
     /// Resolving an image failed; names the files that name it.
-    #[error("image named in {files}: {source}")]
+    #[error("image named in {files}")]
     Named {
         /// The manifest files (or stack file) naming the image.
         files: String,

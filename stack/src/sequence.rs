@@ -113,7 +113,12 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StackError>
         .prefix(".tmp-sequences")
         .tempfile_in(dir)
         .map_err(io(dir.to_owned()))?;
-    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).map_err(io(tmp.path().into()))?;
+    // Through the file itself: NamedTempFile's own writes append "at path
+    // P" to an error that already names P.
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(io(tmp.path().into()))?;
     tmp.persist(path).map_err(|e| StackError::Io { path: path.to_owned(), source: e.error })?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir.to_owned()))
 }

@@ -58,8 +58,9 @@ pub use paths::{IMPORT_MAX_DEPTH, ImportPathsReport, ImportedFile};
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    /// A file operation failed. The message names the path only; the cause
+    /// is the `source`, so a chain (`{:#}`) names it once.
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
