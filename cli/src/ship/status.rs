@@ -13,11 +13,13 @@ pub struct Status {}
 impl Status {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
-        let status = Store::open(&ctx.store)?.status()?;
+        let store = Store::open(&ctx.store)?;
+        let status = store.status()?;
         if ctx.json {
             print_json(&status);
             return Ok(0);
         }
+        println!("store {}: {} free", ctx.store.display(), human(store.free_space()?));
         for s in &status {
             let applied = s.applied.as_ref().map_or("(none)".to_string(), |v| v.to_string());
             println!("{}: applied {applied}", s.stack);
