@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use support::{Env, SHORE};
+use support::{Env, SHIP, SHORE};
 
 #[test]
 fn keygen_writes_private_key_0600_and_refuses_to_overwrite() {
@@ -213,4 +213,46 @@ fn rollback_protection_survives_gc() {
     assert_eq!(env.blob_count(), 0);
     // ...but not the highest sequence seen.
     env.ship(&["import", "old.tender"]).fails(3, "refusing downgrade");
+}
+
+/// The committed man pages are what the binaries make now: regenerate them
+/// with `tender-ship man docs/man && tender-shore man docs/man` after a
+/// change to the command line (README, Shell).
+#[test]
+fn committed_man_pages_match_the_cli_and_completions_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    for bin in [SHIP, SHORE] {
+        let out = std::process::Command::new(bin).arg("man").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |d: &std::path::Path| -> std::collections::BTreeMap<String, Vec<u8>> {
+        fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
+            .collect()
+    };
+    let made = read(dir.path());
+    for page in ["tender-ship.1", "tender-ship-trust-add.1", "tender-shore-keyring-add-signer.1"] {
+        assert!(made.contains_key(page), "{page} among {:?}", made.keys());
+    }
+    let committed = read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/man"));
+    assert_eq!(
+        committed.keys().collect::<Vec<_>>(),
+        made.keys().collect::<Vec<_>>(),
+        "docs/man lists other pages than the CLI has: regenerate"
+    );
+    for (name, roff) in &made {
+        assert!(committed[name] == *roff, "docs/man/{name} differs from the CLI: regenerate");
+    }
+    for bin in [SHIP, SHORE] {
+        for shell in ["bash", "zsh", "fish"] {
+            let out =
+                std::process::Command::new(bin).args(["completions", shell]).output().unwrap();
+            let script = String::from_utf8(out.stdout).unwrap();
+            assert!(out.status.success() && script.contains("completions"), "{bin} {shell}");
+        }
+    }
+    let bash = std::process::Command::new(SHIP).args(["completions", "bash"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("--allow-downgrade"));
 }

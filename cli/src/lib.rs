@@ -9,6 +9,7 @@ use tender_bundle::{BundleError, Progress};
 use tender_stack::StackError;
 use tender_store::StoreError;
 
+pub mod shell;
 pub mod ship;
 pub mod shore;
 
