@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use support::{Env, SHORE};
+use support::{Env, SHIP, SHORE};
 
 #[test]
 fn keygen_writes_private_key_0600_and_refuses_to_overwrite() {
@@ -95,6 +95,7 @@ fn signing_key_from_environment() {
     let out = std::process::Command::new(SHORE)
         .args(["pack", "stack-v1.yaml", "--out", "env.tender"])
         .env("TENDER_SIGNING_KEY", key)
+        .env("TENDER_SHORE_STATE", env.path().join("shore-state"))
         .current_dir(env.path())
         .output()
         .unwrap();
@@ -102,6 +103,41 @@ fn signing_key_from_environment() {
     env.ship(&["verify", "env.tender"]).ok();
     // And without either: a clear error.
     env.shore(&["pack", "stack-v1.yaml"]).fails(1, "TENDER_SIGNING_KEY");
+}
+
+#[test]
+fn two_packs_in_one_second_get_rising_sequences_and_both_import() {
+    let env = Env::new();
+    let seq = |out: &str| -> u64 {
+        let entries = support::read_entries(&env.path().join(out));
+        let d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+        d["sequence"].as_u64().unwrap()
+    };
+    // Back to back, well within one second, without --sequence.
+    for (stack, out) in [("stack-v1.yaml", "a.tender"), ("stack-v2.yaml", "b.tender")] {
+        env.shore(&["pack", stack, "--key", "ci.key", "--out", out]).ok();
+    }
+    let (a, b) = (seq("a.tender"), seq("b.tender"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(b > a && a + 60 > now, "rising and near the clock: {a}, {b}, now {now}");
+    env.ship(&["import", "a.tender"]).ok();
+    env.ship(&["import", "b.tender"]).ok();
+    // A delta of the release last packed carries its sequence.
+    env.shore(&[
+        "pack",
+        "stack-v2.yaml",
+        "--key",
+        "ci.key",
+        "--base",
+        "a.tender",
+        "--out",
+        "d.tender",
+    ])
+    .ok();
+    assert_eq!(seq("d.tender"), b);
+    // Kept where --state-dir (TENDER_SHORE_STATE) says.
+    let state = fs::read_to_string(env.path().join("shore-state/sequences.json")).unwrap();
+    assert!(state.contains(&b.to_string()), "{state}");
 }
 
 #[test]
@@ -177,4 +213,46 @@ fn rollback_protection_survives_gc() {
     assert_eq!(env.blob_count(), 0);
     // ...but not the highest sequence seen.
     env.ship(&["import", "old.tender"]).fails(3, "refusing downgrade");
+}
+
+/// The committed man pages are what the binaries make now: regenerate them
+/// with `tender-ship man docs/man && tender-shore man docs/man` after a
+/// change to the command line (README, Shell).
+#[test]
+fn committed_man_pages_match_the_cli_and_completions_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    for bin in [SHIP, SHORE] {
+        let out = std::process::Command::new(bin).arg("man").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |d: &std::path::Path| -> std::collections::BTreeMap<String, Vec<u8>> {
+        fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
+            .collect()
+    };
+    let made = read(dir.path());
+    for page in ["tender-ship.1", "tender-ship-trust-add.1", "tender-shore-keyring-add-signer.1"] {
+        assert!(made.contains_key(page), "{page} among {:?}", made.keys());
+    }
+    let committed = read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/man"));
+    assert_eq!(
+        committed.keys().collect::<Vec<_>>(),
+        made.keys().collect::<Vec<_>>(),
+        "docs/man lists other pages than the CLI has: regenerate"
+    );
+    for (name, roff) in &made {
+        assert!(committed[name] == *roff, "docs/man/{name} differs from the CLI: regenerate");
+    }
+    for bin in [SHIP, SHORE] {
+        for shell in ["bash", "zsh", "fish"] {
+            let out =
+                std::process::Command::new(bin).args(["completions", shell]).output().unwrap();
+            let script = String::from_utf8(out.stdout).unwrap();
+            assert!(out.status.success() && script.contains("completions"), "{bin} {shell}");
+        }
+    }
+    let bash = std::process::Command::new(SHIP).args(["completions", "bash"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("--allow-downgrade"));
 }

@@ -178,3 +178,32 @@ fn a_full_disk_is_refused_before_any_write_and_import_completes_after() {
         size / 2048
     );
 }
+
+#[test]
+fn status_shows_the_free_space_of_the_stores_filesystem() {
+    let env = Env::new();
+    let bundle = env.pack(1, "ci.key", 1, "v1.tender");
+    let disk = Tmpfs::mount(&env.path().join("small"), "4m");
+    let store = disk.0.join("store");
+    let ship = |args: &[&str]| ship_at(&store, env.path(), args);
+    assert!(ship(&["trust", "add", "ci.pub"]).status.success());
+    assert!(ship(&["import", bundle.to_str().unwrap()]).status.success());
+    let free = |out: std::process::Output| -> u64 {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["stack"], "awareness", "the old keys stay: {v}");
+        v[0]["store_free_bytes"].as_u64().unwrap()
+    };
+    let before = free(ship(&["--json", "status"]));
+    let held: u64 = support::blob_names(&store)
+        .iter()
+        .map(|b| fs::metadata(store.join("blobs/sha256").join(b)).unwrap().len())
+        .sum();
+    assert!(before > 0 && before + held <= 4 << 20, "{before} free of 4 MiB, {held} held");
+    // It follows the filesystem, not a figure of tender's own.
+    disk.resize("8m");
+    let after = free(ship(&["--json", "status"]));
+    assert_eq!(after, before + (4 << 20), "{before} then {after}");
+    let text = String::from_utf8(ship(&["status"]).stdout).unwrap();
+    assert!(text.starts_with(&format!("store {}: ", store.display())), "{text}");
+    assert!(text.lines().next().unwrap().ends_with("MiB free"), "{text}");
+}

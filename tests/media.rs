@@ -127,6 +127,38 @@ fn directory_import_reports_what_is_missing() {
 }
 
 #[test]
+fn a_stick_sorted_into_folders_is_walked_and_reported_per_version() {
+    let env = Env::new();
+    let parts = three_parts(&env);
+    let v2 = env.pack(2, "ci.key", 2, "v2.tender");
+    let stick = env.path().join("usb");
+    let put = |from: &PathBuf, to: &str| {
+        let to = stick.join(to);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(from, to).unwrap();
+    };
+    put(&parts[0], "awareness/2026-10/awareness-1.0.0.tender.001");
+    put(&parts[2], "awareness/2026-11/late/awareness-1.0.0.tender.003");
+    put(&v2, "awareness/2026-12/awareness-1.1.0.tender");
+    // What a stick also holds: its trash, and a link back to its top.
+    put(&parts[1], ".Trashes/501/awareness-1.0.0.tender.002");
+    std::os::unix::fs::symlink(&stick, stick.join("awareness/top")).unwrap();
+    let out = env.ship(&["import", stick.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("imported awareness 1.1.0 (sequence 2)"), "{}", out.stdout);
+    assert!(out.stdout.contains("awareness 1.0.0: 2 of 3 parts,"), "{}", out.stdout);
+    let at = |needle: &str| {
+        out.stdout.find(needle).unwrap_or_else(|| panic!("{needle}: {}", out.stdout))
+    };
+    let order = [
+        at("imported awareness 1.0.0 part 1 of 3"),
+        at("imported awareness 1.0.0 part 3 of 3"),
+        at("imported awareness 1.1.0"),
+    ];
+    assert!(order.is_sorted(), "depth first, in name order: {}", out.stdout);
+    assert!(!out.stdout.contains("part 2 of 3"), "the trash left alone: {}", out.stdout);
+}
+
+#[test]
 fn corrupted_part_is_refused_while_the_others_blobs_stay() {
     let env = Env::new();
     let parts = three_parts(&env);

@@ -215,7 +215,7 @@ pub enum BundleError {
         reason: String,
     },
     /// Reading the bundle failed (includes malformed tar structure).
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}", path.display())]
     Read {
         /// The bundle.
         path: PathBuf,
@@ -223,7 +223,7 @@ pub enum BundleError {
         source: io::Error,
     },
     /// Writing the bundle failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}", path.display())]
     Write {
         /// The output.
         path: PathBuf,

@@ -269,7 +269,9 @@ mod tests {
 
     #[test]
     fn values_are_checked_against_their_declaration() {
-        let s = setting(r#"{"name": "VESSEL_NAME", "required": true, "pattern": "[A-Za-z0-9 .-]{1,40}"}"#);
+        let s = setting(
+            r#"{"name": "VESSEL_NAME", "required": true, "pattern": "[A-Za-z0-9 .-]{1,40}"}"#,
+        );
         assert_eq!(s.resolve(Some("MV Aurora")).unwrap(), Some("MV Aurora"));
         assert!(matches!(s.resolve(None), Err(SettingProblem::Missing { .. })));
         // The whole value must match, though the pattern is not anchored.

@@ -9,6 +9,7 @@ use tender_bundle::{BundleError, Progress};
 use tender_stack::StackError;
 use tender_store::StoreError;
 
+pub mod shell;
 pub mod ship;
 pub mod shore;
 
@@ -215,5 +216,33 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn an_io_error_is_printed_once_with_its_path() {
+        use std::path::PathBuf;
+        let full = || std::io::Error::from_raw_os_error(28);
+        let want = "No space left on device (os error 28)";
+        let path = PathBuf::from("/var/lib/tender/staging/blob-1");
+        let errors: Vec<anyhow::Error> = vec![
+            StoreError::Io { path: path.clone(), source: full() }.into(),
+            StoreError::Bundle(BundleError::Write { path: path.clone(), source: full() }).into(),
+            BundleError::Read { path: path.clone(), source: full() }.into(),
+            StackError::Io { path: path.clone(), source: full() }.into(),
+            StackError::Named {
+                files: "a.yaml".into(),
+                source: Box::new(StackError::Io { path: path.clone(), source: full() }),
+            }
+            .into(),
+            tender_registry::RegistryError::Io { path: path.clone(), source: full() }.into(),
+        ];
+        for e in errors {
+            let e = e.context("importing a.tender");
+            let text = format!("{e:#}");
+            assert_eq!(text.matches(want).count(), 1, "{text}");
+            assert_eq!(text.matches("staging/blob-1").count(), 1, "{text}");
+            assert!(text.starts_with("importing a.tender: ") && text.ends_with(want), "{text}");
+            assert_eq!(chain(e.as_ref()), text, "chain prints what {{:#}} does");
+        }
     }
 }

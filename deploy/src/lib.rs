@@ -481,8 +481,9 @@ pub fn deploy(
     }
 }
 
-/// An error and its causes, each once, as history records them.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes, `: `-separated, as `{:#}` prints them: each
+/// error's message names only its own layer, its cause is its `source`.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

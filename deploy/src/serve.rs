@@ -165,7 +165,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     }
     let catalog = match shared.catalog() {
         Ok(c) => c,
-        Err(e) => return error(500, "UNKNOWN", &e.to_string()),
+        Err(e) => return error(500, "UNKNOWN", &crate::chain(&e)),
     };
     let Some(rest) = url.strip_prefix("/v2/") else {
         return error(404, "NAME_UNKNOWN", "not found");

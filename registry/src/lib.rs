@@ -48,7 +48,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// A local file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

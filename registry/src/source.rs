@@ -163,7 +163,9 @@ impl RegistrySource {
                 return Err(format!("blob {digest} is longer than its {size} bytes"));
             }
             hasher.update(&chunk);
-            tmp.write_all(&chunk).map_err(|e| format!("{}: {e}", tmp.path().display()))?;
+            tmp.as_file_mut()
+                .write_all(&chunk)
+                .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
         }
         let actual = Digest::from_hasher(hasher);
         if n != size || actual != *digest {

@@ -11,6 +11,7 @@ pub mod k8s;
 mod pack;
 pub mod patch;
 pub mod platform;
+pub mod sequence;
 pub mod source;
 mod stackfile;
 
@@ -21,7 +22,7 @@ pub use stackfile::{SourceSpec, StackFile};
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -98,7 +99,7 @@ pub enum StackError {
         reason: String,
     },
     /// Resolving an image failed; names the files that name it.
-    #[error("image named in {files}: {source}")]
+    #[error("image named in {files}")]
     Named {
         /// The manifest files (or stack file) naming the image.
         files: String,
@@ -123,6 +124,14 @@ pub enum StackError {
         size: u64,
         /// What a part needs.
         overhead: u64,
+    },
+    /// The shore's sequence state cannot be used.
+    #[error("sequence state {}: {reason}", path.display())]
+    BadSequenceState {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A bundle-format error (including digest mismatches of source blobs).
     #[error(transparent)]

@@ -94,7 +94,9 @@ impl Plan {
                 .map_err(|reason| StackError::BadManifest { path: path.clone(), reason })?;
             for name in tender_bundle::settings::references(text) {
                 if !stack.settings.iter().any(|s| s.name.as_str() == name) {
-                    undeclared.push(format!("{rel}: ${{{name}}} is not a declared setting; left as written"));
+                    undeclared.push(format!(
+                        "{rel}: ${{{name}}} is not a declared setting; left as written"
+                    ));
                 }
             }
             for r in found {

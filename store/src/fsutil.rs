@@ -23,7 +23,12 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// 0600 (tempfile's mode, whatever the umask adds) and keeps it.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
-    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).map_err(io_err(tmp.path()))?;
+    // Through the file itself: NamedTempFile's own writes append "at path
+    // P" to an error that already names P.
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(io_err(tmp.path()))?;
     let target = dir.join(name);
     tmp.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
     sync_dir(dir)

@@ -73,6 +73,9 @@ pub struct StackStatus {
     pub history: Vec<HistoryEntry>,
     /// The stack.
     pub stack: StackName,
+    /// Bytes free for tender on the store's filesystem (the same in every
+    /// stack's entry: the JSON is a list of stacks, kept as it was).
+    pub store_free_bytes: u64,
     /// The versions of it held.
     pub versions: Vec<VersionInfo>,
 }
@@ -144,6 +147,7 @@ impl Store {
     /// apply history.
     pub fn status(&self) -> Result<Vec<StackStatus>, StoreError> {
         let versions = self.list()?;
+        let store_free_bytes = self.free_space()?;
         self.stacks()?
             .into_iter()
             .map(|stack| {
@@ -153,9 +157,16 @@ impl Store {
                     history: h.entries,
                     versions: versions.iter().filter(|v| v.stack == stack).cloned().collect(),
                     stack,
+                    store_free_bytes,
                 })
             })
             .collect()
+    }
+
+    /// Bytes free for an unprivileged writer on the store's filesystem
+    /// (what an import may fill).
+    pub fn free_space(&self) -> Result<u64, StoreError> {
+        crate::fsutil::available(&self.root)
     }
 
     /// Stack names held.

@@ -132,9 +132,23 @@ pub struct Admission {
     pub warnings: Vec<String>,
 }
 
+/// A blob being written to `staging/`. Writes go to the file itself:
+/// `NamedTempFile`'s own append "at path P" to an error that
+/// [`StoreError::Io`] already names P for.
+pub(crate) struct Staged(NamedTempFile);
+
+impl io::Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.as_file_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.as_file_mut().flush()
+    }
+}
+
 impl Sink for ImportSink<'_, '_> {
     type Error = StoreError;
-    type Staged = NamedTempFile;
+    type Staged = Staged;
 
     fn keyring(&mut self, bytes: &[u8]) -> Result<Option<tender_keys::Trust>, StoreError> {
         self.gate.keyring(bytes)
@@ -151,15 +165,16 @@ impl Sink for ImportSink<'_, '_> {
         !self.store.has_blob(&blob.digest)
     }
 
-    fn stage(&mut self, _blob: &BlobRecord) -> Result<NamedTempFile, StoreError> {
+    fn stage(&mut self, _blob: &BlobRecord) -> Result<Staged, StoreError> {
         tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.staging)
+            .map(Staged)
             .map_err(io_err(&self.staging))
     }
 
-    fn write_failed(&self, staged: &NamedTempFile, err: io::Error) -> StoreError {
-        StoreError::Io { path: staged.path().to_owned(), source: err }
+    fn write_failed(&self, staged: &Staged, err: io::Error) -> StoreError {
+        StoreError::Io { path: staged.0.path().to_owned(), source: err }
     }
 
     fn wants_chunk(&mut self, blob: &BlobRecord, chunk: &ChunkRecord) -> bool {
@@ -170,7 +185,7 @@ impl Sink for ImportSink<'_, '_> {
         &mut self,
         blob: &BlobRecord,
         chunk: &ChunkRecord,
-        staged: NamedTempFile,
+        Staged(staged): Staged,
     ) -> Result<(), StoreError> {
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
         let target = self.store.chunk_path(&blob.digest, chunk);
@@ -186,13 +201,17 @@ impl Sink for ImportSink<'_, '_> {
         Ok(())
     }
 
-    fn commit_patch(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
+    fn commit_patch(
+        &mut self,
+        blob: &BlobRecord,
+        Staged(staged): Staged,
+    ) -> Result<(), StoreError> {
         // The patch's digest checked; the rebuilt layer is checked against
         // its own before it is kept. The patch itself is dropped with `staged`.
         self.store.rebuild_patched(blob, staged.path())
     }
 
-    fn commit(&mut self, blob: &BlobRecord, staged: NamedTempFile) -> Result<(), StoreError> {
+    fn commit(&mut self, blob: &BlobRecord, Staged(staged): Staged) -> Result<(), StoreError> {
         // Durable before it is visible under its digest.
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
         let target = self.store.blob_path(&blob.digest);

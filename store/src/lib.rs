@@ -53,13 +53,14 @@ pub use history::{GcReport, History, HistoryEntry, Outcome, StackStatus};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};
-pub use paths::{ImportPathsReport, ImportedFile};
+pub use paths::{IMPORT_MAX_DEPTH, ImportPathsReport, ImportedFile};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    /// A file operation failed. The message names the path only; the cause
+    /// is the `source`, so a chain (`{:#}`) names it once.
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,

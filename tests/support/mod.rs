@@ -81,6 +81,8 @@ impl Env {
                 .args(args)
                 .current_dir(self.path())
                 .env_remove("TENDER_SIGNING_KEY")
+                // Default sequences are kept here, not in the user's home.
+                .env("TENDER_SHORE_STATE", self.path().join("shore-state"))
                 .output()
                 .unwrap(),
         )

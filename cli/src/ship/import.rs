@@ -12,7 +12,8 @@ use crate::{Bar, human, print_json};
 #[derive(clap::Args)]
 pub struct Import {
     /// A bundle, a part (`NAME.tender.NNN`), or a directory of them (a
-    /// mounted stick: every `*.tender` and `*.tender.NNN` in it).
+    /// mounted stick: every `*.tender` and `*.tender.NNN` in it and its
+    /// subdirectories, up to 8 down, not hidden ones or symlinked ones).
     bundle: PathBuf,
     #[command(flatten)]
     policy: PolicyArgs,
@@ -59,6 +60,13 @@ pub(super) fn import_all(
         }
         failures += usize::from(f.outcome.is_err());
     })?;
+    for dir in &done.too_deep {
+        eprintln!(
+            "warning: {} is {} directories down: not read (move its bundles up)",
+            dir.display(),
+            tender_store::IMPORT_MAX_DEPTH
+        );
+    }
     let total = done.files.len();
     let mut reports = Vec::new();
     let mut failed = None;

@@ -13,6 +13,7 @@ use tender_registry::{RegistryAuth, Transport};
 use tender_store::{Downgrade, Freshness, ImportPolicy};
 
 mod apply;
+mod completions;
 mod fsck;
 mod gc;
 mod import;
@@ -20,6 +21,7 @@ mod inventory;
 mod keygen;
 mod list;
 mod load;
+mod man;
 mod pull;
 mod rollback;
 mod serve;
@@ -84,6 +86,10 @@ pub enum Cmd {
     Gc(gc::Gc),
     /// Re-hash every blob and report damage (exit 4 when any).
     Fsck(fsck::Fsck),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::Completions),
+    /// Write man pages for tender-ship and every subcommand into DIR.
+    Man(man::Man),
 }
 
 /// What every command gets besides its own arguments.
@@ -112,6 +118,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Serve(c) => c.run(&ctx),
         Cmd::Gc(c) => c.run(&ctx),
         Cmd::Fsck(c) => c.run(&ctx),
+        Cmd::Completions(c) => c.run(&ctx),
+        Cmd::Man(c) => c.run(&ctx),
     }
 }
 

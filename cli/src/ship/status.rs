@@ -53,6 +53,7 @@ impl Status {
             print_json(&out);
             return Ok(0);
         }
+        println!("store {}: {} free", ctx.store.display(), human(store.free_space()?));
         for (i, s) in status.iter().enumerate() {
             let applied = s.applied.as_ref().map_or("(none)".to_string(), |v| v.to_string());
             println!("{}: applied {applied}", s.stack);

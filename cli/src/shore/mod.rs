@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand};
 use tender_keys::SigningKey;
 use tender_keys::keyring::SignedKeyring;
 
+mod completions;
 mod keygen;
 mod keyring;
+mod man;
 mod pack;
 mod publish;
 mod sign;
@@ -51,6 +53,10 @@ pub enum Cmd {
     /// `tender-ship pull`. Given a stack file, packs it first (the same
     /// options as `pack`). Blobs the repository holds are not pushed again.
     Publish(publish::Publish),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::Completions),
+    /// Write man pages for tender-shore and every subcommand into DIR.
+    Man(man::Man),
 }
 
 /// What every command gets besides its own arguments.
@@ -68,6 +74,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Pack(c) => c.run(&ctx),
         Cmd::Keyring { cmd } => cmd.run(&ctx),
         Cmd::Publish(c) => c.run(&ctx),
+        Cmd::Completions(c) => c.run(&ctx),
+        Cmd::Man(c) => c.run(&ctx),
     }
 }
 

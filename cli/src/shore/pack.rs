@@ -8,6 +8,7 @@ use serde_json::json;
 use tender_registry::{RegistrySource, Transport};
 use tender_stack::delta::Base;
 use tender_stack::patch::{PatchRow, Patches};
+use tender_stack::sequence::Kind;
 use tender_stack::{PackOptions, PackReport, Plan, StackFile, pack};
 
 use super::{Ctx, load_key, parse_duration, parse_time, read_keyring};
@@ -54,9 +55,17 @@ pub struct PackArgs {
     /// Private key file; default: the key in $TENDER_SIGNING_KEY.
     #[arg(long)]
     key: Option<PathBuf>,
-    /// Sequence number (monotonic per stack); default: now, in Unix seconds.
+    /// Sequence number (monotonic per stack); default: now in Unix
+    /// seconds, or one more than the last this shore gave the stack if that
+    /// is higher (kept in --state-dir); a delta of the version last packed
+    /// whole carries that bundle's sequence.
     #[arg(long)]
     sequence: Option<u64>,
+    /// Where the shore keeps the last default sequence per stack
+    /// (sequences.json); default: $XDG_STATE_HOME/tender, else
+    /// ~/.local/state/tender.
+    #[arg(long, env = "TENDER_SHORE_STATE", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Make a delta: leave out what this base holds (an earlier bundle or
     /// part, a stack descriptor, or a ship's inventory). Repeatable.
     #[arg(long)]
@@ -104,6 +113,22 @@ impl PackArgs {
         }
     }
 
+    /// The sequence to pack `file` with: the one given, or the next default
+    /// from the shore's state.
+    fn sequence(&self, file: &StackFile, now: std::time::SystemTime) -> Result<u64> {
+        if let Some(s) = self.sequence {
+            return Ok(s);
+        }
+        let dir = match &self.state_dir {
+            Some(d) => d.clone(),
+            None => default_state_dir().context(
+                "no place for the shore's sequence state: give --state-dir DIR (or set TENDER_SHORE_STATE), or --sequence N",
+            )?,
+        };
+        let kind = if self.base.is_empty() { Kind::Full } else { Kind::Delta };
+        Ok(tender_stack::sequence::next(&dir, &file.name, &file.version, kind, now)?)
+    }
+
     fn base(&self) -> Result<Option<Base>> {
         if self.base.is_empty() {
             return Ok(None);
@@ -144,6 +169,16 @@ impl PackArgs {
         };
         Ok((plan, rows))
     }
+}
+
+/// `$XDG_STATE_HOME/tender`, else `$HOME/.local/state/tender` (the XDG
+/// base directory default); relative values are ignored, as XDG says.
+fn default_state_dir() -> Option<PathBuf> {
+    let abs = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_STATE_HOME")
+        .and_then(abs)
+        .map(|p| p.join("tender"))
+        .or_else(|| std::env::var_os("HOME").and_then(abs).map(|h| h.join(".local/state/tender")))
 }
 
 fn estimate(plan: &Plan, base: Option<&Base>, patches: &[PatchRow], json: bool) {
@@ -220,8 +255,9 @@ pub(super) fn pack_to(
         }
         None => None,
     };
+    let sequence = args.sequence(&plan.stack, now)?;
     let options =
-        PackOptions { sequence: args.sequence, created: Some(now), split, base, expires, keyring };
+        PackOptions { sequence: Some(sequence), created: Some(now), split, base, expires, keyring };
     let mut report = pack(&plan, &key, &options, &out, &bar)
         .with_context(|| format!("packing {}", out.display()))?;
     report.patches = patches;

@@ -1,0 +1,25 @@
+//! `tender-shore man DIR`: man pages for tender-shore and every subcommand.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::CommandFactory as _;
+
+use super::{Cli, Ctx};
+use crate::shell::{report_man_pages, write_man_pages};
+
+/// Arguments of `tender-shore man`.
+#[derive(clap::Args)]
+pub struct Man {
+    /// Where to write tender-shore.1 and tender-shore-COMMAND.1 (created if missing).
+    dir: PathBuf,
+}
+
+impl Man {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let written = write_man_pages(Cli::command(), &self.dir)?;
+        report_man_pages(&written, &self.dir, ctx.json);
+        Ok(0)
+    }
+}
