@@ -239,3 +239,17 @@ impl BundleError {
         !matches!(self, BundleError::Write { .. })
     }
 }
+
+/// An error and its causes, `: `-separated, as anyhow's `{:#}` prints them:
+/// each error's message names only its own layer, its cause is its
+/// `source`, so each cause appears once.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -170,18 +170,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     1
 }
 
-/// An error and its causes as `{:#}` prints an [`anyhow::Error`], for an
-/// error only borrowed.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub use tender_bundle::error_chain as chain;
 
 /// Print an error chain on stderr and exit with its code.
 pub fn fail(err: anyhow::Error) -> ! {

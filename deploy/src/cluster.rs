@@ -199,12 +199,9 @@ impl Resolved {
 }
 
 impl std::fmt::Display for Resolved {
+    /// As [`ObjectRef`] shows it, with the namespace it lands in.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let w = &self.written;
-        match &self.namespace {
-            Some(ns) => write!(f, "{} {}/{} ({})", w.kind, ns, w.name, w.api_version),
-            None => write!(f, "{} {} ({})", w.kind, w.name, w.api_version),
-        }
+        ObjectRef { namespace: self.namespace.clone(), ..self.written.clone() }.fmt(f)
     }
 }
 
@@ -259,11 +256,6 @@ impl Plan {
         self.notes.push(note);
     }
 
-    /// The objects, in apply order, as `Kind namespace/name (apiVersion)`.
-    pub fn object_names(&self) -> Vec<String> {
-        self.objects.iter().map(|(r, _)| r.to_string()).collect()
-    }
-
     pub(crate) fn keys(&self) -> BTreeSet<Key> {
         self.objects.iter().map(|(r, _)| r.owned_key()).collect()
     }
@@ -303,8 +295,10 @@ pub struct RestoreReport {
     pub applied: Vec<String>,
     /// Objects only the failed version created, deleted.
     pub deleted: Vec<String>,
-    /// Objects only the failed version created, left in place, and why.
+    /// Objects of the failed version left in place, and why.
     pub left: Vec<String>,
+    /// What else a person should know (images not pushed again).
+    pub notes: Vec<String>,
 }
 
 /// One object's health, for `status --cluster`.
@@ -793,7 +787,16 @@ impl Cluster {
         self.rt.block_on(async {
             for (r, _) in failed.objects.iter().rev() {
                 let key = r.owned_key();
-                if keep.contains(&key) || failed.existed.contains(&key) {
+                if keep.contains(&key) {
+                    continue;
+                }
+                if failed.existed.contains(&key) {
+                    // Live before (adopted, or left by an older version):
+                    // its earlier content was not kept, so it stays as the
+                    // failed version made it.
+                    report.left.push(format!(
+                        "{r}: left in place with the failed version's content: it was live before this apply"
+                    ));
                     continue;
                 }
                 if r.is_claim() || (r.is_namespace() && claims_in.contains(r.written.name.as_str()))

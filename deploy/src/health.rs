@@ -15,6 +15,14 @@
 //! - PersistentVolumeClaim: bound; CustomResourceDefinition: Established;
 //!   Pod: running and ready, or succeeded; Namespace: not terminating;
 //! - every other kind: present.
+//!
+//! Where tender is stricter than kstatus, on purpose (the ship must end on
+//! a version that works, not one that has merely started): a Job must have
+//! completed; a Pod in phase Failed has failed; a DaemonSet or workload
+//! without status yet is in progress. And where it waits longer: pods in
+//! CrashLoopBackOff, ImagePullBackOff or Unschedulable are waited on until
+//! the deadline (a pod waiting for a dependency to start crash-loops a few
+//! times on a healthy release), their reason named when time is up.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -149,7 +157,9 @@ fn deployment(obj: &Value) -> Health {
     let want = desired(obj);
     let (replicas, updated) = (status(obj, "replicas"), status(obj, "updatedReplicas"));
     let (ready, available) = (status(obj, "readyReplicas"), status(obj, "availableReplicas"));
-    if updated < want {
+    if replicas < want {
+        Health::InProgress(format!("{replicas} of {want} replicas created"))
+    } else if updated < want {
         Health::InProgress(format!("{updated} of {want} updated"))
     } else if replicas > updated {
         Health::InProgress(format!("{} old replica(s) still running", replicas - updated))
@@ -157,6 +167,8 @@ fn deployment(obj: &Value) -> Health {
         Health::InProgress(format!("{ready} of {want} ready"))
     } else if available < want {
         Health::InProgress(format!("{available} of {want} available"))
+    } else if condition_is(obj, "Available", "False") {
+        Health::InProgress(condition_message(obj, "Available"))
     } else {
         Health::Ready
     }
@@ -171,6 +183,10 @@ fn stateful_set(obj: &Value) -> Health {
         int(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"]).unwrap_or(0);
     let ready = status(obj, "readyReplicas");
     let updated = status(obj, "updatedReplicas");
+    let replicas = status(obj, "replicas");
+    if replicas < want {
+        return Health::InProgress(format!("{replicas} of {want} replicas created"));
+    }
     if ready < want {
         return Health::InProgress(format!("{ready} of {want} ready"));
     }
@@ -192,7 +208,9 @@ fn stateful_set(obj: &Value) -> Health {
 }
 
 fn daemon_set(obj: &Value) -> Health {
-    let want = status(obj, "desiredNumberScheduled");
+    let Some(want) = int(obj, &["status", "desiredNumberScheduled"]) else {
+        return Health::InProgress("not scheduled yet".into());
+    };
     let updated = status(obj, "updatedNumberScheduled");
     let available = status(obj, "numberAvailable");
     let ready = status(obj, "numberReady");
@@ -282,6 +300,12 @@ mod tests {
     fn a_deployment_is_ready_only_when_no_old_pod_is_left() {
         let full = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2,
                           "readyReplicas": 2, "availableReplicas": 2});
+        let mut scaling = full.clone();
+        scaling["replicas"] = json!(1);
+        assert_eq!(
+            judge("apps", "Deployment", &deploy(2, scaling)),
+            Health::InProgress("1 of 2 replicas created".into())
+        );
         assert_eq!(judge("apps", "Deployment", &deploy(2, full.clone())), Health::Ready);
         let mut old_left = full.clone();
         old_left["replicas"] = json!(3);
@@ -314,7 +338,7 @@ mod tests {
     fn stateful_sets_daemon_sets_and_jobs() {
         let sts = |current: &str| {
             json!({"metadata": {"generation": 1}, "spec": {"replicas": 1},
-                   "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                   "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
                               "currentRevision": current, "updateRevision": "b"}})
         };
         assert_eq!(judge("apps", "StatefulSet", &sts("b")), Health::Ready);
@@ -325,6 +349,8 @@ mod tests {
         };
         assert_eq!(judge("apps", "DaemonSet", &ds(2)), Health::Ready);
         assert_eq!(judge("apps", "DaemonSet", &ds(1)), Health::InProgress("1 of 2 ready".into()));
+        let unscheduled = json!({"status": {"observedGeneration": 1}});
+        assert!(matches!(judge("apps", "DaemonSet", &unscheduled), Health::InProgress(_)));
         let job = |t: &str| json!({"status": {"conditions": [{"type": t, "status": "True", "message": "BackoffLimitExceeded"}]}});
         assert_eq!(judge("batch", "Job", &job("Complete")), Health::Ready);
         assert!(matches!(judge("batch", "Job", &job("Failed")), Health::Failed(_)));

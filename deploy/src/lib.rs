@@ -164,9 +164,9 @@ pub enum DeployError {
     },
     /// The version failed, and restoring the one before failed too.
     #[error(
-        "{stack} {version} failed ({cause}), and restoring {} failed too: the cluster may hold objects of both; see `tender-ship status {stack} --cluster`, then run `tender-ship rollback {stack}{}` or apply a version again",
-        .previous.as_deref().unwrap_or("the state before"),
-        .previous.as_deref().map(|v| format!(" {v}")).unwrap_or_default()
+        "{stack} {version} failed ({cause}), and restoring {} failed too: the cluster may hold objects of both; see `tender-ship status {stack} --cluster`, then {}",
+        .previous.as_deref().unwrap_or("the state before it"),
+        restore_advice(stack, previous.as_deref())
     )]
     RestoreFailed {
         /// Stack.
@@ -210,6 +210,14 @@ pub enum DeployError {
         /// Why.
         reason: String,
     },
+}
+
+/// What to run after a failed restore.
+fn restore_advice(stack: &str, previous: Option<&str>) -> String {
+    match previous {
+        Some(v) => format!("run `tender-ship rollback {stack} {v}` or apply a version again"),
+        None => "apply a version again (nothing was in force before)".to_owned(),
+    }
 }
 
 /// Where the ship's registry is.
@@ -481,15 +489,4 @@ pub fn deploy(
     }
 }
 
-/// An error and its causes, `: `-separated, as `{:#}` prints them: each
-/// error's message names only its own layer, its cause is its `source`.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub(crate) use tender_bundle::error_chain as chain;

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | 0 | Namespace |
 //! | 1 | CustomResourceDefinition (then wait: Established, served by discovery) |
-//! | 2 | ServiceAccount |
+//! | 2 | ServiceAccount; PriorityClass, ResourceQuota, LimitRange (admission reads them when pods are made) |
 //! | 3 | ClusterRole, Role |
 //! | 4 | ClusterRoleBinding, RoleBinding |
 //! | 5 | ConfigMap, Secret |
@@ -13,10 +13,12 @@
 //! | 7 | PersistentVolumeClaim |
 //! | 8 | Service |
 //! | 9 | workloads: DaemonSet, Deployment, StatefulSet, ReplicaSet, Pod, Job, CronJob |
-//! | 10 | everything else: custom resources, Ingress, HPA, webhooks... |
+//! | 10 | everything else: custom resources, Ingress, HPA, PodDisruptionBudget... |
+//! | 11 | Validating/MutatingWebhookConfiguration, APIService |
 //!
-//! Webhook configurations come last on purpose: one applied before the
-//! service behind it is up would refuse everything after it.
+//! Webhook configurations and API services come last on purpose: one
+//! applied before the service behind it is up would refuse everything
+//! after it.
 
 use serde_yaml::Value;
 
@@ -29,7 +31,8 @@ pub fn rank(group: &str, kind: &str) -> u8 {
     match (group, kind) {
         ("", "Namespace") => 0,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => CRD_RANK,
-        ("", "ServiceAccount") => 2,
+        ("", "ServiceAccount" | "ResourceQuota" | "LimitRange")
+        | ("scheduling.k8s.io", "PriorityClass") => 2,
         ("rbac.authorization.k8s.io", "ClusterRole" | "Role") => 3,
         ("rbac.authorization.k8s.io", "ClusterRoleBinding" | "RoleBinding") => 4,
         ("", "ConfigMap" | "Secret") => 5,
@@ -39,6 +42,11 @@ pub fn rank(group: &str, kind: &str) -> u8 {
         ("apps", "DaemonSet" | "Deployment" | "StatefulSet" | "ReplicaSet")
         | ("", "Pod" | "ReplicationController")
         | ("batch", "Job" | "CronJob") => 9,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        )
+        | ("apiregistration.k8s.io", "APIService") => 11,
         _ => 10,
     }
 }
@@ -104,6 +112,8 @@ mod tests {
         assert_eq!(rank("", "Namespace"), 0);
         assert_eq!(rank("apps", "Deployment"), 9);
         assert_eq!(rank("extensions", "Deployment"), 10);
+        assert_eq!(rank("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"), 11);
+        assert_eq!(rank("scheduling.k8s.io", "PriorityClass"), 2);
         assert_eq!(group_of("v1"), "");
         assert_eq!(group_of("apps/v1"), "apps");
     }

@@ -140,6 +140,9 @@ impl Step<'_> {
                 if !r.left.is_empty() {
                     what.push_str(&format!("; left {}", r.left.join("; ")));
                 }
+                for n in &r.notes {
+                    what.push_str(&format!("; {n}"));
+                }
                 Err(DeployError::RolledBack {
                     stack,
                     version,
@@ -183,8 +186,14 @@ impl Step<'_> {
         self.progress.note(&format!("restoring {stack} {}", pd.stack.version));
         // The registry may have lost images since (a registry reset): push
         // again what it lacks, which is nothing in the common case.
-        if self.store.missing_blobs(&pd).is_empty() {
+        let missing = self.store.missing_blobs(&pd).len();
+        if missing == 0 {
             load(self.store, &pd, self.target, self.auth.clone(), self.progress)?;
+        } else {
+            report.notes.push(format!(
+                "{}'s images were not pushed again: the store lacks {missing} of its blobs (gc); the registry must still hold them",
+                pd.stack.version
+            ));
         }
         let rendered = render(self.store, &pd, &self.target.host)?;
         let back = self.conn.plan(stack, &rendered.objects, None)?;
@@ -208,14 +217,12 @@ pub fn cluster_health(
     stack: &StackName,
     kubeconfig: &Path,
 ) -> Result<Option<(Version, Vec<ObjectHealth>)>, DeployError> {
-    let Some(current) = store.history(stack)?.current else {
-        return Ok(None);
-    };
-    let Some((_, d)) = store.version_by_digest(stack, &current.digest)? else {
-        return Err(DeployError::VersionGone(format!(
-            "the version in force ({stack} {}, {}) is no longer in the store: its objects are unknown",
-            current.version, current.digest
-        )));
+    let d = match crate::previous(store, stack)? {
+        Previous::Never => return Ok(None),
+        Previous::Gone(why) => {
+            return Err(DeployError::VersionGone(format!("{why}: its objects are unknown")));
+        }
+        Previous::Version(p) => p.1,
     };
     let conn = Cluster::connect(kubeconfig)?;
     let plan = conn.plan(stack.as_str(), &objects(store, &d)?, None)?;

@@ -200,8 +200,8 @@ pub struct ClusterArgs {
     adopt: Vec<tender_deploy::Adopt>,
     /// How long applying and becoming healthy may take (restoring gets as
     /// long again), e.g. 90s, 10m.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    timeout: std::time::Duration,
+    #[arg(long, default_value_t = tender_deploy::Rollout::DEFAULT_TIMEOUT.into())]
+    timeout: humantime::Duration,
     /// Do not wait for health: return once applied, and prune at once.
     #[arg(long)]
     no_wait: bool,
@@ -219,7 +219,7 @@ impl ClusterArgs {
     fn rollout(&self) -> tender_deploy::Rollout {
         use tender_deploy::{OnFailure, Rollout, Wait};
         Rollout {
-            timeout: self.timeout,
+            timeout: self.timeout.into(),
             wait: if self.no_wait { Wait::No } else { Wait::ForHealth },
             on_failure: if self.no_rollback { OnFailure::Leave } else { OnFailure::Restore },
         }
