@@ -3,7 +3,9 @@
 //! skipping blobs it already holds.
 //!
 //! Plain HTTP is used only for loopback registries and those the operator
-//! lists as insecure ([`Transport`]); everything else is TLS.
+//! lists as insecure ([`Transport`]); everything else is TLS. Every client
+//! follows one [`NetworkPolicy`] (timeouts, retries, concurrency), and a
+//! request is tried again only when its error's kind says the link failed.
 #![deny(missing_docs)]
 
 mod bounded;
