@@ -114,7 +114,8 @@ impl RegistrySource {
             r.digest().or(r.tag()).unwrap_or("latest")
         );
         let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ");
-        let what = || format!("fetching the manifest of {reference}");
+        // The error names the image already (`stack_err`).
+        let what = || "fetching the manifest".to_string();
         let fetched = self.rt.block_on(retry(&self.policy, || async {
             let authorization = crate::bounded::authorization(&client, r, &auth)
                 .await
@@ -134,7 +135,7 @@ impl RegistrySource {
                 kind: e.kind(),
             })
         }));
-        fetched.map_err(|spent| gave_up(reference, spent))
+        fetched.map_err(|spent| failed(reference, spent))
     }
 
     /// Fetch one blob into the cache, verified as it streams.
@@ -194,7 +195,7 @@ impl RegistrySource {
 
 /// A request that failed for good, as the shore reports it: naming the
 /// image, and the attempts when more than one was made.
-fn gave_up(reference: &str, spent: Spent) -> StackError {
+fn failed(reference: &str, spent: Spent) -> StackError {
     match spent.attempts {
         1 => stack_err(reference, spent.error),
         n => stack_err(reference, format!("after {n} attempts: {}", spent.error)),
@@ -265,7 +266,7 @@ impl ImageSource for RegistrySource {
                         .map_err(|e| stack_err(reference, e))?;
                     retry(&self.policy, || self.fetch_blob(&client, &r, digest, *size))
                         .await
-                        .map_err(|spent| gave_up(reference, spent))?;
+                        .map_err(|spent| failed(reference, spent))?;
                     progress.advance(*size);
                     Ok(())
                 },
@@ -283,7 +284,7 @@ impl ImageSource for RegistrySource {
                 self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
             self.rt
                 .block_on(retry(&self.policy, || self.fetch_blob(&client, &r, digest, size)))
-                .map_err(|spent| gave_up(reference, spent))?;
+                .map_err(|spent| failed(reference, spent))?;
         }
         let f = std::fs::File::open(&path)
             .map_err(|e| StackError::Io { path: path.clone(), source: e })?;
