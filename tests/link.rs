@@ -541,3 +541,119 @@ fn publish_mounts_what_the_registry_holds_for_the_stacks_images() {
     assert_eq!(r["complete"], true, "{r}");
     env.assert_store_sound(1);
 }
+
+/// A registry on 127.0.0.1 that refuses every manifest with `status`, as
+/// docker-registry does: 401 with a Basic challenge (an htpasswd-protected
+/// registry and no credentials), or 404 (no such tag). Counts the manifest
+/// requests; stops with the test.
+struct Refusing {
+    port: u16,
+    manifests: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Refusing {
+    fn start(status: u16) -> Refusing {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let (manifests, stop) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+        let (count, sp) = (manifests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !sp.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => Refusing::answer(conn, status, &count),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Refusing { port, manifests, stop }
+    }
+
+    /// Answer one request, then close.
+    fn answer(mut conn: TcpStream, status: u16, manifests: &AtomicU32) {
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        let path = head.split(' ').nth(1).unwrap_or("");
+        let (code, extra, body) = match status {
+            401 => (
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"tender-test\"\r\n",
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            ),
+            _ => (
+                "404 Not Found",
+                "",
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            ),
+        };
+        if path.contains("/manifests/") {
+            manifests.fetch_add(1, Ordering::SeqCst);
+        } else if status != 401 {
+            // `/v2/` of a registry without auth.
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            return;
+        }
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {code}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_pull_refused_401_or_404_fails_at_once_without_trying_again() {
+    let env = Env::new();
+    for (status, needle) in [(401, "authentication required"), (404, "manifest unknown")] {
+        let reg = Refusing::start(status);
+        let target = format!("127.0.0.1:{}/fleet/awareness:1.0.0", reg.port);
+        let start = Instant::now();
+        env.ship(&["pull", &target]).fails(1, needle);
+        // Trying again would ask for the manifest 6 times, waiting 7.75 s.
+        assert_eq!(reg.manifests.load(Ordering::SeqCst), 1, "{status}");
+        println!("link: HTTP {status}: failed after {:.2} s", start.elapsed().as_secs_f64());
+        env.ship(&["pull", &target, "--estimate"]).fails(1, needle);
+        assert_eq!(reg.manifests.load(Ordering::SeqCst), 2, "{status}");
+    }
+    env.assert_store_sound(0);
+}
+
+#[test]
+fn a_blob_the_registry_lost_fails_the_pull_at_once() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let to = format!("{}/fleet/awareness:1.0.0", reg.host());
+    let args = ["publish", "stack-v1.yaml", "--key", "ci.key", "--sequence", "1", "--to", &to];
+    env.shore(&args).ok();
+    // The registry loses the data of the artifact's last blob.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{to}")])
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost = m["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap();
+    let hex = &lost["sha256:".len()..];
+    let data = reg.root.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]);
+    fs::remove_file(data.join(hex).join("data")).unwrap();
+
+    let r = env.ship(&["pull", &to]).fails(1, &format!("fetching blob {lost}"));
+    assert!(!r.stderr.contains("gave up"), "a 404 is not tried again: {}", r.stderr);
+    assert!(r.stderr.contains("blob unknown"), "{}", r.stderr);
+    let fsck = env.ship(&["fsck"]).ok();
+    assert!(fsck.stdout.contains("store is clean"), "{}", fsck.stdout);
+    assert!(!env.store().join("stacks/awareness/versions").exists());
+}

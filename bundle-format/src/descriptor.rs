@@ -543,6 +543,7 @@ pub(crate) mod tests {
             parts: 1,
             bases: vec![],
             expires: None,
+            settings: vec![],
         }
     }
 

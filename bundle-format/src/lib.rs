@@ -22,6 +22,7 @@ mod entry;
 mod hashing;
 mod header;
 pub mod index;
+mod kind;
 pub mod limits;
 pub mod patch;
 mod progress;
@@ -39,6 +40,7 @@ pub use digest::Digest;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
 pub use hashing::{CopyError, copy_hashed};
 pub use header::EntryHeader;
+pub use kind::ErrorKind;
 pub use progress::{NoProgress, Progress};
 pub use reader::{
     Accept, ReadSummary, Sink, VerifiedDescriptor, VerifyOnly, read_bundle, read_bundle_with,
@@ -233,10 +235,35 @@ pub enum BundleError {
 }
 
 impl BundleError {
-    /// True when the error means the bundle's content is wrong or untrusted
-    /// (as opposed to an I/O failure on this machine).
-    pub fn is_verification_failure(&self) -> bool {
-        !matches!(self, BundleError::Write { .. })
+    /// What kind of failure this is: a digest mismatch, a failure of this
+    /// machine to read or write the file, else a bundle that failed its
+    /// checks (its content is wrong or untrusted).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BundleError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
+            BundleError::Read { .. } | BundleError::Write { .. } => ErrorKind::Local,
+            BundleError::InvalidDigest(_)
+            | BundleError::InvalidName { .. }
+            | BundleError::UnsafePath(_)
+            | BundleError::UnexpectedEntry { .. }
+            | BundleError::EntryType { .. }
+            | BundleError::Header { .. }
+            | BundleError::BadEntry { .. }
+            | BundleError::SignaturesNotAFile { .. }
+            | BundleError::BadSignatures { .. }
+            | BundleError::OutOfOrder { .. }
+            | BundleError::TooLarge { .. }
+            | BundleError::BadDescriptor(_)
+            | BundleError::UnsupportedFormat(_)
+            | BundleError::Signature(_)
+            | BundleError::SizeMismatch { .. }
+            | BundleError::Truncated { .. }
+            | BundleError::UnlistedBlob(_)
+            | BundleError::WrongPart { .. }
+            | BundleError::DuplicateEntry(_)
+            | BundleError::Incomplete { .. }
+            | BundleError::Patch { .. } => ErrorKind::Verification,
+        }
     }
 }
 

@@ -696,6 +696,7 @@ mod tests {
             parts: 1,
             bases: vec![],
             expires: None,
+            settings: vec![],
         };
         let raw = d.to_bytes();
         let signed = SignedDescriptor {

@@ -5,7 +5,9 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tender_bundle::{BundleError, Progress};
+use tender_bundle::{BundleError, ErrorKind, Progress};
+use tender_deploy::DeployError;
+use tender_registry::RegistryError;
 use tender_stack::StackError;
 use tender_store::StoreError;
 
@@ -116,58 +118,39 @@ pub fn human(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
-fn bundle_is_verify(e: &BundleError) -> bool {
-    e.is_verification_failure() && !matches!(e, BundleError::Read { .. })
-}
-
-fn store_code(e: &StoreError) -> i32 {
-    match e {
-        StoreError::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
-        StoreError::Key(_)
-        | StoreError::NoTrustedKeys { .. }
-        | StoreError::Expired { .. }
-        | StoreError::Downgrade { .. }
-        | StoreError::SequenceConflict { .. }
-        | StoreError::OlderThanApplied { .. }
-        | StoreError::NoLongerTrusted { .. }
-        | StoreError::NotAllowed { .. } => EXIT_VERIFY,
-        _ => 1,
+/// The exit code for each kind of failure. Every kind is named, so a new
+/// one needs its code chosen here.
+pub fn exit_code_for(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::Verification | ErrorKind::DigestMismatch => EXIT_VERIFY,
+        ErrorKind::RolledBack => EXIT_ROLLED_BACK,
+        ErrorKind::RestoreFailed => EXIT_RESTORE_FAILED,
+        ErrorKind::Network
+        | ErrorKind::Auth
+        | ErrorKind::NotFound
+        | ErrorKind::Invalid
+        | ErrorKind::Refused
+        | ErrorKind::Local => 1,
     }
 }
 
-/// The exit code for an error: 3 when a bundle, signature or trust check
-/// failed, 1 for everything else.
+/// The kind of `e`, if it is one of the libraries' errors.
+fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    macro_rules! first_of {
+        ($($t:ty),*) => {
+            $(if let Some(e) = e.downcast_ref::<$t>() {
+                return Some(e.kind());
+            })*
+        };
+    }
+    first_of!(BundleError, StoreError, RegistryError, DeployError, StackError);
+    None
+}
+
+/// The exit code for an error: that of the kind of the first error in its
+/// chain that has one ([`exit_code_for`]), 1 if none has.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<BundleError>() {
-            return if bundle_is_verify(e) { EXIT_VERIFY } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return store_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<tender_registry::RegistryError>() {
-            use tender_registry::RegistryError as R;
-            return match e {
-                R::Bundle(b) if bundle_is_verify(b) => EXIT_VERIFY,
-                R::Store(e) => store_code(e),
-                _ => 1,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<tender_deploy::DeployError>() {
-            use tender_deploy::DeployError as D;
-            return match e {
-                D::Store(e) => store_code(e),
-                D::Registry(tender_registry::RegistryError::Store(e)) => store_code(e),
-                D::RolledBack { .. } => EXIT_ROLLED_BACK,
-                D::RestoreFailed { .. } => EXIT_RESTORE_FAILED,
-                _ => 1,
-            };
-        }
-        if let Some(StackError::Bundle(b)) = cause.downcast_ref::<StackError>() {
-            return if bundle_is_verify(b) { EXIT_VERIFY } else { 1 };
-        }
-    }
-    1
+    err.chain().find_map(kind_of).map_or(1, exit_code_for)
 }
 
 pub use tender_bundle::error_chain as chain;
@@ -233,5 +216,97 @@ mod tests {
             assert!(text.starts_with("importing a.tender: ") && text.ends_with(want), "{text}");
             assert_eq!(chain(e.as_ref()), text, "chain prints what {{:#}} does");
         }
+    }
+
+    #[test]
+    fn each_kind_has_its_exit_code() {
+        for (kind, code) in [
+            (ErrorKind::Network, 1),
+            (ErrorKind::Auth, 1),
+            (ErrorKind::NotFound, 1),
+            (ErrorKind::Invalid, 1),
+            (ErrorKind::Refused, 1),
+            (ErrorKind::Local, 1),
+            (ErrorKind::Verification, 3),
+            (ErrorKind::DigestMismatch, 3),
+            (ErrorKind::RolledBack, 5),
+            (ErrorKind::RestoreFailed, 6),
+        ] {
+            assert_eq!(exit_code_for(kind), code, "{kind:?}");
+        }
+    }
+
+    fn digest(c: char) -> tender_bundle::Digest {
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+    }
+
+    fn mismatch() -> BundleError {
+        BundleError::DigestMismatch {
+            entry: "e".into(),
+            expected: digest('a'),
+            actual: digest('b'),
+        }
+    }
+
+    fn io(path: &str) -> std::io::Error {
+        std::io::Error::other(path.to_owned())
+    }
+
+    fn downgrade() -> StoreError {
+        StoreError::Downgrade { stack: "awareness".parse().unwrap(), sequence: 1, floor: 2 }
+    }
+
+    /// The codes each library error had before kinds decided them: 3 for
+    /// a failed bundle, signature or trust check, 1 for the rest.
+    #[test]
+    fn library_errors_keep_their_exit_codes() {
+        let code = |e: anyhow::Error| exit_code(&e);
+        let registry = |kind| RegistryError::Registry {
+            registry: "r".into(),
+            what: "w".into(),
+            reason: "x".into(),
+            kind,
+        };
+        let truncated = || BundleError::Truncated { entry: "e".into(), read: 1, expected: 2 };
+        // Bundles: a check failed (3), or this machine's I/O (1).
+        assert_eq!(code(mismatch().into()), 3);
+        assert_eq!(code(truncated().into()), 3);
+        assert_eq!(code(BundleError::InvalidDigest("x".into()).into()), 3);
+        assert_eq!(code(BundleError::Read { path: "b".into(), source: io("b") }.into()), 1);
+        assert_eq!(code(BundleError::Write { path: "b".into(), source: io("b") }.into()), 1);
+        // The store: the trust gate's refusals (3), the rest (1).
+        assert_eq!(code(downgrade().into()), 3);
+        assert_eq!(code(StoreError::Key(tender_keys::KeyError::BadKeyId("k".into())).into()), 3);
+        assert_eq!(code(StoreError::Bundle(mismatch()).into()), 3);
+        assert_eq!(code(StoreError::NoTrustedKeys { path: "t".into() }.into()), 3);
+        assert_eq!(code(StoreError::NotAStore { path: "s".into() }.into()), 1);
+        assert_eq!(code(StoreError::Busy { path: "s".into() }.into()), 1);
+        // The registry: its own failures (1), the store's and bundles' as theirs.
+        assert_eq!(code(registry(ErrorKind::Auth).into()), 1);
+        assert_eq!(code(registry(ErrorKind::NotFound).into()), 1);
+        assert_eq!(code(registry(ErrorKind::Network).into()), 1);
+        assert_eq!(code(RegistryError::Store(downgrade()).into()), 3);
+        assert_eq!(code(RegistryError::Bundle(truncated()).into()), 3);
+        assert_eq!(
+            code(RegistryError::NotABundle { what: "w".into(), reason: "r".into() }.into()),
+            1
+        );
+        // Deploy: the store's codes through it and through the registry.
+        assert_eq!(code(DeployError::Store(downgrade()).into()), 3);
+        assert_eq!(code(DeployError::Registry(RegistryError::Store(downgrade())).into()), 3);
+        assert_eq!(code(DeployError::Registry(registry(ErrorKind::Network)).into()), 1);
+        assert_eq!(code(DeployError::BadObject { reason: "r".into() }.into()), 1);
+        // The shore: a bundle check (3); an image that cannot be resolved
+        // is bad input on shore (1), whatever its cause.
+        assert_eq!(code(StackError::Bundle(mismatch()).into()), 3);
+        let named = StackError::Named {
+            files: "f".into(),
+            source: Box::new(StackError::Bundle(mismatch())),
+        };
+        assert_eq!(code(named.into()), 1);
+        assert_eq!(code(StackError::Key(tender_keys::KeyError::BadKeyId("k".into())).into()), 1);
+        // Context on top changes nothing; an error of no library is 1.
+        assert_eq!(code(anyhow::Error::from(downgrade()).context("importing")), 3);
+        assert_eq!(code(anyhow::anyhow!("usage")), 1);
     }
 }

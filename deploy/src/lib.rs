@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_yaml::Value;
 use tender_bundle::limits::MAX_KUBERNETES_FILE_BYTES;
-use tender_bundle::{Descriptor, Digest, Progress};
+use tender_bundle::{Descriptor, Digest, ErrorKind, Progress};
 use tender_registry::{PushReport, Registry, RegistryError, Transport};
 use tender_stack::k8s;
 use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
@@ -217,6 +217,33 @@ fn restore_advice(stack: &str, previous: Option<&str>) -> String {
     match previous {
         Some(v) => format!("run `tender-ship rollback {stack} {v}` or apply a version again"),
         None => "apply a version again (nothing was in force before)".to_owned(),
+    }
+}
+
+impl DeployError {
+    /// What kind of failure this is: the store's and the registry's own
+    /// kinds pass through; the checks before any change are refusals.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DeployError::Store(e) => e.kind(),
+            DeployError::Registry(e) => e.kind(),
+            DeployError::Incomplete { .. } => ErrorKind::NotFound,
+            DeployError::BadManifest { .. }
+            | DeployError::BadObject { .. }
+            | DeployError::Kubeconfig { .. }
+            | DeployError::AdoptNothing { .. } => ErrorKind::Invalid,
+            DeployError::Cluster { .. }
+            | DeployError::OwnedObject { .. }
+            | DeployError::NotOurs { .. }
+            | DeployError::ClusterScope { .. } => ErrorKind::Refused,
+            DeployError::Unhealthy { .. }
+            | DeployError::Failed { .. }
+            | DeployError::LeftInPlace { .. } => ErrorKind::Refused,
+            DeployError::RolledBack { .. } => ErrorKind::RolledBack,
+            DeployError::RestoreFailed { .. } => ErrorKind::RestoreFailed,
+            DeployError::VersionGone(_) => ErrorKind::NotFound,
+            DeployError::Runtime(_) | DeployError::Serve { .. } => ErrorKind::Local,
+        }
     }
 }
 

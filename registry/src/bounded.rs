@@ -4,11 +4,10 @@
 //! message), so a registry streaming an endless one would fill memory: these
 //! requests go through reqwest directly, with oci-client's token.
 
-use std::time::Duration;
-
 use http::HeaderValue;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
+use tender_bundle::ErrorKind;
 
 /// Most bytes of an error answer's body kept for the message.
 const MAX_ERROR_BODY: usize = 4 << 10;
@@ -44,15 +43,15 @@ impl std::fmt::Display for GetError {
     }
 }
 
-/// The HTTP client for bounded reads, with the timeouts oci-client gets.
-pub(crate) fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .user_agent(concat!("tender/", env!("CARGO_PKG_VERSION")));
-    if let Some(t) = read_timeout {
-        b = b.read_timeout(t);
+impl GetError {
+    /// What kind of failure this is.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            GetError::Transport(_) => ErrorKind::Network,
+            GetError::Status { code, .. } => crate::policy::status_kind(*code),
+            GetError::TooLarge { .. } => ErrorKind::Invalid,
+        }
     }
-    b.build().map_err(|e| e.to_string())
 }
 
 /// `http` or `https` for `host`: plain HTTP only for the hosts in `plain`.

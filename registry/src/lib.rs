@@ -3,28 +3,28 @@
 //! skipping blobs it already holds.
 //!
 //! Plain HTTP is used only for loopback registries and those the operator
-//! lists as insecure ([`Transport`]); everything else is TLS.
+//! lists as insecure ([`Transport`]); everything else is TLS. Every client
+//! follows one [`NetworkPolicy`] (timeouts, retries, concurrency), and a
+//! request is tried again only when its error's kind says the link failed.
 #![deny(missing_docs)]
 
 mod bounded;
 mod link;
+mod policy;
 mod source;
-pub use link::{
-    FIRST_BACKOFF, MAX_BACKOFF, PULL_ATTEMPTS, PublishReport, PullOptions, PullPlan, PullReport,
-    Target,
-};
-pub use source::{ATTEMPTS, RegistrySource};
+pub use link::{PublishReport, PullOptions, PullPlan, PullReport, Target};
+pub use policy::NetworkPolicy;
+pub use source::RegistrySource;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use futures::{TryStreamExt, stream};
-use oci_client::client::{ClientConfig, ClientProtocol};
 pub use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::ImageManifest;
 use serde::Serialize;
-use tender_bundle::{Digest, ImageRecord, Progress};
+use tender_bundle::{Digest, ErrorKind, ImageRecord, Progress};
 
 /// Registry errors.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum RegistryError {
         what: String,
         /// The client's error.
         reason: String,
+        /// What kind of failure it is, from the answer's status or the
+        /// client's error (it decides whether to try again).
+        kind: ErrorKind,
     },
     /// A local file could not be read.
     #[error("{}", path.display())]
@@ -117,6 +120,27 @@ pub enum RegistryError {
     Runtime(std::io::Error),
 }
 
+impl RegistryError {
+    /// What kind of failure this is: a registry's answer or a failed
+    /// request is of the kind found when it happened; what the store or a
+    /// bundle check refused keeps its own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RegistryError::Registry { kind, .. } => *kind,
+            RegistryError::Store(e) => e.kind(),
+            RegistryError::Bundle(e) => e.kind(),
+            // A rerun resumes: the link failed, tries and all.
+            RegistryError::GaveUp { .. } => ErrorKind::Network,
+            RegistryError::BadReference { .. }
+            | RegistryError::AuthFile { .. }
+            | RegistryError::BadManifest { .. }
+            | RegistryError::NotABundle { .. }
+            | RegistryError::TooLarge { .. } => ErrorKind::Invalid,
+            RegistryError::Io { .. } | RegistryError::Runtime(_) => ErrorKind::Local,
+        }
+    }
+}
+
 /// How to reach a registry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
@@ -125,6 +149,44 @@ pub enum Transport {
     TlsExceptLoopback,
     /// Also plain HTTP for these `host:port`s, named by the operator.
     PlainHttpFor(Vec<String>),
+}
+
+impl Transport {
+    /// The hosts reached over plain HTTP when talking to `host`: those the
+    /// operator named, and `host` itself if it is a loopback address.
+    fn plain_hosts(&self, host: &str) -> Vec<String> {
+        let mut plain = match self {
+            Transport::TlsExceptLoopback => vec![],
+            Transport::PlainHttpFor(v) => v.clone(),
+        };
+        if is_loopback(host) {
+            plain.push(host.to_owned());
+        }
+        plain
+    }
+}
+
+/// The runtime each client runs its requests on.
+fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RegistryError::Runtime)
+}
+
+/// An oci-client error while talking to `host`, of the kind it is.
+fn registry_error(
+    host: &str,
+    what: String,
+    e: &oci_client::errors::OciDistributionError,
+) -> RegistryError {
+    RegistryError::Registry {
+        registry: host.to_owned(),
+        what,
+        reason: e.to_string(),
+        kind: policy::oci_kind(e),
+    }
 }
 
 /// Whether `host[:port]` is a loopback address.
@@ -199,7 +261,7 @@ pub struct Registry {
     scheme: &'static str,
     host: String,
     auth: RegistryAuth,
-    concurrency: usize,
+    policy: NetworkPolicy,
 }
 
 /// Read `auths` from a Docker config file (`~/.docker/config.json` or
@@ -243,47 +305,34 @@ pub fn auth_from_file(path: &Path, host: &str) -> Result<RegistryAuth, RegistryE
 }
 
 impl Registry {
-    /// A client for the registry at `host` (`host:port`).
+    /// A client for the registry at `host` (`host:port`), under the
+    /// default [`NetworkPolicy`].
     pub fn new(
         host: &str,
         transport: &Transport,
         auth: RegistryAuth,
     ) -> Result<Registry, RegistryError> {
-        let mut plain: Vec<String> = match transport {
-            Transport::TlsExceptLoopback => vec![],
-            Transport::PlainHttpFor(v) => v.clone(),
-        };
-        if is_loopback(host) {
-            plain.push(host.to_owned());
-        }
-        // A link that stalls this long is treated as dropped (and resumed).
-        let read_timeout = Some(std::time::Duration::from_secs(60));
-        let http = bounded::client(read_timeout).map_err(|reason| RegistryError::Registry {
-            registry: host.to_owned(),
-            what: "setting up the HTTP client".into(),
-            reason,
-        })?;
+        Registry::with_policy(host, transport, auth, NetworkPolicy::default())
+    }
+
+    /// A client for the registry at `host` under `policy`.
+    pub fn with_policy(
+        host: &str,
+        transport: &Transport,
+        auth: RegistryAuth,
+        policy: NetworkPolicy,
+    ) -> Result<Registry, RegistryError> {
+        let plain = transport.plain_hosts(host);
+        let http = policy.http_client(host)?;
         let scheme = bounded::scheme(host, &plain);
-        let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(plain),
-            use_monolithic_push: true,
-            read_timeout,
-            connect_timeout: Some(std::time::Duration::from_secs(30)),
-            ..Default::default()
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(RegistryError::Runtime)?;
         Ok(Registry {
-            rt,
-            client: Client::new(config),
+            rt: runtime()?,
+            client: Client::new(policy.oci_config(plain)),
             http,
             scheme,
             host: host.to_owned(),
             auth,
-            concurrency: 4,
+            policy,
         })
     }
 
@@ -291,11 +340,7 @@ impl Registry {
         &self,
         what: String,
     ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> RegistryError + '_ {
-        move |e| RegistryError::Registry {
-            registry: self.host.clone(),
-            what,
-            reason: e.to_string(),
-        }
+        move |e| registry_error(&self.host, what, &e)
     }
 
     fn reference(&self, repo: &str, tag: Option<&str>, digest: Option<&Digest>) -> Reference {
@@ -306,9 +351,10 @@ impl Registry {
         }
     }
 
-    /// Upload, 4 at a time, each blob the repository of `r` lacks (one HEAD
-    /// each); a blob with a `mount_from` repository in this registry is
-    /// mounted from there when the registry will. Adds to `counts`.
+    /// Upload, [`NetworkPolicy::concurrency`] at a time, each blob the
+    /// repository of `r` lacks (one HEAD each); a blob with a `mount_from`
+    /// repository in this registry is mounted from there when the registry
+    /// will. Adds to `counts`.
     async fn upload_missing(
         &self,
         r: &Reference,
@@ -317,7 +363,7 @@ impl Registry {
         counts: &UploadCounts,
     ) -> Result<(), RegistryError> {
         stream::iter(blobs.iter().map(Ok::<_, RegistryError>))
-            .try_for_each_concurrent(self.concurrency, |b| async move {
+            .try_for_each_concurrent(self.policy.concurrency, |b| async move {
                 let mut held = self
                     .client
                     .blob_exists(r, b.digest.as_str())

@@ -22,28 +22,20 @@ use tender_bundle::artifact::{artifact_manifest, parse_artifact};
 use tender_bundle::index::{EntryAt, entry_offsets, read_entry};
 use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_JSON_BLOB_BYTES, MAX_SIGNATURES_BYTES};
 use tender_bundle::{
-    BlobRecord, Descriptor, Digest, EntryName, Progress, Signatures, VerifiedDescriptor,
+    BlobRecord, Descriptor, Digest, EntryName, ErrorKind, Progress, Signatures, VerifiedDescriptor,
 };
 use tender_keys::Signature;
 use tender_keys::keyring::MAX_KEYRING_BYTES;
 use tender_store::{Gate, ImportPolicy, ImportReport, Purpose, Store};
 
 use crate::bounded::{self, GetError};
+use crate::policy::{Backoff, retry};
 use crate::{Registry, RegistryError, Upload, UploadCounts};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 // Accepted so that an image index is refused as "not a tender bundle"
 // rather than by the registry's content negotiation.
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// Failed attempts in a row, none of which gained a byte, before a pull
-/// gives up (what it fetched stays in staging for a rerun).
-pub const PULL_ATTEMPTS: u32 = 6;
-/// The first wait after a failure; each failure without progress doubles
-/// it, up to [`MAX_BACKOFF`]. A failure after progress waits this again.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait between attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// `REGISTRY/REPO:TAG`, split.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -394,28 +386,6 @@ impl Registry {
         oci_client::Reference::with_digest(self.host.clone(), t.repo.clone(), d.into())
     }
 
-    /// Retry `f` while the registry cannot be reached or the connection
-    /// drops, with doubling waits ([`PULL_ATTEMPTS`] attempts); any other
-    /// error, and the last one, is returned as it is.
-    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T, RegistryError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, RegistryError>>,
-    {
-        let mut wait = FIRST_BACKOFF;
-        let mut n = 1;
-        loop {
-            match f().await {
-                Err(RegistryError::Registry { .. }) if n < PULL_ATTEMPTS => {
-                    n += 1;
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_BACKOFF);
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// A document of at most `limit` bytes at `path` (under `/v2/REPO/`),
     /// read with the cap applied as it streams.
     async fn fetch_bounded(
@@ -437,6 +407,7 @@ impl Registry {
                     registry: self.host.clone(),
                     what,
                     reason: e.to_string(),
+                    kind: e.kind(),
                 },
             }
         })
@@ -522,13 +493,15 @@ impl Registry {
     ) -> Result<(VerifiedDescriptor, PullPlan), RegistryError> {
         let fetched = self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
-            self.retrying(|| async {
+            // Tried again only while the link fails: the last error as it is.
+            retry(&self.policy, || async {
                 let authorization = bounded::authorization(&self.client, &tagged, &self.auth)
                     .await
                     .map_err(self.err(format!("authenticating for {}", t.repo)))?;
                 self.fetch_artifact(t, authorization.as_ref()).await
             })
             .await
+            .map_err(|spent| spent.error)
         })?;
         // The trust gate judges the keyring first (it stands on its root
         // signatures, as on media), then the descriptor's signers.
@@ -649,8 +622,14 @@ impl Registry {
         let (digest, size) = Store::fetched_as(blob);
         let r = self.blob_ref(t, digest.as_str());
         let partial: PathBuf = store.partial_path(digest);
-        let mut failures = 0u32;
-        let mut wait = FIRST_BACKOFF;
+        let what = || format!("fetching blob {digest}");
+        let dropped = |reason: String| RegistryError::Registry {
+            registry: self.host.clone(),
+            what: what(),
+            reason,
+            kind: ErrorKind::Network,
+        };
+        let mut backoff = Backoff::new(&self.policy);
         let mut refetched = false;
         loop {
             let (mut file, mut have) = store.open_partial(blob)?;
@@ -672,7 +651,7 @@ impl Registry {
                     .client
                     .pull_blob_stream_partial(&r, digest.as_str(), have, None)
                     .await
-                    .map_err(|e| Attempt::Dropped(e.to_string()))?;
+                    .map_err(self.err(what()))?;
                 let mut body = match resp {
                     BlobResponse::Partial(s) => {
                         if have > 0 {
@@ -690,19 +669,18 @@ impl Registry {
                     }
                 };
                 while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| Attempt::Dropped(e.to_string()))?;
+                    let chunk = chunk.map_err(|e| dropped(e.to_string()))?;
                     let n = chunk.len() as u64;
                     if have + n > size {
-                        return Err(Attempt::Fatal(RegistryError::NotABundle {
+                        return Err(RegistryError::NotABundle {
                             what: t.to_string(),
                             reason: format!(
                                 "blob {digest}: the registry sent more than the {size} bytes signed for it"
                             ),
-                        }));
+                        });
                     }
-                    file.write_all(&chunk).map_err(|e| {
-                        Attempt::Fatal(RegistryError::Io { path: partial.clone(), source: e })
-                    })?;
+                    file.write_all(&chunk)
+                        .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
                     have += n;
                     report.bytes_fetched += n;
                     progress.advance(n);
@@ -710,52 +688,41 @@ impl Registry {
                 }
                 Ok(())
             };
-            let reason = match attempt.await {
+            let error = match attempt.await {
                 Ok(()) if have == size => continue, // adopted at the top of the loop
-                Ok(()) => "the body ended early".to_string(),
-                Err(Attempt::Dropped(reason)) => reason,
-                Err(Attempt::Fatal(e)) => {
-                    if matches!(e, RegistryError::NotABundle { .. }) {
-                        drop(file);
-                        let _ = std::fs::remove_file(&partial);
-                    }
-                    return Err(e);
-                }
+                Ok(()) => dropped("the body ended early".into()),
+                Err(e) => e,
             };
-            // Dropped: count it, wait, resume from what arrived.
+            if matches!(error, RegistryError::NotABundle { .. }) {
+                drop(file);
+                let _ = std::fs::remove_file(&partial);
+                return Err(error);
+            }
+            // Resume from what arrived; a refusal (401, 404) ends the pull now.
             if have > before {
-                failures = 0;
-                wait = FIRST_BACKOFF;
+                backoff.progressed();
             }
-            failures += 1;
-            if failures >= PULL_ATTEMPTS {
-                file.sync_all()
-                    .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
-                return Err(RegistryError::GaveUp {
-                    registry: self.host.clone(),
-                    what: format!("fetching blob {digest}"),
-                    attempts: failures,
-                    kept: have,
-                    reason,
-                });
+            let kind = error.kind();
+            match backoff.failed(kind) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None if kind.retry_may_help() => {
+                    file.sync_all()
+                        .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
+                    let reason = match error {
+                        RegistryError::Registry { reason, .. } => reason,
+                        e => e.to_string(),
+                    };
+                    return Err(RegistryError::GaveUp {
+                        registry: self.host.clone(),
+                        what: what(),
+                        attempts: backoff.failures(),
+                        kept: have,
+                        reason,
+                    });
+                }
+                None => return Err(error),
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(MAX_BACKOFF);
         }
-    }
-}
-
-/// How one request for a blob ended.
-enum Attempt {
-    /// The connection failed or dropped: retry from what arrived.
-    Dropped(String),
-    /// Retrying cannot help.
-    Fatal(RegistryError),
-}
-
-impl From<tender_store::StoreError> for Attempt {
-    fn from(e: tender_store::StoreError) -> Self {
-        Attempt::Fatal(e.into())
     }
 }
 

@@ -140,3 +140,35 @@ pub enum StackError {
     #[error(transparent)]
     Key(#[from] tender_keys::KeyError),
 }
+
+impl StackError {
+    /// What kind of failure this is. A bundle error keeps its own kind; a
+    /// key that cannot be used on shore is bad input. An image that cannot
+    /// be resolved ([`StackError::Named`]) is bad input on shore even when
+    /// its cause failed a check (a source's manifest not matching its
+    /// digest): `pack` has always exited 1 for it, and 3 is kept for
+    /// bundles and trust; otherwise it is of its cause's kind.
+    pub fn kind(&self) -> tender_bundle::ErrorKind {
+        use tender_bundle::ErrorKind;
+        match self {
+            StackError::Named { source, .. } => match source.kind() {
+                ErrorKind::Verification | ErrorKind::DigestMismatch => ErrorKind::Invalid,
+                kind => kind,
+            },
+            StackError::Bundle(e) => e.kind(),
+            StackError::Io { .. } => ErrorKind::Local,
+            StackError::ImageNotFound { .. } | StackError::NoPlatform { .. } => ErrorKind::NotFound,
+            StackError::BadStackFile { .. }
+            | StackError::BadSequenceState { .. }
+            | StackError::NoManifests { .. }
+            | StackError::PatternMatchesNothing { .. }
+            | StackError::BadManifest { .. }
+            | StackError::BadPlatform(_)
+            | StackError::NoSource { .. }
+            | StackError::BadImage { .. }
+            | StackError::BadBase { .. }
+            | StackError::BadSplit { .. }
+            | StackError::Key(_) => ErrorKind::Invalid,
+        }
+    }
+}

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tender_bundle::{BundleError, Descriptor, Digest, Progress, StackName, Version};
+use tender_bundle::{BundleError, Descriptor, Digest, ErrorKind, Progress, StackName, Version};
 use tender_keys::{KeyError, KeyId, PublicKey, Signature};
 
 mod fsutil;
@@ -281,6 +281,41 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+}
+
+impl StoreError {
+    /// What kind of failure this is. Every refusal of the trust gate
+    /// (signers, thresholds, expiry, the floor, replays, a version no
+    /// longer trusted, a key that cannot be used) is a verification
+    /// failure; what the store lacks is not found; the rest is this
+    /// machine, bad input, or a rule.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Bundle(e) => e.kind(),
+            StoreError::Key(_)
+            | StoreError::NoTrustedKeys { .. }
+            | StoreError::Expired { .. }
+            | StoreError::Downgrade { .. }
+            | StoreError::SequenceConflict { .. }
+            | StoreError::OlderThanApplied { .. }
+            | StoreError::NoLongerTrusted { .. }
+            | StoreError::NotAllowed { .. } => ErrorKind::Verification,
+            StoreError::NoBundles { .. }
+            | StoreError::NotAStore { .. }
+            | StoreError::UnknownKey(_)
+            | StoreError::BaseMissing { .. }
+            | StoreError::NoSuchVersion { .. } => ErrorKind::NotFound,
+            StoreError::Io { .. }
+            | StoreError::OpenBundle { .. }
+            | StoreError::ReadDir { .. }
+            | StoreError::Busy { .. }
+            | StoreError::NoRoom { .. } => ErrorKind::Local,
+            StoreError::BadThreshold { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::BadRecord { .. } => ErrorKind::Invalid,
+            StoreError::NotPrivate { .. } | StoreError::Owned { .. } => ErrorKind::Refused,
+        }
+    }
 }
 
 /// A stack version as the store records it.
