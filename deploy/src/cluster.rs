@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::client::AuthError;
@@ -428,7 +428,13 @@ impl Deadline {
     /// server).
     pub fn after(timeout: Duration) -> Deadline {
         let poll = (timeout / 20).clamp(Duration::from_millis(200), Duration::from_secs(2));
-        Deadline { at: Instant::now() + timeout, poll, timeout }
+        // A timeout past the clock's range (`--timeout 300000000000y`) is
+        // no timeout, not a crash after the push.
+        let now = Instant::now();
+        let at = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        Deadline { at, poll, timeout }
     }
 
     fn passed(&self) -> bool {
@@ -439,7 +445,32 @@ impl Deadline {
         let left = self.at.saturating_duration_since(Instant::now());
         tokio::time::sleep(self.poll.min(left)).await;
     }
+
+    /// `f`, unless the deadline (and one poll interval of grace, so that
+    /// the last look, taken at the deadline, still gets its answer) comes
+    /// first (None): a request the API server never answers must not hold
+    /// apply past `--timeout`.
+    async fn bound<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        let until = self.at.checked_add(self.poll).unwrap_or(self.at);
+        tokio::time::timeout_at(tokio::time::Instant::from_std(until), f).await.ok()
+    }
+
+    /// What an object's request is said to have got when the deadline came first.
+    fn no_answer(&self, r: &Resolved) -> DeployError {
+        DeployError::Cluster {
+            object: r.to_string(),
+            answer: format!(
+                "no answer within --timeout {}",
+                humantime::format_duration(self.timeout)
+            ),
+        }
+    }
 }
+
+/// The longest tender waits for the bytes of one answer of the API server
+/// when no deadline is nearer (planning, checks, prune, status): one that
+/// accepts a request and never answers would otherwise hold it forever.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// Read `kubeconfig` and make a client (contacts nothing yet). Errors
@@ -453,9 +484,11 @@ impl Cluster {
         let err = |reason: String| DeployError::Kubeconfig { path: kubeconfig.to_owned(), reason };
         let client = rt.block_on(async {
             let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(kubeconfig_problem(&e)))?;
-            let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| err(kubeconfig_problem(&e)))?;
+            // kube sets no read timeout of its own.
+            config.read_timeout = Some(READ_TIMEOUT);
             Client::try_from(config).map_err(|e| err(answer(&e)))
         })?;
         Ok(Cluster { client, discovered: Mutex::new(HashMap::new()), rt })
@@ -554,15 +587,29 @@ impl Cluster {
     /// object of the plan. Remembers which objects were live, so that
     /// undoing the plan never deletes one it did not create. Reads only.
     pub fn check_live(&self, plan: &mut Plan, adopt: &[Adopt]) -> Result<(), DeployError> {
+        self.check_live_within(plan, adopt, None)
+    }
+
+    /// [`Cluster::check_live`], each read bounded by `deadline` when given.
+    pub(crate) fn check_live_within(
+        &self,
+        plan: &mut Plan,
+        adopt: &[Adopt],
+        deadline: Option<&Deadline>,
+    ) -> Result<(), DeployError> {
         if let Some(a) = adopt.iter().find(|a| !plan.objects.iter().any(|(r, _)| r.matches(a))) {
             return Err(DeployError::AdoptNothing { adopt: a.clone(), stack: plan.stack.clone() });
         }
         self.rt.block_on(async {
             let mut adopted = Vec::new();
             for (r, _) in plan.objects.iter().filter(|(r, _)| r.served) {
-                let live = r.api(&self.client).get_opt(&r.written.name).await.map_err(|e| {
-                    DeployError::Cluster { object: r.to_string(), answer: answer(&e) }
-                })?;
+                let api = r.api(&self.client);
+                let read = api.get_opt(&r.written.name);
+                let live = match deadline {
+                    Some(d) => d.bound(read).await.ok_or_else(|| d.no_answer(r))?,
+                    None => read.await,
+                }
+                .map_err(|e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) })?;
                 let Some(live) = live else { continue };
                 plan.existed.insert(r.owned_key());
                 if judge_live(&plan.stack, r, &live.metadata, adopt)? {
@@ -595,9 +642,11 @@ impl Cluster {
                     self.await_served(std::mem::take(&mut crds), plan, deadline, progress).await?;
                 }
                 progress.item(&r.to_string());
-                r.api(&self.client)
-                    .patch(&r.written.name, &params, &Patch::Apply(obj))
+                let api = r.api(&self.client);
+                deadline
+                    .bound(api.patch(&r.written.name, &params, &Patch::Apply(obj)))
                     .await
+                    .ok_or_else(|| deadline.no_answer(r))?
                     .map_err(|e| DeployError::Cluster {
                         object: r.to_string(),
                         answer: answer(&e),
@@ -628,7 +677,11 @@ impl Cluster {
             let key = (r.written.api_version.clone(), r.written.kind.clone());
             loop {
                 self.discovered.lock().expect("discovery cache").remove(&key);
-                match self.discover(&r.written).await {
+                let found = deadline
+                    .bound(self.discover(&r.written))
+                    .await
+                    .ok_or_else(|| deadline.no_answer(r))?;
+                match found {
                     Ok(_) => break,
                     Err(e) if deadline.passed() => {
                         return Err(DeployError::Unhealthy {
@@ -693,7 +746,10 @@ impl Cluster {
         loop {
             let mut waiting = Vec::new();
             for r in pending {
-                match self.health_of(r).await {
+                let health = deadline.bound(self.health_of(r)).await.unwrap_or_else(|| {
+                    Health::InProgress("no answer from the API server by the deadline".into())
+                });
+                match health {
                     Health::Ready => {}
                     Health::Failed(why) => {
                         return Err(DeployError::Failed { object: r.to_string(), reason: why });
@@ -807,6 +863,26 @@ impl Cluster {
                 if !r.served {
                     // Its kind never came to be served: nothing was made.
                     continue;
+                }
+                if r.is_namespace() {
+                    // Claims no manifest lists live there too (a
+                    // StatefulSet's claim templates): look.
+                    let claims: Api<PersistentVolumeClaim> =
+                        Api::namespaced(self.client.clone(), &r.written.name);
+                    match claims.list(&ListParams::default().limit(1)).await {
+                        Ok(list) if list.items.is_empty() => {}
+                        Ok(_) => {
+                            report.left.push(format!("{r}: left in place: {HOLDS_DATA}"));
+                            continue;
+                        }
+                        Err(e) => {
+                            report.left.push(format!(
+                                "{r}: left in place: cannot tell whether it holds claims: {}",
+                                answer(&e)
+                            ));
+                            continue;
+                        }
+                    }
                 }
                 if let Deleted::Yes = self.delete_ours(&failed.stack, r).await? {
                     report.deleted.push(r.to_string());

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tender_bundle::{Descriptor, Progress, StackName, Version};
 use tender_registry::RegistryAuth;
-use tender_store::Store;
+use tender_store::{Claim, Store};
 
 use crate::cluster::{Cluster, ClusterReport, Deadline, ObjectHealth, Plan, RestoreReport};
 use crate::{DeployError, Previous, RegistryTarget, load, objects, render};
@@ -196,8 +196,16 @@ impl Step<'_> {
             ));
         }
         let rendered = render(self.store, &pd, &self.target.host)?;
-        let back = self.conn.plan(stack, &rendered.objects, None)?;
+        let mut back = self.conn.plan(stack, &rendered.objects, None)?;
+        // The version in force passed these checks when it was applied, but
+        // not necessarily here and now: an object written without a
+        // namespace lands in the kubeconfig's default namespace of today,
+        // and a cluster-scoped object may have been deleted and made again
+        // by another stack since. Restore over nothing that is not ours.
+        let claims: Vec<Claim> = back.namespaces().into_iter().map(Claim::Namespace).collect();
+        self.store.owners()?.conflict(&pd.stack.name, &claims)?;
         let deadline = Deadline::after(rollout.timeout);
+        self.conn.check_live_within(&mut back, &[], Some(&deadline))?;
         self.progress.start("restore", 0);
         report.applied = self.conn.apply(&back, &deadline, self.progress)?;
         self.conn.remove_created(failed, &back.keys(), &mut report)?;

@@ -31,11 +31,16 @@
 //! - objects someone else left there ([`ApiServer::put`], as kubectl would);
 //! - refusing the apply of named objects, or of bodies that contain a
 //!   text (an image digest), with a 422 ([`ApiServer::refuse`],
-//!   [`ApiServer::refuse_body`]).
+//!   [`ApiServer::refuse_body`]);
+//! - an API server that stops answering (etcd stuck: the connection is
+//!   accepted and the request read, no answer ever comes): a `GET` of an
+//!   object whose stored form contains a text of [`ApiServer::stall_when`];
+//! - the list of PersistentVolumeClaims of a namespace (every claim stored
+//!   there, whoever made it: a StatefulSet's claim templates included).
 //!
 //! It does not model: field-level ownership or conflicts (an apply without
 //! `force` is never refused), merging of nested fields and lists, watch
-//! (tender polls), lists of kinds other than pods, ReplicaSets and real
+//! (tender polls), lists of kinds other than pods and claims, ReplicaSets and real
 //! pods, admission other than NamespaceLifecycle, authentication (the
 //! token is not checked), RBAC, garbage collection (deleting a Namespace or
 //! a Deployment deletes nothing else), or a CRD's schema.
@@ -94,6 +99,9 @@ pub struct ApiServer {
     pub refuse: Arc<Mutex<Vec<String>>>,
     /// Applies whose body contains one of these are refused with 422.
     pub refuse_body: Arc<Mutex<Vec<String>>>,
+    /// A `GET` of an object whose stored form contains one of these is
+    /// never answered.
+    pub stall_when: Arc<Mutex<Vec<String>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
     crd_reads: Arc<Mutex<u32>>,
     state: Arc<Mutex<State>>,
@@ -104,6 +112,7 @@ struct Shared {
     requests: Arc<Mutex<Vec<Request>>>,
     refuse: Arc<Mutex<Vec<String>>>,
     refuse_body: Arc<Mutex<Vec<String>>>,
+    stall_when: Arc<Mutex<Vec<String>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
     crd_reads: Arc<Mutex<u32>>,
     state: Arc<Mutex<State>>,
@@ -150,6 +159,7 @@ impl ApiServer {
             requests: Arc::default(),
             refuse: Arc::default(),
             refuse_body: Arc::default(),
+            stall_when: Arc::default(),
             rules: Arc::default(),
             crd_reads: Arc::new(Mutex::new(2)),
             state: Arc::default(),
@@ -167,6 +177,7 @@ impl ApiServer {
             requests: shared.requests,
             refuse: shared.refuse,
             refuse_body: shared.refuse_body,
+            stall_when: shared.stall_when,
             rules: shared.rules,
             crd_reads: shared.crd_reads,
             state: shared.state,
@@ -303,6 +314,13 @@ fn serve(stream: TcpStream, s: Shared) {
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body).unwrap();
         let body = String::from_utf8_lossy(&body).into_owned();
+        if method == "GET" && stalls(&s, &path) {
+            s.requests.lock().unwrap().push(Request { method, path, query, content_type, body });
+            // Never answered; the connection stays open.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         let (code, answer) = answer(&s, &method, &path, &query, &content_type, &body);
         s.requests.lock().unwrap().push(Request { method, path, query, content_type, body });
         let reason = if code == 200 { "OK" } else { "Error" };
@@ -330,6 +348,9 @@ fn answer(
         }
         if path.ends_with("/pods") {
             return (200, pods(s, path, query));
+        }
+        if path.ends_with("/persistentvolumeclaims") {
+            return (200, claims(s, path));
         }
         let mut state = s.state.lock().unwrap();
         let Some(mut obj) = state.objects.get(path).cloned() else { return not_found() };
@@ -386,6 +407,31 @@ fn answer(
         };
     }
     not_found()
+}
+
+/// Whether a `GET` of `path` is never answered (see [`ApiServer::stall_when`]).
+fn stalls(s: &Shared, path: &str) -> bool {
+    let texts = s.stall_when.lock().unwrap();
+    let state = s.state.lock().unwrap();
+    state.objects.get(path).is_some_and(|o| {
+        let o = o.to_string();
+        texts.iter().any(|t| o.contains(t.as_str()))
+    })
+}
+
+/// Every claim stored in the namespace `path` names.
+fn claims(s: &Shared, path: &str) -> String {
+    let prefix = format!("{path}/");
+    let state = s.state.lock().unwrap();
+    let items: Vec<Value> = state
+        .objects
+        .iter()
+        .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+        .map(|(_, o)| o.clone())
+        .collect();
+    json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1",
+           "metadata": {"resourceVersion": "1"}, "items": items})
+    .to_string()
 }
 
 /// The resource list of a group version, built-in or CRD-defined.
