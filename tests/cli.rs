@@ -30,7 +30,7 @@ fn pack_verify_import_list_fsck() {
         .ok();
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["images"], 3);
-    assert_eq!(report["manifests"], 2);
+    assert_eq!(report["manifests"], 3);
     assert!(report["descriptor_digest"].as_str().unwrap().starts_with("sha256:"));
 
     let v = env.ship(&["verify", "v1.tender"]).ok();

@@ -20,6 +20,7 @@ mod inventory;
 pub mod order;
 mod rollout;
 pub mod serve;
+pub mod settings;
 
 pub use inventory::inventory;
 pub use rollout::{OnFailure, Rollout, Wait, cluster_health};
@@ -29,6 +30,7 @@ pub use cluster::{
     RestoreReport, STACK_LABEL,
 };
 pub use health::Health;
+pub use settings::Secrets;
 
 /// Errors of load and apply.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,28 @@ pub enum DeployError {
     /// The version in force is no longer in the store.
     #[error("{0}")]
     VersionGone(String),
+    /// A local patch that cannot be used.
+    #[error("local patch {patch}: {reason}")]
+    BadPatch {
+        /// Its name.
+        patch: String,
+        /// Why.
+        reason: String,
+    },
+    /// A local patch naming an object the version does not have.
+    #[error(
+        "local patch {patch} names {object}, which {stack} {version} does not have; remove it (`tender-ship settings unpatch {stack} {patch}`) or fix it"
+    )]
+    PatchMatchesNothing {
+        /// The patch.
+        patch: String,
+        /// The object it names.
+        object: String,
+        /// Stack.
+        stack: String,
+        /// Version.
+        version: String,
+    },
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
@@ -231,7 +255,9 @@ impl DeployError {
             DeployError::BadManifest { .. }
             | DeployError::BadObject { .. }
             | DeployError::Kubeconfig { .. }
-            | DeployError::AdoptNothing { .. } => ErrorKind::Invalid,
+            | DeployError::AdoptNothing { .. }
+            | DeployError::BadPatch { .. }
+            | DeployError::PatchMatchesNothing { .. } => ErrorKind::Invalid,
             DeployError::Cluster { .. }
             | DeployError::OwnedObject { .. }
             | DeployError::NotOurs { .. }
@@ -264,6 +290,8 @@ pub struct Rendered {
     /// The objects, rewritten, in apply order ([`order`]).
     #[serde(skip)]
     pub objects: Vec<Value>,
+    /// The settings and local patches rendered with (for history).
+    pub settings: Option<tender_store::SettingsUsed>,
 }
 
 impl Rendered {
@@ -292,22 +320,41 @@ pub fn require_complete(store: &Store, d: &Descriptor) -> Result<(), DeployError
     }
 }
 
-/// The version's manifests, with every image the descriptor carries pinned
-/// by digest into `registry`.
-pub fn render(store: &Store, d: &Descriptor, registry: &str) -> Result<Rendered, DeployError> {
+/// The version's manifests with this ship's settings and local patches
+/// (`secrets` masked or not), in apply order, with every image the
+/// descriptor carries pinned by digest into `registry`.
+pub fn render(
+    store: &Store,
+    d: &Descriptor,
+    registry: &str,
+    secrets: Secrets,
+) -> Result<Rendered, DeployError> {
+    render_with(store, d, registry, secrets, settings::Unmatched::Refuse)
+}
+
+/// [`render`], choosing what a local patch that names nothing does.
+pub(crate) fn render_with(
+    store: &Store,
+    d: &Descriptor,
+    registry: &str,
+    secrets: Secrets,
+    unmatched: settings::Unmatched,
+) -> Result<Rendered, DeployError> {
     let mut pins = Vec::new();
     for i in &d.images {
         let (repo, _) = tender_registry::repository_and_tag(&i.reference)?;
         pins.push((i.reference.clone(), format!("{registry}/{repo}@{}", i.digest)));
     }
+    let (values, used) = settings::resolve(store, d, secrets)?;
     let mut objects = objects(store, d)?;
+    settings::apply_to(store, d, &values, &mut objects, unmatched)?;
     order::sort(&mut objects);
     for o in &mut objects {
         k8s::rewrite_images(o, &|r| {
             pins.iter().find(|(from, _)| from == r).map(|(_, to)| to.clone())
         });
     }
-    Ok(Rendered { pins, objects })
+    Ok(Rendered { pins, objects, settings: used })
 }
 
 /// The objects of a version's manifests, as stored.
@@ -408,7 +455,7 @@ pub fn preview(
 ) -> Result<Rendered, DeployError> {
     require_complete(store, d)?;
     store.authority(rec, d)?;
-    render(store, d, registry)
+    render(store, d, registry, Secrets::Mask)
 }
 
 /// The repositories of the ship's registry that `d`'s images go to.
@@ -438,6 +485,8 @@ pub fn deploy(
     cluster: Option<ClusterTarget<'_>>,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, DeployError> {
+    // Which settings the render used, for the history entry.
+    let used = std::cell::RefCell::new(None);
     let run = || -> Result<ApplyReport, DeployError> {
         require_complete(store, d)?;
         // The stored signatures are judged again against the trust in force:
@@ -452,7 +501,8 @@ pub fn deploy(
             None => None,
             Some(c) => {
                 let conn = Cluster::connect(c.kubeconfig)?;
-                let rendered = render(store, d, &target.host)?;
+                let rendered = render(store, d, &target.host, Secrets::Reveal)?;
+                *used.borrow_mut() = rendered.settings.clone();
                 let previous = previous(store, stack)?;
                 let mut plan = match &previous {
                     Previous::Never => conn.plan(stack.as_str(), &rendered.objects, None)?,
@@ -501,7 +551,7 @@ pub fn deploy(
                 Some(c) if !c.waited => Some("not waited for health (--no-wait)".to_owned()),
                 _ => None,
             };
-            store.record(d, &rec.digest, outcome, detail)?;
+            store.record(d, &rec.digest, outcome, detail, used.take())?;
             Ok(r)
         }
         Err(e) => {
@@ -510,7 +560,7 @@ pub fn deploy(
                 DeployError::RolledBack { .. } => Outcome::RolledBack,
                 _ => Outcome::Failed,
             };
-            let _ = store.record(d, &rec.digest, outcome, Some(chain(&e)));
+            let _ = store.record(d, &rec.digest, outcome, Some(chain(&e)), used.take());
             Err(e)
         }
     }

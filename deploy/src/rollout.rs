@@ -18,7 +18,7 @@ use tender_registry::RegistryAuth;
 use tender_store::{Claim, Store};
 
 use crate::cluster::{Cluster, ClusterReport, Deadline, ObjectHealth, Plan, RestoreReport};
-use crate::{DeployError, Previous, RegistryTarget, load, objects, render};
+use crate::{DeployError, Previous, RegistryTarget, load, render_with};
 
 /// Whether apply waits for the version to be healthy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -195,7 +195,13 @@ impl Step<'_> {
                 pd.stack.version
             ));
         }
-        let rendered = render(self.store, &pd, &self.target.host)?;
+        let rendered = render_with(
+            self.store,
+            &pd,
+            &self.target.host,
+            crate::Secrets::Reveal,
+            crate::settings::Unmatched::Skip,
+        )?;
         let mut back = self.conn.plan(stack, &rendered.objects, None)?;
         // The version in force passed these checks when it was applied, but
         // not necessarily here and now: an object written without a
@@ -233,6 +239,10 @@ pub fn cluster_health(
         Previous::Version(p) => p.1,
     };
     let conn = Cluster::connect(kubeconfig)?;
-    let plan = conn.plan(stack.as_str(), &objects(store, &d)?, None)?;
+    // Identity only: rendered as applied (settings can name objects),
+    // secrets masked, images as written.
+    let rendered =
+        render_with(store, &d, "", crate::Secrets::Mask, crate::settings::Unmatched::Skip)?;
+    let plan = conn.plan(stack.as_str(), &rendered.objects, None)?;
     Ok(Some((d.stack.version.clone(), conn.health(&plan))))
 }

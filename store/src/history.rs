@@ -40,6 +40,10 @@ pub struct HistoryEntry {
     /// What failed, or what was done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The settings and local patches it rendered with (names and a hash,
+    /// never values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::SettingsUsed>,
 }
 
 /// A stack's apply history; `current` is the version last applied successfully.
@@ -71,6 +75,10 @@ pub struct StackStatus {
     pub applied: Option<Version>,
     /// Every apply attempt, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The settings the newest version held declares, and their state
+    /// aboard (secret values shown as `***`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<crate::SettingState>,
     /// The stack.
     pub stack: StackName,
     /// Bytes free for tender on the store's filesystem (the same in every
@@ -117,6 +125,7 @@ impl Store {
         digest: &Digest,
         outcome: Outcome,
         detail: Option<String>,
+        settings: Option<crate::SettingsUsed>,
     ) -> Result<HistoryEntry, StoreError> {
         let _lock = self.lock()?;
         let name = &d.stack.name;
@@ -128,6 +137,7 @@ impl Store {
             at: now_rfc3339(),
             outcome,
             detail,
+            settings,
         };
         h.entries.push(entry.clone());
         if outcome == Outcome::Applied {
@@ -152,7 +162,12 @@ impl Store {
             .into_iter()
             .map(|stack| {
                 let h = self.history(&stack)?;
+                let settings = match self.version(&stack, None) {
+                    Ok((_, d)) => self.setting_states(&stack, &d.settings)?,
+                    Err(_) => vec![],
+                };
                 Ok(StackStatus {
+                    settings,
                     applied: h.current.map(|c| c.version),
                     history: h.entries,
                     versions: versions.iter().filter(|v| v.stack == stack).cloned().collect(),
@@ -320,6 +335,7 @@ mod tests {
             at: "2026-01-01T00:00:00Z".into(),
             outcome,
             detail: None,
+            settings: None,
         }
     }
 

@@ -279,6 +279,7 @@ impl Store {
             ..ImportReport::begin(&v)
         };
         self.note_seen()?;
+        report.warnings.extend(self.settings_not_set(d)?);
         if summary.stopped {
             report.parts_complete = d.parts;
             report.complete = true;

@@ -45,6 +45,7 @@ mod owners;
 mod partial;
 mod patch;
 mod paths;
+mod settings;
 
 pub use fsutil::read_bounded;
 use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
@@ -54,6 +55,7 @@ pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};
 pub use paths::{IMPORT_MAX_DEPTH, ImportPathsReport, ImportedFile};
+pub use settings::{SettingState, SettingsUsed, StackSettings};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +217,20 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Settings a version needs that this ship has not set, or set to
+    /// values its declaration refuses (values are never shown).
+    #[error(
+        "{stack} {version} cannot be applied: {}; set them with `tender-ship settings set {stack} NAME=VALUE`",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Settings {
+        /// Stack.
+        stack: StackName,
+        /// Version.
+        version: Version,
+        /// Each problem, naming its setting.
+        problems: Vec<tender_bundle::settings::SettingProblem>,
+    },
     /// The store's filesystem lacks room for what a bundle would write.
     #[error(
         "not enough space for {stack} {version}: it needs {needed} bytes, {} has {available} available; free space (`tender-ship gc --keep N`) and run again",
@@ -312,7 +328,8 @@ impl StoreError {
             | StoreError::NoRoom { .. } => ErrorKind::Local,
             StoreError::BadThreshold { .. }
             | StoreError::TooLarge { .. }
-            | StoreError::BadRecord { .. } => ErrorKind::Invalid,
+            | StoreError::BadRecord { .. }
+            | StoreError::Settings { .. } => ErrorKind::Invalid,
             StoreError::NotPrivate { .. } | StoreError::Owned { .. } => ErrorKind::Refused,
         }
     }

@@ -25,6 +25,7 @@ mod man;
 mod pull;
 mod rollback;
 mod serve;
+mod settings;
 mod status;
 mod trust;
 mod verify;
@@ -71,6 +72,12 @@ pub enum Cmd {
     /// Re-apply the version applied before the current one, or VERSION, from
     /// the store. Fetches nothing.
     Rollback(rollback::Rollback),
+    /// This ship's values for the settings a stack declares, and its local
+    /// patches (kept apart from versions, so they survive updates).
+    Settings {
+        #[command(subcommand)]
+        cmd: settings::SettingsCmd,
+    },
     /// Per stack: the applied version, the versions held, and the history.
     Status(status::Status),
     /// Make this ship's own key (STORE/ship.key, mode 0600; STORE/ship.pub for
@@ -112,6 +119,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Load(c) => c.run(&ctx),
         Cmd::Apply(c) => c.run(&ctx),
         Cmd::Rollback(c) => c.run(&ctx),
+        Cmd::Settings { cmd } => cmd.run(&ctx),
         Cmd::Status(c) => c.run(&ctx),
         Cmd::Keygen(c) => c.run(&ctx),
         Cmd::Inventory(c) => c.run(&ctx),

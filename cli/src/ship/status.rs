@@ -64,6 +64,10 @@ impl Status {
                     println!("    {}: {}", o.object, o.health);
                 }
             }
+            for st in &s.settings {
+                let value = st.value.as_deref().unwrap_or("-");
+                println!("  setting {} {}: {value}", st.name, st.state);
+            }
             for v in &s.versions {
                 let state = if v.complete {
                     "complete".to_string()

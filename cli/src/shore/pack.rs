@@ -264,6 +264,9 @@ pub(super) fn pack_to(
     if quiet {
         return Ok(report);
     }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if json {
         print_json(&report);
     } else {
