@@ -378,3 +378,38 @@ fn a_restore_deletes_nothing_that_was_live_before_the_failed_apply() {
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(s.api.object(secret).is_some(), "live before the apply: never deleted by the restore");
 }
+
+#[test]
+fn a_custom_resource_of_a_kind_not_yet_served_is_judged_before_it_is_applied() {
+    let s = Ship::new();
+    let manifests = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: radar}\n",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: tracks.radar.example}\nspec:\n  group: radar.example\n  scope: Namespaced\n  names: {kind: Track, plural: tracks, singular: track}\n  versions: [{name: v1, served: true, storage: true}]\n",
+        "apiVersion: radar.example/v1\nkind: Track\nmetadata: {name: t1, namespace: radar}\nspec: {range: 12}\n",
+        &support::deployment("tracker", Some("radar"), "shore.registry.example/radar/tracker:1.0.0"),
+    ]
+    .join("---\n");
+    support::write_radar_stack(s.env.path(), "radar", "1.0.0", &manifests);
+    s.env
+        .shore(&["pack", "radar.yaml", "--key", "ci.key", "--sequence", "1", "--out", "r.tender"])
+        .ok();
+    // Someone's Track is already there (its kind not served when the plan
+    // was checked, so it could not be read then).
+    let theirs = "/apis/radar.example/v1/namespaces/radar/tracks/t1";
+    s.api.put(
+        theirs,
+        serde_json::json!({"apiVersion": "radar.example/v1", "kind": "Track",
+            "metadata": {"name": "t1", "namespace": "radar"}, "spec": {"range": 99}}),
+        "kubectl",
+    );
+    let r = s.ship(&["apply", "r.tender"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Track radar/t1") && r.stderr.contains("--adopt Track/radar/t1"),
+        "{}",
+        r.stderr
+    );
+    let t = s.api.object(theirs).unwrap();
+    assert_eq!(t["spec"]["range"], 99, "not taken over");
+    assert!(t["metadata"]["labels"].get("tender.io/stack").is_none(), "{t}");
+}

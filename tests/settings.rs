@@ -191,13 +191,21 @@ fn local_patches_merge_onto_signed_objects_and_one_naming_nothing_stops_the_appl
     s.env.ship(&["settings", "unpatch", "awareness", "typo.yaml"]).ok();
     s.ship(&["apply", "awareness"]).ok();
 
-    // A patch may change fields, never which object it is.
+    // A patch may change fields, never which object it is (here: another
+    // version of the API, which the merge would write over the object's).
     fs::write(
         s.env.path().join("move.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: vessel, namespace: awareness}\nkind: Secret\n",
+        "apiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: sensor-fusion, namespace: awareness}\nspec: {replicas: 1}\n",
     )
     .unwrap();
-    let bad = s.env.ship(&["settings", "patch", "awareness", "move.yaml"]);
-    // Duplicate keys are not valid YAML: refused when kept.
-    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    s.env.ship(&["settings", "patch", "awareness", "move.yaml"]).ok();
+    s.api.take();
+    let r = s.ship(&["apply", "awareness"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("local patch move.yaml: it would change the identity"),
+        "{}",
+        r.stderr
+    );
+    assert!(s.api.take().iter().all(|q| q.method == "GET"));
 }

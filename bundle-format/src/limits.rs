@@ -25,3 +25,6 @@ pub const MAX_PATCH_WINDOW_LOG: u32 = 30;
 /// Largest Kubernetes manifest file read aboard to render and apply (a
 /// stack's YAML; a large CRD is about 1 MiB).
 pub const MAX_KUBERNETES_FILE_BYTES: u64 = 16 << 20;
+
+/// Most settings a descriptor may declare (each pattern is compiled aboard).
+pub const MAX_SETTINGS: usize = 1000;

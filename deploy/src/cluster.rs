@@ -213,7 +213,9 @@ pub struct Plan {
     /// Objects to apply, labelled with the stack, in apply order.
     objects: Vec<(Resolved, Value)>,
     /// Objects of the plan that were live before it was applied.
-    existed: BTreeSet<Key>,
+    existed: std::cell::RefCell<BTreeSet<Key>>,
+    /// What `--adopt` named, for objects first read during apply.
+    adopt: Vec<Adopt>,
     /// Objects of the version applied before that this one no longer has.
     prune: Vec<Resolved>,
     /// Why prune will leave something alone, found while planning.
@@ -549,7 +551,8 @@ impl Cluster {
             let mut plan = Plan {
                 stack: stack.to_owned(),
                 objects: Vec::new(),
-                existed: BTreeSet::new(),
+                existed: Default::default(),
+                adopt: Vec::new(),
                 prune: Vec::new(),
                 notes: Vec::new(),
                 adopted: Vec::new(),
@@ -600,6 +603,7 @@ impl Cluster {
         if let Some(a) = adopt.iter().find(|a| !plan.objects.iter().any(|(r, _)| r.matches(a))) {
             return Err(DeployError::AdoptNothing { adopt: a.clone(), stack: plan.stack.clone() });
         }
+        plan.adopt = adopt.to_vec();
         self.rt.block_on(async {
             let mut adopted = Vec::new();
             for (r, _) in plan.objects.iter().filter(|(r, _)| r.served) {
@@ -611,7 +615,7 @@ impl Cluster {
                 }
                 .map_err(|e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) })?;
                 let Some(live) = live else { continue };
-                plan.existed.insert(r.owned_key());
+                plan.existed.get_mut().insert(r.owned_key());
                 if judge_live(&plan.stack, r, &live.metadata, adopt)? {
                     adopted.push(r.to_string());
                 }
@@ -643,6 +647,12 @@ impl Cluster {
                 }
                 progress.item(&r.to_string());
                 let api = r.api(&self.client);
+                if !r.served {
+                    // Its kind was not served when the plan was checked (a
+                    // CRD of this version defines it, or a new version of
+                    // it): judge what is live now, as check_live does.
+                    self.judge_now(plan, r, deadline).await?;
+                }
                 deadline
                     .bound(api.patch(&r.written.name, &params, &Patch::Apply(obj)))
                     .await
@@ -661,6 +671,26 @@ impl Cluster {
             }
             Ok(applied)
         })
+    }
+
+    /// Read `r` and judge it as [`Cluster::check_live`] would, remembering
+    /// it was live.
+    async fn judge_now(
+        &self,
+        plan: &Plan,
+        r: &Resolved,
+        deadline: &Deadline,
+    ) -> Result<(), DeployError> {
+        let live = deadline
+            .bound(r.api(&self.client).get_opt(&r.written.name))
+            .await
+            .ok_or_else(|| deadline.no_answer(r))?
+            .map_err(|e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) })?;
+        if let Some(live) = live {
+            plan.existed.borrow_mut().insert(r.owned_key());
+            judge_live(&plan.stack, r, &live.metadata, &plan.adopt)?;
+        }
+        Ok(())
     }
 
     /// Wait until `crds` are Established and every kind of the plan they
@@ -846,7 +876,7 @@ impl Cluster {
                 if keep.contains(&key) {
                     continue;
                 }
-                if failed.existed.contains(&key) {
+                if failed.existed.borrow().contains(&key) {
                     // Live before (adopted, or left by an older version):
                     // its earlier content was not kept, so it stays as the
                     // failed version made it.
@@ -1074,7 +1104,8 @@ mod tests {
         let plan = |objects: Vec<Resolved>| Plan {
             stack: "radar".into(),
             objects: objects.into_iter().map(|r| (r, Value::Null)).collect(),
-            existed: BTreeSet::new(),
+            existed: Default::default(),
+            adopt: vec![],
             prune: vec![],
             notes: vec![],
             adopted: vec![],
