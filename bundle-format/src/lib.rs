@@ -22,6 +22,7 @@ mod entry;
 mod hashing;
 mod header;
 pub mod index;
+pub mod inventory;
 mod kind;
 pub mod limits;
 pub mod patch;

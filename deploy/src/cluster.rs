@@ -23,7 +23,8 @@ use tender_bundle::Progress;
 
 use crate::DeployError;
 use crate::health::{self, Health};
-use crate::order::{self, CRD_RANK};
+use tender_manifests::ObjectRef;
+use tender_manifests::order::{self, CRD_RANK};
 
 /// Namespaces no stack may claim without a cluster-scope grant: the
 /// cluster's own, and `default`, which every namespace-less object of any
@@ -36,49 +37,10 @@ pub const FIELD_MANAGER: &str = "tender";
 /// The label that marks an object as part of a stack.
 pub const STACK_LABEL: &str = "tender.io/stack";
 
-/// Identity of an object as a manifest writes it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct ObjectRef {
-    /// `group/version` or `version`.
-    pub api_version: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace as written (None: the default, or cluster-scoped).
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{} {}/{} ({})", self.kind, ns, self.name, self.api_version),
-            None => write!(f, "{} {} ({})", self.kind, self.name, self.api_version),
-        }
-    }
-}
-
-impl ObjectRef {
-    /// The identity of a manifest object.
-    pub fn of(obj: &Value) -> Result<ObjectRef, String> {
-        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
-        let api_version = s(obj.get("apiVersion")).ok_or("an object without apiVersion")?;
-        let kind = s(obj.get("kind")).ok_or("an object without kind")?;
-        let meta = obj.get("metadata");
-        let name = s(meta.and_then(|m| m.get("name")))
-            .ok_or_else(|| format!("a {kind} without metadata.name"))?;
-        Ok(ObjectRef {
-            api_version,
-            kind,
-            namespace: s(meta.and_then(|m| m.get("namespace"))),
-            name,
-        })
-    }
-
-    fn gvk(&self) -> GroupVersionKind {
-        let (group, version) = self.api_version.split_once('/').unwrap_or(("", &self.api_version));
-        GroupVersionKind::gvk(group, version, &self.kind)
-    }
+/// The kind of `obj` as the `kube` crate names it.
+fn gvk(obj: &ObjectRef) -> GroupVersionKind {
+    let (group, version) = obj.api_version.split_once('/').unwrap_or(("", &obj.api_version));
+    GroupVersionKind::gvk(group, version, &obj.kind)
 }
 
 /// An object the engineer lets `apply` take over although tender did not
@@ -404,7 +366,7 @@ impl Defined {
     }
 
     fn resource_for(&self, obj: &ObjectRef) -> Option<(ApiResource, Scope)> {
-        let gvk = obj.gvk();
+        let gvk = gvk(obj);
         (gvk.group == self.group && gvk.kind == self.kind && self.versions.contains(&gvk.version))
             .then(|| {
                 let ar = ApiResource::from_gvk_with_plural(&gvk, &self.plural);
@@ -507,7 +469,7 @@ impl Cluster {
         if let Some(hit) = self.discovered.lock().expect("discovery cache").get(&key).cloned() {
             return Ok(hit);
         }
-        let (ar, caps) = pinned_kind(&self.client, &obj.gvk()).await?;
+        let (ar, caps) = pinned_kind(&self.client, &gvk(obj)).await?;
         let hit = (ar, caps.scope);
         self.discovered.lock().expect("discovery cache").insert(key, hit.clone());
         Ok(hit)

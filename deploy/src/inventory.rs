@@ -1,7 +1,7 @@
 //! The ship's inventory: what its store holds, for the shore to pack a delta
 //! against.
 
-use tender_stack::delta::{INVENTORY_FORMAT, Inventory, InventoryVersion};
+use tender_bundle::inventory::{INVENTORY_FORMAT, Inventory, InventoryVersion};
 use tender_store::Store;
 
 use crate::DeployError;

@@ -10,14 +10,14 @@ use serde::Serialize;
 use serde_yaml::Value;
 use tender_bundle::limits::MAX_KUBERNETES_FILE_BYTES;
 use tender_bundle::{Descriptor, Digest, ErrorKind, Progress};
+use tender_manifests as k8s;
 use tender_registry::{PushReport, Registry, RegistryError, Transport};
-use tender_stack::k8s;
 use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
 
 pub mod cluster;
 pub mod health;
 mod inventory;
-pub mod order;
+pub use tender_manifests::order;
 mod rollout;
 pub mod serve;
 pub mod settings;
@@ -26,11 +26,12 @@ pub use inventory::inventory;
 pub use rollout::{OnFailure, Rollout, Wait, cluster_health};
 
 pub use cluster::{
-    Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectHealth, ObjectRef, Plan,
-    RestoreReport, STACK_LABEL,
+    Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectHealth, Plan, RestoreReport,
+    STACK_LABEL,
 };
 pub use health::Health;
 pub use settings::Secrets;
+pub use tender_manifests::ObjectRef;
 
 /// Errors of load and apply.
 #[derive(Debug, thiserror::Error)]

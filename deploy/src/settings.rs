@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_yaml::Value;
 use tender_bundle::settings::{SettingName, substitute};
 use tender_bundle::{Descriptor, StackName};
-use tender_stack::k8s;
+use tender_manifests as k8s;
 use tender_store::{SettingState, SettingsUsed, Store};
 
 use crate::{DeployError, ObjectRef};
@@ -68,7 +68,7 @@ fn substitute_in(obj: &mut Value, values: &BTreeMap<SettingName, String>) {
 /// Whether a patch's identity names this object (the apiVersion's group,
 /// kind, namespace as written, name).
 fn names(patch: &ObjectRef, obj: &ObjectRef) -> bool {
-    let group = |v: &str| crate::order::group_of(v).to_owned();
+    let group = |v: &str| tender_manifests::order::group_of(v).to_owned();
     group(&patch.api_version) == group(&obj.api_version)
         && patch.kind == obj.kind
         && patch.namespace == obj.namespace

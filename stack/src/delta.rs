@@ -6,60 +6,11 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use tender_bundle::{BaseRef, Descriptor, Digest, EntryName, ImageRecord, StackName, Version};
+use tender_bundle::{BaseRef, Descriptor, Digest, EntryName, ImageRecord};
 
 use crate::StackError;
 
-/// The inventory format `tender-ship inventory` writes.
-pub const INVENTORY_FORMAT: &str = "tender-inventory/1";
-
-/// A ship's inventory: every blob it holds, and its versions.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inventory {
-    /// Always [`INVENTORY_FORMAT`].
-    pub format: String,
-    /// When it was taken, RFC 3339.
-    pub created: String,
-    /// Every blob in the store.
-    pub blobs: Vec<Digest>,
-    /// Versions held.
-    pub versions: Vec<InventoryVersion>,
-    /// Signatures by the ship's own key (`tender-ship keygen`) over
-    /// [`Inventory::signing_message`], so the shore can tell which ship it
-    /// came from.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub signatures: Vec<tender_keys::Signature>,
-}
-
-impl Inventory {
-    /// The signed bytes: a context line and the inventory without its
-    /// signatures, as serde writes it (field order fixed by this struct).
-    pub fn signing_message(&self) -> Vec<u8> {
-        let mut unsigned = self.clone();
-        unsigned.signatures.clear();
-        let mut m = b"tender-inventory/1\n".to_vec();
-        m.extend(serde_json::to_vec(&unsigned).expect("inventory serializes"));
-        m
-    }
-}
-
-/// One version in an inventory.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryVersion {
-    /// Stack.
-    pub stack: StackName,
-    /// Version.
-    pub version: Version,
-    /// Sequence.
-    pub sequence: u64,
-    /// Whether every blob is held.
-    pub complete: bool,
-    /// Whether it is the version in force.
-    pub applied: bool,
-}
+pub use tender_bundle::inventory::{INVENTORY_FORMAT, Inventory, InventoryVersion};
 
 /// Where each whole blob lies in a bundle file: digest -> (offset, size).
 pub(crate) type BlobOffsets = HashMap<Digest, (u64, u64)>;

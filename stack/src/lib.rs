@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 pub mod delta;
 pub mod image;
-pub mod k8s;
+pub use tender_manifests as k8s;
 mod pack;
 pub mod patch;
 pub mod platform;

@@ -17,9 +17,9 @@ use tender_keys::SigningKey;
 
 use crate::StackError;
 use crate::image::{BlobData, resolve_image};
-use crate::k8s::images_in_yaml;
 use crate::source::{ImageSource, OciLayoutSource};
 use crate::stackfile::StackFile;
+use tender_manifests::images_in_yaml;
 
 use tender_bundle::limits::MAX_KUBERNETES_FILE_BYTES as MAX_MANIFEST_FILE;
 

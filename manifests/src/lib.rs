@@ -1,4 +1,13 @@
-//! Finding the images that Kubernetes manifests name.
+//! Kubernetes manifests as both sides of tender read them: the objects in
+//! a YAML text, the images they name (the shore packs them; the ship pins
+//! them by digest), each object's identity, and the order objects are
+//! applied in. A leaf crate: it knows neither bundles, stores nor clusters.
+#![deny(missing_docs)]
+
+mod identity;
+pub mod order;
+
+pub use identity::ObjectRef;
 
 use serde::Deserialize;
 use serde_yaml::Value;
