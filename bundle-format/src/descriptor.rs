@@ -356,6 +356,14 @@ impl Descriptor {
                 crate::limits::MAX_BLOBS
             ));
         }
+        // Counted before any pattern is compiled.
+        if self.settings.len() > crate::limits::MAX_SETTINGS {
+            return bad(format!(
+                "{} settings, more than {}",
+                self.settings.len(),
+                crate::limits::MAX_SETTINGS
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for s in &self.settings {
             if !names.insert(&s.name) {
@@ -364,13 +372,6 @@ impl Descriptor {
             if let Err(e) = s.check() {
                 return bad(format!("setting {e}"));
             }
-        }
-        if self.settings.len() > crate::limits::MAX_SETTINGS {
-            return bad(format!(
-                "{} settings, more than {}",
-                self.settings.len(),
-                crate::limits::MAX_SETTINGS
-            ));
         }
         if let Some(e) = &self.expires
             && humantime::parse_rfc3339(e).is_err()

@@ -508,7 +508,17 @@ pub fn deploy(
                 let mut plan = match &previous {
                     Previous::Never => conn.plan(stack.as_str(), &rendered.objects, None)?,
                     Previous::Version(p) => {
-                        let before = objects(store, &p.1)?;
+                        // As it was rendered (a setting can name an object),
+                        // identities only; as signed if it no longer renders.
+                        let before = render_with(
+                            store,
+                            &p.1,
+                            &target.host,
+                            Secrets::Reveal,
+                            settings::Unmatched::Skip,
+                        )
+                        .map(|r| r.objects)
+                        .or_else(|_| objects(store, &p.1))?;
                         conn.plan(stack.as_str(), &rendered.objects, Some(&before))?
                     }
                     Previous::Gone(why) => {

@@ -84,9 +84,9 @@ pub(crate) fn resolve(
     secrets: Secrets,
 ) -> Result<(BTreeMap<SettingName, String>, Option<SettingsUsed>), DeployError> {
     let mut values = store.resolve_settings(d)?;
-    let patches = store.settings(&d.stack.name)?.patches;
-    let used =
-        (!values.is_empty() || !patches.is_empty()).then(|| SettingsUsed::of(&values, &patches));
+    let set = store.settings(&d.stack.name)?;
+    let used = (!values.is_empty() || !set.patches.is_empty())
+        .then(|| SettingsUsed::of(&set.key, &values, &set.patches));
     if secrets == Secrets::Mask {
         for s in d.settings.iter().filter(|s| s.secret) {
             if let Some(v) = values.get_mut(&s.name) {

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use tender_bundle::settings::{Setting, SettingName, SettingProblem, resolve_all};
 use tender_bundle::{Descriptor, StackName};
 
-use crate::fsutil::{create_dirs, write_atomic};
+use crate::fsutil::{check_private_dir, create_dirs, read_private, write_atomic};
 use crate::{Store, StoreError};
 
 /// The most a settings file may hold: values and patches are small.
@@ -27,6 +27,12 @@ pub struct StackSettings {
     /// Local patches by name (their file name): YAML text.
     #[serde(default)]
     pub patches: BTreeMap<String, String>,
+    /// A random key (hex), made at the first write, that the record of the
+    /// values used is hashed with: history and `status` show that hash, and
+    /// an unkeyed hash of a short secret (a PIN) is a dictionary away from
+    /// the secret, the other values being shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
 }
 
 /// Which settings an apply used: their names, and a hash of the values
@@ -35,8 +41,9 @@ pub struct StackSettings {
 pub struct SettingsUsed {
     /// The names substituted.
     pub names: Vec<SettingName>,
-    /// SHA-256 over `NAME=VALUE\n` lines in name order, and the patches
-    /// (`patch NAME\n` and its text) applied.
+    /// SHA-256 over the ship's key (see [`StackSettings::key`]),
+    /// `NAME=VALUE\n` lines in name order, and the patches (`patch NAME\n`
+    /// and its text) applied.
     pub sha256: String,
     /// The local patches applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,9 +51,14 @@ pub struct SettingsUsed {
 }
 
 impl SettingsUsed {
-    /// The record of `values` and `patches` used.
-    pub fn of(values: &BTreeMap<SettingName, String>, patches: &BTreeMap<String, String>) -> Self {
+    /// The record of `values` and `patches` used, hashed with `key`.
+    pub fn of(
+        key: &str,
+        values: &BTreeMap<SettingName, String>,
+        patches: &BTreeMap<String, String>,
+    ) -> Self {
         let mut h = Sha256::new();
+        h.update(format!("key {key}\n"));
         for (k, v) in values {
             h.update(format!("{k}={v}\n"));
         }
@@ -87,13 +99,16 @@ impl Store {
         self.root.join("settings").join(format!("{stack}.json"))
     }
 
-    /// What this ship set for `stack` (empty if nothing).
+    /// What this ship set for `stack` (empty if nothing). Its local
+    /// patches may add any field to a pod, so, like the trust files, it
+    /// must be a regular file in a directory no other user can write, and
+    /// itself not writable by them.
     pub fn settings(&self, stack: &StackName) -> Result<StackSettings, StoreError> {
         let path = self.settings_path(stack);
-        if !path.exists() {
+        check_private_dir(&self.root.join("settings"))?;
+        let Some(bytes) = read_private(&path, MAX_SETTINGS_FILE)? else {
             return Ok(StackSettings::default());
-        }
-        let bytes = crate::read_bounded(&path, MAX_SETTINGS_FILE)?;
+        };
         serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::BadRecord { path, reason: e.to_string() })
     }
@@ -108,9 +123,23 @@ impl Store {
         let _lock = self.lock()?;
         let mut s = self.settings(stack)?;
         let out = edit(&mut s);
+        if s.key.is_empty() {
+            s.key = random_key(&self.root)?;
+        }
         let dir = self.root.join("settings");
         create_dirs(&dir)?;
         let bytes = serde_json::to_vec_pretty(&s).expect("settings serialize");
+        // Never write what could not be read back: every later read
+        // (list, apply, unset) would fail.
+        if bytes.len() as u64 > MAX_SETTINGS_FILE {
+            return Err(StoreError::BadRecord {
+                path: self.settings_path(stack),
+                reason: format!(
+                    "the settings would take {} bytes, more than the {MAX_SETTINGS_FILE} a settings file may hold; nothing changed",
+                    bytes.len()
+                ),
+            });
+        }
         write_atomic(&dir, &format!("{stack}.json"), &bytes)?;
         Ok(out)
     }
@@ -160,6 +189,17 @@ impl Store {
     }
 }
 
+/// 32 random bytes, hex.
+fn random_key(root: &std::path::Path) -> Result<String, StoreError> {
+    use std::io::Read as _;
+    let mut buf = [0u8; 32];
+    let path = std::path::Path::new("/dev/urandom");
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| StoreError::Io { path: root.join("settings"), source: e })?;
+    Ok(hex::encode(buf))
+}
+
 fn state_of(s: &Setting, set: Option<&String>) -> SettingState {
     let state = match (set, s.resolve(set.map(String::as_str))) {
         (_, Err(SettingProblem::Missing { .. })) => "missing",
@@ -188,12 +228,12 @@ mod tests {
     fn the_record_of_settings_used_hashes_values_and_never_holds_them() {
         let values: BTreeMap<SettingName, String> =
             [("AIS_TOKEN".parse().unwrap(), "s3cret".to_string())].into();
-        let used = SettingsUsed::of(&values, &BTreeMap::new());
+        let used = SettingsUsed::of("k", &values, &BTreeMap::new());
         let json = serde_json::to_string(&used).unwrap();
         assert!(json.contains("AIS_TOKEN") && !json.contains("s3cret"), "{json}");
         let other: BTreeMap<SettingName, String> =
             [("AIS_TOKEN".parse().unwrap(), "other".to_string())].into();
-        assert_ne!(SettingsUsed::of(&other, &BTreeMap::new()).sha256, used.sha256);
+        assert_ne!(SettingsUsed::of("k", &other, &BTreeMap::new()).sha256, used.sha256);
     }
 
     #[test]

@@ -76,9 +76,17 @@ impl SettingsCmd {
                             .with_context(|| format!("values file {}", f.display()))?,
                     );
                 }
-                for v in &values {
+                for (i, v) in values.iter().enumerate() {
                     let Some((name, value)) = v.split_once('=') else {
-                        bail!("{v:?}: expected NAME=VALUE");
+                        // Shown only when it is a bare name: anything else
+                        // may be a secret typed without its NAME=.
+                        if v.parse::<SettingName>().is_ok() {
+                            bail!("{v}: expected NAME=VALUE");
+                        }
+                        bail!(
+                            "argument {} after the stack is not NAME=VALUE (not shown: it may be a secret)",
+                            i + 1
+                        );
                     };
                     pairs.push((name.parse::<SettingName>()?, value.to_owned()));
                 }
