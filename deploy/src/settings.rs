@@ -206,7 +206,9 @@ pub fn values_from_yaml(text: &str) -> Result<Vec<(SettingName, String)>, Deploy
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
-                    return Err(bad(format!("{name}: a value must be a string, number or boolean")));
+                    return Err(bad(format!(
+                        "{name}: a value must be a string, number or boolean"
+                    )));
                 }
             };
             Ok((name, value))
