@@ -94,6 +94,14 @@ pub enum ContainerdError {
         /// What was wrong.
         reason: String,
     },
+    /// The async runtime for the calls could not start.
+    #[error("loading into containerd at {}: cannot start the runtime: {source}", socket.display())]
+    Runtime {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A stored blob cannot be read.
     #[error("loading into containerd at {}: reading {}: {source}", socket.display(), path.display())]
     Read {
@@ -149,7 +157,7 @@ impl ContainerdError {
                 | Code::DataLoss => ErrorKind::Refused,
             },
             ContainerdError::Protocol { .. } => ErrorKind::Refused,
-            ContainerdError::Read { .. } => ErrorKind::Local,
+            ContainerdError::Read { .. } | ContainerdError::Runtime { .. } => ErrorKind::Local,
             ContainerdError::BadManifest { .. } | ContainerdError::BadReference { .. } => {
                 ErrorKind::Invalid
             }
@@ -481,12 +489,10 @@ pub fn load(
     blob_path: &dyn Fn(&Digest) -> PathBuf,
     progress: &dyn Progress,
 ) -> Result<PushReport, ContainerdError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-        ContainerdError::Connect {
-            socket: t.socket.clone(),
-            reason: format!("cannot start the runtime: {e}"),
-        }
-    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ContainerdError::Runtime { socket: t.socket.clone(), source })?;
     let policy = tender_registry::NetworkPolicy::default();
     rt.block_on(async {
         let connect = containerd_client::connect(&t.socket);
@@ -612,4 +618,41 @@ async fn load_images(
     }
     progress.finish();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(code: Code) -> ContainerdError {
+        ContainerdError::Call {
+            socket: "/run/k3s/containerd/containerd.sock".into(),
+            action: "writing".into(),
+            status: Box::new(Status::new(code, "x")),
+        }
+    }
+
+    #[test]
+    fn a_socket_that_refuses_or_goes_away_is_the_network_and_named() {
+        let refused =
+            ContainerdError::Connect { socket: "/s.sock".into(), reason: "refused".into() };
+        assert_eq!(refused.kind(), ErrorKind::Network);
+        assert!(refused.to_string().contains("/s.sock"));
+        for code in [Code::Unavailable, Code::Unknown, Code::Cancelled] {
+            assert_eq!(call(code).kind(), ErrorKind::Network, "{code:?}");
+        }
+        assert_eq!(call(Code::FailedPrecondition).kind(), ErrorKind::Refused);
+        assert_eq!(call(Code::PermissionDenied).kind(), ErrorKind::Auth);
+        assert!(call(Code::Unknown).to_string().contains("/run/k3s/containerd/containerd.sock"));
+    }
+
+    #[test]
+    fn image_names_carry_the_registry_as_the_cri_plugin_names_them() {
+        assert_eq!(
+            repository("shore.registry.example/fleet/sensor-fusion:1.0.0").unwrap(),
+            "shore.registry.example/fleet/sensor-fusion"
+        );
+        assert_eq!(repository("nginx:1.25").unwrap(), "docker.io/library/nginx");
+        assert_eq!(repository("localhost:5000/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000").unwrap(), "localhost:5000/a/b");
+    }
 }

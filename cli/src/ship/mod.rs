@@ -62,8 +62,8 @@ pub enum Cmd {
     Pull(pull::Pull),
     /// Stacks and versions held.
     List(list::List),
-    /// Push a stored version's images into the ship's registry (for ships
-    /// where a GitOps agent applies).
+    /// Push a stored version's images into the ship's registry, or write
+    /// them into containerd (for ships where a GitOps agent applies).
     Load(load::Load),
     /// Load a stored version and apply it to the cluster, pinned by digest.
     /// Given a bundle or a directory (a mounted stick) instead of a stack
