@@ -66,7 +66,11 @@ pub(super) fn deploy_version(
     if dry_run {
         let rendered = tender_deploy::preview(store, &rec, &d, &target)?;
         for (from, to) in &rendered.pins {
-            eprintln!("load {from} -> {to}");
+            let verb = match target {
+                tender_deploy::LoadTarget::Registry(_) => "push",
+                tender_deploy::LoadTarget::Containerd(_) => "write",
+            };
+            eprintln!("{verb} {from} -> {to}");
         }
         eprintln!(
             "{} {}: {} images, {} blobs, {} into {} (blobs it holds will be skipped)",
