@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use support::containerd::Containerd;
 use support::{Env, SHIP};
 
 struct Killed(Child);
@@ -79,45 +77,14 @@ fn skopeo_copies_from_serve_and_writes_are_refused() {
     assert!(!out.status.success());
 }
 
-fn containerd(dir: &Path) -> (Killed, String) {
-    let sock = dir.join("containerd.sock").display().to_string();
-    let config = dir.join("config.toml");
-    fs::write(
-        &config,
-        format!(
-            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{1}\"\n",
-            dir.display(),
-            sock
-        ),
-    )
-    .unwrap();
-    let child = Command::new("containerd")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("containerd is needed (apt-get install containerd)");
-    let child = Killed(child);
-    for _ in 0..100 {
-        if run("ctr", &["--address", &sock, "version"]).status.success() {
-            return (child, sock);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("containerd did not start");
-}
-
 #[test]
 fn ctr_pulls_from_serve() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
     env.ship(&["import", "v1.tender"]).ok();
     let (_server, addr) = serve(&env);
-    let cdir = env.path().join("containerd");
-    fs::create_dir_all(&cdir).unwrap();
-    let (_containerd, sock) = containerd(&cdir);
+    let containerd = Containerd::start(&env.path().join("containerd"));
+    let sock = containerd.sock.clone();
     let image = format!("{addr}/fleet/sensor-fusion:1.0.0");
     let out = run(
         "ctr",

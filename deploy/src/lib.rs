@@ -15,6 +15,7 @@ use tender_registry::{PushReport, Registry, RegistryError, Transport};
 use tender_store::{Claim, Outcome, Store, StoreError, VersionRecord};
 
 pub mod cluster;
+pub mod containerd;
 pub mod health;
 mod inventory;
 pub use tender_manifests::order;
@@ -29,6 +30,7 @@ pub use cluster::{
     Adopt, Cluster, ClusterReport, ClusterScope, FIELD_MANAGER, ObjectHealth, Plan, RestoreReport,
     STACK_LABEL,
 };
+pub use containerd::{ContainerdError, ContainerdTarget};
 pub use health::Health;
 pub use settings::Secrets;
 pub use tender_manifests::ObjectRef;
@@ -42,6 +44,9 @@ pub enum DeployError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// containerd failed (`--containerd`).
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
     /// The version is not complete in the store.
     #[error(
         "{stack} {version} is not complete: {} blob(s) missing, first {first}; import the rest first",
@@ -252,6 +257,7 @@ impl DeployError {
         match self {
             DeployError::Store(e) => e.kind(),
             DeployError::Registry(e) => e.kind(),
+            DeployError::Containerd(e) => e.kind(),
             DeployError::Incomplete { .. } => ErrorKind::NotFound,
             DeployError::BadManifest { .. }
             | DeployError::BadObject { .. }
@@ -283,7 +289,43 @@ pub struct RegistryTarget {
     pub transport: Transport,
 }
 
-/// A version rendered for the ship: references pinned into the ship's registry.
+/// Where `load` puts a version's images, and so what rendered manifests
+/// pin them to.
+#[derive(Clone, Debug)]
+pub enum LoadTarget {
+    /// The ship's registry: pinned as `HOST/REPO@DIGEST`.
+    Registry(RegistryTarget),
+    /// containerd's content store: pinned as the repository written in the
+    /// manifests, `REPO@DIGEST`, which the kubelet finds locally.
+    Containerd(ContainerdTarget),
+}
+
+impl LoadTarget {
+    /// The reference `image` is pinned to in rendered manifests.
+    pub fn pin(&self, image: &tender_bundle::ImageRecord) -> Result<String, DeployError> {
+        Ok(match self {
+            LoadTarget::Registry(r) => {
+                let (repo, _) = tender_registry::repository_and_tag(&image.reference)?;
+                format!("{}/{repo}@{}", r.host, image.digest)
+            }
+            LoadTarget::Containerd(_) => {
+                format!("{}@{}", containerd::repository(&image.reference)?, image.digest)
+            }
+        })
+    }
+
+    /// Where the images go, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            LoadTarget::Registry(r) => r.host.clone(),
+            LoadTarget::Containerd(c) => {
+                format!("containerd {} (namespace {})", c.socket.display(), c.namespace)
+            }
+        }
+    }
+}
+
+/// A version rendered for the ship: references pinned where `load` put them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Rendered {
     /// (reference as written, reference in the ship's registry by digest).
@@ -323,28 +365,30 @@ pub fn require_complete(store: &Store, d: &Descriptor) -> Result<(), DeployError
 
 /// The version's manifests with this ship's settings and local patches
 /// (`secrets` masked or not), in apply order, with every image the
-/// descriptor carries pinned by digest into `registry`.
+/// descriptor carries pinned by digest where `target` holds them.
 pub fn render(
     store: &Store,
     d: &Descriptor,
-    registry: &str,
+    target: &LoadTarget,
     secrets: Secrets,
 ) -> Result<Rendered, DeployError> {
-    render_with(store, d, registry, secrets, settings::Unmatched::Refuse)
+    render_with(store, d, Some(target), secrets, settings::Unmatched::Refuse)
 }
 
-/// [`render`], choosing what a local patch that names nothing does.
+/// [`render`], choosing what a local patch that names nothing does;
+/// without a target, images stay as written (for identity only).
 pub(crate) fn render_with(
     store: &Store,
     d: &Descriptor,
-    registry: &str,
+    target: Option<&LoadTarget>,
     secrets: Secrets,
     unmatched: settings::Unmatched,
 ) -> Result<Rendered, DeployError> {
     let mut pins = Vec::new();
-    for i in &d.images {
-        let (repo, _) = tender_registry::repository_and_tag(&i.reference)?;
-        pins.push((i.reference.clone(), format!("{registry}/{repo}@{}", i.digest)));
+    if let Some(target) = target {
+        for i in &d.images {
+            pins.push((i.reference.clone(), target.pin(i)?));
+        }
     }
     let (values, used) = settings::resolve(store, d, secrets)?;
     let mut objects = objects(store, d)?;
@@ -376,15 +420,23 @@ fn objects(store: &Store, d: &Descriptor) -> Result<Vec<Value>, DeployError> {
     Ok(objects)
 }
 
-/// Push every image of `d` from the store into the ship's registry.
+/// Put every image of `d` from the store where `target` says: push it
+/// into the ship's registry (`auth` is for that), or write it into
+/// containerd ([`containerd::load`]).
 pub fn load(
     store: &Store,
     d: &Descriptor,
-    target: &RegistryTarget,
+    target: &LoadTarget,
     auth: tender_registry::RegistryAuth,
     progress: &dyn Progress,
 ) -> Result<PushReport, DeployError> {
     require_complete(store, d)?;
+    let target = match target {
+        LoadTarget::Registry(r) => r,
+        LoadTarget::Containerd(c) => {
+            return Ok(containerd::load(c, d, &|dg| store.blob_path(dg), progress)?);
+        }
+    };
     let registry = Registry::new(&target.host, &target.transport, auth)?;
     let mut report = PushReport::default();
     for image in &d.images {
@@ -445,21 +497,22 @@ pub struct ClusterTarget<'a> {
     pub rollout: Rollout,
 }
 
-/// What `apply --dry-run` shows: the version rendered for `registry`,
+/// What `apply --dry-run` shows: the version rendered for `target`,
 /// after the checks that need no registry or cluster (complete, and its
 /// signatures still count).
 pub fn preview(
     store: &Store,
     rec: &VersionRecord,
     d: &Descriptor,
-    registry: &str,
+    target: &LoadTarget,
 ) -> Result<Rendered, DeployError> {
     require_complete(store, d)?;
     store.authority(rec, d)?;
-    render(store, d, registry, Secrets::Mask)
+    render(store, d, target, Secrets::Mask)
 }
 
-/// The repositories of the ship's registry that `d`'s images go to.
+/// The repositories `d`'s images go to: the ship's registry's, and the
+/// same claims when they go into containerd (one rule for both ways).
 fn repositories(d: &Descriptor) -> Result<Vec<Claim>, DeployError> {
     let mut v = Vec::new();
     for i in &d.images {
@@ -481,7 +534,7 @@ pub fn deploy(
     store: &Store,
     rec: &VersionRecord,
     d: &Descriptor,
-    target: &RegistryTarget,
+    target: &LoadTarget,
     auth: tender_registry::RegistryAuth,
     cluster: Option<ClusterTarget<'_>>,
     progress: &dyn Progress,
@@ -502,7 +555,7 @@ pub fn deploy(
             None => None,
             Some(c) => {
                 let conn = Cluster::connect(c.kubeconfig)?;
-                let rendered = render(store, d, &target.host, Secrets::Reveal)?;
+                let rendered = render(store, d, target, Secrets::Reveal)?;
                 *used.borrow_mut() = rendered.settings.clone();
                 let previous = previous(store, stack)?;
                 let mut plan = match &previous {
@@ -513,7 +566,7 @@ pub fn deploy(
                         let before = render_with(
                             store,
                             &p.1,
-                            &target.host,
+                            None,
                             Secrets::Reveal,
                             settings::Unmatched::Skip,
                         )

@@ -18,7 +18,7 @@ use tender_registry::RegistryAuth;
 use tender_store::{Claim, Store};
 
 use crate::cluster::{Cluster, ClusterReport, Deadline, ObjectHealth, Plan, RestoreReport};
-use crate::{DeployError, Previous, RegistryTarget, load, render_with};
+use crate::{DeployError, LoadTarget, Previous, load, render_with};
 
 /// Whether apply waits for the version to be healthy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl Default for Rollout {
 pub(crate) struct Step<'a> {
     pub store: &'a Store,
     pub d: &'a Descriptor,
-    pub target: &'a RegistryTarget,
+    pub target: &'a LoadTarget,
     pub auth: &'a RegistryAuth,
     pub conn: &'a Cluster,
     pub progress: &'a dyn Progress,
@@ -198,7 +198,7 @@ impl Step<'_> {
         let rendered = render_with(
             self.store,
             &pd,
-            &self.target.host,
+            Some(self.target),
             crate::Secrets::Reveal,
             crate::settings::Unmatched::Skip,
         )?;
@@ -242,7 +242,7 @@ pub fn cluster_health(
     // Identity only: rendered as applied (settings can name objects),
     // secrets masked, images as written.
     let rendered =
-        render_with(store, &d, "", crate::Secrets::Mask, crate::settings::Unmatched::Skip)?;
+        render_with(store, &d, None, crate::Secrets::Mask, crate::settings::Unmatched::Skip)?;
     let plan = conn.plan(stack.as_str(), &rendered.objects, None)?;
     Ok(Some((d.stack.version.clone(), conn.health(&plan))))
 }

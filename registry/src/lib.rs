@@ -207,6 +207,15 @@ pub fn repository_and_tag(reference: &str) -> Result<(String, Option<String>), R
     Ok((r.repository().to_owned(), r.tag().map(String::from)))
 }
 
+/// The repository of `reference` with its registry host, as a container
+/// runtime names it: `nginx:1` is in `docker.io/library/nginx`.
+pub fn qualified_repository(reference: &str) -> Result<String, RegistryError> {
+    let r: Reference = reference.parse().map_err(|e: oci_client::ParseError| {
+        RegistryError::BadReference { reference: reference.into(), reason: e.to_string() }
+    })?;
+    Ok(format!("{}/{}", r.registry(), r.repository()))
+}
+
 /// What a push did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PushReport {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod containerd;
 pub mod oci;
 pub mod rawtar;
 pub mod ship;

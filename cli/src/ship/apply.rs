@@ -8,7 +8,7 @@ use tender_store::{ImportReport, Store};
 
 use super::import::import_all;
 use super::load::{Pick, deploy_version};
-use super::{ClusterArgs, Ctx, PolicyArgs, RegistryArgs};
+use super::{ClusterArgs, Ctx, LoadArgs, PolicyArgs};
 
 /// Arguments of `tender-ship apply`.
 #[derive(clap::Args)]
@@ -18,7 +18,7 @@ pub struct Apply {
     /// The version; default: the newest complete one.
     version: Option<Version>,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: LoadArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
     /// Print the rewritten manifests (stdout) and the push plan (stderr); change nothing.

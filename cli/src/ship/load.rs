@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use tender_bundle::{StackName, Version};
 use tender_store::Store;
 
-use super::{ClusterArgs, Ctx, RegistryArgs};
+use super::{ClusterArgs, Ctx, LoadArgs};
 use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-ship load`.
@@ -15,7 +15,7 @@ pub struct Load {
     /// The version; default: the newest complete one.
     version: Option<Version>,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: LoadArgs,
 }
 
 impl Load {
@@ -51,7 +51,7 @@ pub(super) fn deploy_version(
     store: &Store,
     stack: &StackName,
     pick: Pick<'_>,
-    registry: &RegistryArgs,
+    registry: &LoadArgs,
     cluster: Option<&ClusterArgs>,
     dry_run: bool,
     json: bool,
@@ -64,17 +64,22 @@ pub(super) fn deploy_version(
     };
     let target = registry.target();
     if dry_run {
-        let rendered = tender_deploy::preview(store, &rec, &d, &target.host)?;
+        let rendered = tender_deploy::preview(store, &rec, &d, &target)?;
         for (from, to) in &rendered.pins {
-            eprintln!("push {from} -> {to}");
+            let verb = match target {
+                tender_deploy::LoadTarget::Registry(_) => "push",
+                tender_deploy::LoadTarget::Containerd(_) => "write",
+            };
+            eprintln!("{verb} {from} -> {to}");
         }
         eprintln!(
-            "{} {}: {} images, {} blobs, {} (blobs the registry holds will be skipped)",
+            "{} {}: {} images, {} blobs, {} into {} (blobs it holds will be skipped)",
             d.stack.name,
             d.stack.version,
             d.images.len(),
             d.blobs.len(),
-            human(d.total_blob_bytes())
+            human(d.total_blob_bytes()),
+            target.describe()
         );
         eprintln!("apply order:");
         for (i, o) in rendered.objects.iter().enumerate() {
@@ -112,14 +117,18 @@ pub(super) fn deploy_version(
         print_json(&r);
     } else {
         println!(
-            "{} {} {}: pushed {} in {} blobs, {} already in {}",
+            "{} {} {}: {} {} in {} blobs, {} already in {}",
             if r.cluster.is_some() { "applied" } else { "loaded" },
             r.stack,
             r.version,
+            match target {
+                tender_deploy::LoadTarget::Registry(_) => "pushed",
+                tender_deploy::LoadTarget::Containerd(_) => "wrote",
+            },
             human(r.push.bytes_pushed),
             r.push.blobs_pushed,
             human(r.push.bytes_present),
-            target.host
+            target.describe()
         );
         if let Some(c) = &r.cluster {
             let health = if c.waited { ", all healthy" } else { " (health not waited for)" };

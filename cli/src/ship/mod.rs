@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tender_deploy::RegistryTarget;
+use tender_deploy::{ContainerdTarget, RegistryTarget};
 use tender_registry::{RegistryAuth, Transport};
 use tender_store::{Downgrade, Freshness, ImportPolicy};
 
@@ -62,8 +62,8 @@ pub enum Cmd {
     Pull(pull::Pull),
     /// Stacks and versions held.
     List(list::List),
-    /// Push a stored version's images into the ship's registry (for ships
-    /// where a GitOps agent applies).
+    /// Push a stored version's images into the ship's registry, or write
+    /// them into containerd (for ships where a GitOps agent applies).
     Load(load::Load),
     /// Load a stored version and apply it to the cluster, pinned by digest.
     /// Given a bundle or a directory (a mounted stick) instead of a stack
@@ -187,6 +187,50 @@ impl RegistryArgs {
             },
         };
         Ok(tender_registry::auth_from_file(&path, &self.registry)?)
+    }
+}
+
+/// Where `load`, `apply` and `rollback` put images: the ship's registry,
+/// or containerd.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Write the images straight into containerd through this socket
+    /// instead of a registry (k3s: /run/k3s/containerd/containerd.sock,
+    /// microk8s: /var/snap/microk8s/common/run/containerd.sock); manifests
+    /// then name them REPO@DIGEST.
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        conflicts_with_all = ["registry", "insecure", "authfile"]
+    )]
+    containerd: Option<PathBuf>,
+    /// The containerd namespace, with --containerd [default: k8s.io].
+    #[arg(long, value_name = "NAMESPACE", requires = "containerd")]
+    containerd_namespace: Option<String>,
+}
+
+impl LoadArgs {
+    fn target(&self) -> tender_deploy::LoadTarget {
+        match &self.containerd {
+            Some(socket) => tender_deploy::LoadTarget::Containerd(ContainerdTarget {
+                socket: socket.clone(),
+                namespace: self
+                    .containerd_namespace
+                    .clone()
+                    .unwrap_or_else(|| tender_deploy::containerd::DEFAULT_NAMESPACE.to_owned()),
+            }),
+            None => tender_deploy::LoadTarget::Registry(self.registry.target()),
+        }
+    }
+
+    fn auth(&self) -> Result<RegistryAuth> {
+        match self.containerd {
+            // No registry is contacted: no auth file is read.
+            Some(_) => Ok(RegistryAuth::Anonymous),
+            None => self.registry.auth(),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use tender_bundle::{StackName, Version};
 use tender_store::Store;
 
 use super::load::{Pick, deploy_version};
-use super::{ClusterArgs, Ctx, RegistryArgs};
+use super::{ClusterArgs, Ctx, LoadArgs};
 
 /// Arguments of `tender-ship rollback`.
 #[derive(clap::Args)]
@@ -15,7 +15,7 @@ pub struct Rollback {
     /// The version; default: the one applied before the current.
     version: Option<Version>,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: LoadArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
