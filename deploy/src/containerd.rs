@@ -24,7 +24,7 @@ use containerd_client::tonic::{self, Code, Status};
 use containerd_client::types::Descriptor as CtrDescriptor;
 use futures::SinkExt;
 use futures::channel::mpsc;
-use oci_spec::image::ImageManifest;
+use oci_spec::image::{ImageIndex, ImageManifest};
 use tender_bundle::{Descriptor, Digest, ErrorKind, Progress};
 use tender_bundle::{ImageRecord, limits::MAX_JSON_BLOB_BYTES};
 use tender_registry::PushReport;
@@ -189,15 +189,40 @@ fn blobs_of(
 ) -> Result<Vec<Blob>, ContainerdError> {
     let mut out = Vec::new();
     let mut index_labels = BTreeMap::new();
-    for (i, p) in image.platforms.iter().enumerate() {
-        let path = blob_path(&p.manifest);
-        let bytes = tender_store::read_bounded(&path, MAX_JSON_BLOB_BYTES).map_err(|e| {
+    // Read from the store and checked against the digest the bundle signs:
+    // the GC labels written from them must name what containerd holds.
+    let read = |digest: &Digest| {
+        let bad = |reason: String| ContainerdError::BadManifest {
+            socket: t.socket.clone(),
+            digest: digest.clone(),
+            reason,
+        };
+        let bytes = tender_store::read_bounded(&blob_path(digest), MAX_JSON_BLOB_BYTES)
+            .map_err(|e| bad(e.to_string()))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(bad(
+                "the store's copy does not hash to its digest (run `tender-ship fsck`)".into(),
+            ));
+        }
+        Ok(bytes)
+    };
+    // An index's children are labelled by their position in its own
+    // `manifests` list, as containerd's import does: a label keyed by
+    // another count could overwrite one that keeps another platform.
+    let positions: Vec<String> = if image.platforms.iter().any(|p| p.manifest == image.digest) {
+        vec![]
+    } else {
+        let index = ImageIndex::from_reader(&read(&image.digest)?[..]).map_err(|e| {
             ContainerdError::BadManifest {
                 socket: t.socket.clone(),
-                digest: p.manifest.clone(),
+                digest: image.digest.clone(),
                 reason: e.to_string(),
             }
         })?;
+        index.manifests().iter().map(|m| m.digest().to_string()).collect()
+    };
+    for p in &image.platforms {
+        let bytes = read(&p.manifest)?;
         let bad = |reason: String| ContainerdError::BadManifest {
             socket: t.socket.clone(),
             digest: p.manifest.clone(),
@@ -215,7 +240,10 @@ fn blobs_of(
             labels.insert(format!("containerd.io/gc.ref.content.l.{j}"), digest.to_string());
             out.push(Blob { digest, size: l.size(), labels: BTreeMap::new() });
         }
-        index_labels.insert(format!("containerd.io/gc.ref.content.m.{i}"), p.manifest.to_string());
+        if let Some(i) = positions.iter().position(|d| *d == p.manifest.to_string()) {
+            index_labels
+                .insert(format!("containerd.io/gc.ref.content.m.{i}"), p.manifest.to_string());
+        }
         out.push(Blob { digest: p.manifest.clone(), size: bytes.len() as u64, labels });
     }
     out.push(Blob { digest: image.digest.clone(), size: image.size, labels: index_labels });
