@@ -14,6 +14,8 @@ use support::ship::Ship;
 
 const DEPLOY_SF: &str = "/apis/apps/v1/namespaces/awareness/deployments/sensor-fusion";
 const OLD_CONFIG: &str = "/api/v1/namespaces/awareness/configmaps/old-config";
+/// A claim in awareness: its volume may hold data tender must never delete.
+const CLAIM: &str = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tracks, namespace: awareness}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n";
 
 fn image_of(s: &Ship, path: &str) -> String {
     let o = s.api.object(path).unwrap();
@@ -223,11 +225,7 @@ fn a_refused_object_mid_apply_leaves_nothing_of_the_new_version() {
 #[test]
 fn a_first_install_that_fails_removes_what_it_created_but_not_data() {
     let s = Ship::new();
-    std::fs::write(
-        s.env.path().join("stack/v1/pvc.yaml"),
-        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tracks, namespace: awareness}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
-    )
-    .unwrap();
+    std::fs::write(s.env.path().join("stack/v1/pvc.yaml"), CLAIM).unwrap();
     s.env.pack(1, "ci.key", 1, "v1.tender");
     s.api.behave(|image| {
         image.contains("/fleet/sensor-fusion@").then_some(Behaviour::Never(PodState::Unschedulable))
@@ -321,11 +319,7 @@ fn rollback_takes_the_same_path_and_is_undone_when_it_fails() {
 #[test]
 fn a_version_that_drops_its_namespace_or_claim_deletes_neither() {
     let s = Ship::new();
-    std::fs::write(
-        s.env.path().join("stack/v1/pvc.yaml"),
-        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: tracks, namespace: awareness}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
-    )
-    .unwrap();
+    std::fs::write(s.env.path().join("stack/v1/pvc.yaml"), CLAIM).unwrap();
     s.env.pack(1, "ci.key", 1, "v1.tender");
     // Release 2 no longer lists its Namespace (nor the claim): deleting the
     // Namespace would delete everything in it, what tender never applied
