@@ -19,7 +19,7 @@ use kube::discovery::{Scope, pinned_kind};
 use kube::{Client, Config};
 use serde::Serialize;
 use serde_yaml::Value;
-use tender_bundle::Progress;
+use tender_bundle::{ErrorKind, Progress};
 
 use crate::DeployError;
 use crate::health::{self, Health};
@@ -322,6 +322,8 @@ fn judge_live(
 /// A connection to the cluster a kubeconfig names.
 pub struct Cluster {
     client: Client,
+    /// The API server's address, for errors.
+    server: String,
     /// (apiVersion, kind) -> resource and whether it is namespaced.
     discovered: Mutex<HashMap<(String, String), (ApiResource, Scope)>>,
     rt: tokio::runtime::Runtime,
@@ -424,9 +426,10 @@ impl Deadline {
         DeployError::Cluster {
             object: r.to_string(),
             answer: format!(
-                "no answer within --timeout {}",
+                "no answer from the API server within --timeout {}",
                 humantime::format_duration(self.timeout)
             ),
+            kind: ErrorKind::Network,
         }
     }
 }
@@ -453,14 +456,42 @@ impl Cluster {
                 .map_err(|e| err(kubeconfig_problem(&e)))?;
             // kube sets no read timeout of its own.
             config.read_timeout = Some(READ_TIMEOUT);
-            Client::try_from(config).map_err(|e| err(answer(&e)))
+            let server = config.cluster_url.to_string();
+            Ok::<_, DeployError>((Client::try_from(config).map_err(|e| err(answer(&e)))?, server))
         })?;
-        Ok(Cluster { client, discovered: Mutex::new(HashMap::new()), rt })
+        let (client, server) = client;
+        Ok(Cluster { client, server, discovered: Mutex::new(HashMap::new()), rt })
     }
 
     /// The namespace objects written without one land in.
     pub fn default_namespace(&self) -> &str {
         self.client.default_namespace()
+    }
+
+    /// A failed request about `object`: what the API server answered (of the
+    /// kind its status says), or that it could not be reached (`Network`: a
+    /// rerun may help).
+    fn error(&self, object: String, e: &kube::Error) -> DeployError {
+        let (answer, kind) = match e {
+            kube::Error::Api(s) => (
+                format!("the API server answered: {}", answer(e)),
+                match s.code {
+                    401 | 403 => ErrorKind::Auth,
+                    404 => ErrorKind::NotFound,
+                    408 | 429 | 500..=599 => ErrorKind::Network,
+                    _ => ErrorKind::Refused,
+                },
+            ),
+            kube::Error::Auth(_) => (answer(e), ErrorKind::Auth),
+            kube::Error::InferKubeconfig(_) | kube::Error::Discovery(_) => {
+                (answer(e), ErrorKind::Invalid)
+            }
+            _ => (
+                format!("cannot reach the API server at {}: {}", self.server, answer(e)),
+                ErrorKind::Network,
+            ),
+        };
+        DeployError::Cluster { object, answer, kind }
     }
 
     /// The resource and scope of `obj`'s kind, by discovery (cached).
@@ -483,10 +514,7 @@ impl Cluster {
             Err(e) => match defined.iter().find_map(|d| d.resource_for(obj)) {
                 Some((ar, scope)) => (ar, scope, false),
                 None => {
-                    return Err(DeployError::Cluster {
-                        object: obj.to_string(),
-                        answer: format!("discovery: {}", answer(&e)),
-                    });
+                    return Err(self.error(format!("{obj} (discovery)"), &e));
                 }
             },
         };
@@ -575,7 +603,7 @@ impl Cluster {
                     Some(d) => d.bound(read).await.ok_or_else(|| d.no_answer(r))?,
                     None => read.await,
                 }
-                .map_err(|e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) })?;
+                .map_err(|e| self.error(r.to_string(), &e))?;
                 let Some(live) = live else { continue };
                 plan.existed.get_mut().insert(r.owned_key());
                 if judge_live(&plan.stack, r, &live.metadata, adopt)? {
@@ -619,10 +647,7 @@ impl Cluster {
                     .bound(api.patch(&r.written.name, &params, &Patch::Apply(obj)))
                     .await
                     .ok_or_else(|| deadline.no_answer(r))?
-                    .map_err(|e| DeployError::Cluster {
-                        object: r.to_string(),
-                        answer: answer(&e),
-                    })?;
+                    .map_err(|e| self.error(r.to_string(), &e))?;
                 if r.rank() == CRD_RANK {
                     crds.push(r);
                 }
@@ -647,7 +672,7 @@ impl Cluster {
             .bound(r.api(&self.client).get_opt(&r.written.name))
             .await
             .ok_or_else(|| deadline.no_answer(r))?
-            .map_err(|e| DeployError::Cluster { object: r.to_string(), answer: answer(&e) })?;
+            .map_err(|e| self.error(r.to_string(), &e))?;
         if let Some(live) = live {
             plan.existed.borrow_mut().insert(r.owned_key());
             judge_live(&plan.stack, r, &live.metadata, &plan.adopt)?;
@@ -887,8 +912,7 @@ impl Cluster {
     /// Delete `r` if it is live and tender made it for `stack`.
     async fn delete_ours(&self, stack: &str, r: &Resolved) -> Result<Deleted, DeployError> {
         let api = r.api(&self.client);
-        let cluster_err =
-            |e: kube::Error| DeployError::Cluster { object: r.to_string(), answer: answer(&e) };
+        let cluster_err = |e: kube::Error| self.error(r.to_string(), &e);
         // Already gone is what we wanted.
         let Some(live) = api.get_opt(&r.written.name).await.map_err(cluster_err)? else {
             return Ok(Deleted::Gone);

@@ -83,13 +83,15 @@ pub enum DeployError {
         /// Why.
         reason: String,
     },
-    /// The API server refused an object.
-    #[error("applying {object}: the API server answered: {answer}")]
+    /// The API server refused an object, or could not be reached.
+    #[error("applying {object}: {answer}")]
     Cluster {
         /// The object.
         object: String,
-        /// The answer.
+        /// What the API server answered, or why there was no answer.
         answer: String,
+        /// From the answer's status, or `Network` when none came.
+        kind: ErrorKind,
     },
     /// A live object labelled for another stack.
     #[error(
@@ -256,8 +258,8 @@ impl DeployError {
             | DeployError::AdoptNothing { .. }
             | DeployError::BadPatch { .. }
             | DeployError::PatchMatchesNothing { .. } => ErrorKind::Invalid,
-            DeployError::Cluster { .. }
-            | DeployError::OwnedObject { .. }
+            DeployError::Cluster { kind, .. } => *kind,
+            DeployError::OwnedObject { .. }
             | DeployError::NotOurs { .. }
             | DeployError::ClusterScope { .. } => ErrorKind::Refused,
             DeployError::Unhealthy { .. }

@@ -55,6 +55,17 @@ pub struct History {
     pub entries: Vec<HistoryEntry>,
 }
 
+/// Which stored version of a stack an apply, a load or a rollback takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// `VERSION`, or (None) the newest complete one still trusted.
+    Named(Option<Version>),
+    /// Exactly this descriptor (what an import just brought).
+    Digest(Digest),
+    /// The version applied before the current one (a rollback).
+    Previous,
+}
+
 impl History {
     /// The version applied successfully before the current one.
     pub fn previous(&self) -> Option<&HistoryEntry> {
@@ -221,6 +232,40 @@ impl Store {
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "(newest complete)".into()),
             }),
+        }
+    }
+
+    /// The stored version `pick` names (see [`Pick`]).
+    pub fn pick(
+        &self,
+        name: &StackName,
+        pick: &Pick,
+    ) -> Result<(VersionRecord, Descriptor), StoreError> {
+        let by_digest = |digest: &Digest, what: String| {
+            self.version_by_digest(name, digest)?
+                .ok_or(StoreError::NoSuchVersion { stack: name.clone(), version: what })
+        };
+        match pick {
+            Pick::Named(v) => self.version(name, v.as_ref()),
+            Pick::Digest(d) => by_digest(d, format!("with descriptor {d}")),
+            Pick::Previous => {
+                let history = self.history(name)?;
+                let Some(previous) = history.previous() else {
+                    return Err(StoreError::NoSuchVersion {
+                        stack: name.clone(),
+                        version: "applied before the current one: there is none to roll back to"
+                            .into(),
+                    });
+                };
+                // A version name may have been re-issued since: by digest.
+                by_digest(
+                    &previous.digest,
+                    format!(
+                        "{} with descriptor {} (applied before the current one; removed since)",
+                        previous.version, previous.digest
+                    ),
+                )
+            }
         }
     }
 

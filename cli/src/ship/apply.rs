@@ -4,10 +4,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use tender_bundle::{StackName, Version};
-use tender_store::{ImportReport, Store};
+use tender_store::{ImportReport, Pick, Store};
 
 use super::import::import_all;
-use super::load::{Pick, deploy_version};
+use super::load::deploy_version;
 use super::{ClusterArgs, Ctx, LoadArgs, PolicyArgs};
 
 /// Arguments of `tender-ship apply`.
@@ -69,7 +69,7 @@ impl Apply {
                 deploy_version(
                     &store,
                     &r.stack,
-                    Pick::Digest(&r.digest),
+                    Pick::Digest(r.digest.clone()),
                     &registry,
                     Some(&cluster),
                     dry_run,
@@ -83,7 +83,7 @@ impl Apply {
             deploy_version(
                 &store,
                 &stack,
-                Pick::Named(version.as_ref()),
+                Pick::Named(version.clone()),
                 &registry,
                 Some(&cluster),
                 dry_run,

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use tender_bundle::{StackName, Version};
-use tender_store::Store;
+use tender_store::{Pick, Store};
 
 use super::{ClusterArgs, Ctx, LoadArgs};
 use crate::{Bar, human, print_json};
@@ -24,44 +24,22 @@ impl Load {
         let Self { stack, version, registry } = self;
         let json = ctx.json;
         let store = Store::open(&ctx.store)?;
-        deploy_version(
-            &store,
-            &stack,
-            Pick::Named(version.as_ref()),
-            &registry,
-            None,
-            false,
-            json,
-        )?;
+        deploy_version(&store, &stack, Pick::Named(version.clone()), &registry, None, false, json)?;
         Ok(0)
     }
-}
-
-/// Which stored version of a stack to deploy.
-pub(super) enum Pick<'a> {
-    /// `VERSION`, or the newest complete one still trusted.
-    Named(Option<&'a Version>),
-    /// Exactly this descriptor (what an import brought, or the version
-    /// applied before: a version name may have been re-issued since).
-    Digest(&'a tender_bundle::Digest),
 }
 
 /// Load and apply (or, without a cluster, load only) one stored version.
 pub(super) fn deploy_version(
     store: &Store,
     stack: &StackName,
-    pick: Pick<'_>,
+    pick: Pick,
     registry: &LoadArgs,
     cluster: Option<&ClusterArgs>,
     dry_run: bool,
     json: bool,
 ) -> Result<()> {
-    let (rec, d) = match pick {
-        Pick::Named(version) => store.version(stack, version)?,
-        Pick::Digest(digest) => store.version_by_digest(stack, digest)?.with_context(|| {
-            format!("{stack}: the store no longer holds the version with descriptor {digest}")
-        })?,
-    };
+    let (rec, d) = store.pick(stack, &pick)?;
     let target = registry.target();
     if dry_run {
         let rendered = tender_deploy::preview(store, &rec, &d, &target)?;

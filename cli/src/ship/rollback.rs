@@ -1,10 +1,10 @@
 //! `tender-ship rollback`: re-apply an earlier stored version.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tender_bundle::{StackName, Version};
-use tender_store::Store;
+use tender_store::{Pick, Store};
 
-use super::load::{Pick, deploy_version};
+use super::load::deploy_version;
 use super::{ClusterArgs, Ctx, LoadArgs};
 
 /// Arguments of `tender-ship rollback`.
@@ -26,17 +26,9 @@ impl Rollback {
         let Self { stack, version, registry, cluster } = self;
         let json = ctx.json;
         let store = Store::open(&ctx.store)?;
-        let history = store.history(&stack)?;
-        let pick = match &version {
+        let pick = match version {
             Some(v) => Pick::Named(Some(v)),
-            None => Pick::Digest(
-                &history
-                    .previous()
-                    .with_context(|| {
-                        format!("{stack}: no earlier applied version to roll back to")
-                    })?
-                    .digest,
-            ),
+            None => Pick::Previous,
         };
         deploy_version(&store, &stack, pick, &registry, Some(&cluster), false, json)?;
         Ok(0)
