@@ -82,7 +82,7 @@ fn an_api_server_that_stops_answering_cannot_hold_apply_past_its_timeout() {
         "not healthy after 3s",
         "no answer from the API server by the deadline",
         "restoring 1.0.0 failed too",
-        "no answer within --timeout 3s",
+        "no answer from the API server within --timeout 3s",
     ] {
         assert!(r.stderr.contains(said), "{said:?} in {}", r.stderr);
     }
