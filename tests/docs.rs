@@ -430,14 +430,22 @@ fn github_steps(text: &str) -> Vec<Step> {
         }
         block = false;
         if let Some(name) = t.strip_prefix("- name: ").filter(|_| indent == 6) {
-            steps.push(Step { file: "github-actions.yml", name: name.into(), script: String::new() });
+            steps.push(Step {
+                file: "github-actions.yml",
+                name: name.into(),
+                script: String::new(),
+            });
             env.clear();
             section = "";
         } else if indent == 8 && t == "env:" {
             section = "env";
-        } else if indent == 8 && let Some(uses) = t.strip_prefix("uses: ") {
+        } else if indent == 8
+            && let Some(uses) = t.strip_prefix("uses: ")
+        {
             steps.last_mut().unwrap().script = format!("uses {uses}");
-        } else if indent == 8 && let Some(run) = t.strip_prefix("run: ") {
+        } else if indent == 8
+            && let Some(run) = t.strip_prefix("run: ")
+        {
             let last = steps.last_mut().unwrap();
             last.script = env.join("");
             if run == "|" {
@@ -497,8 +505,17 @@ fn ci_fixture(env: &Env) -> Vec<(String, String)> {
     let kr = "keys/keyring.json";
     env.shore(&["keyring", "init", "--root", "root.pub", "--out", kr]).ok();
     for k in ["ci.pub", "rm.pub"] {
-        env.shore(&["keyring", "add-signer", kr, k, "--stacks", "awareness", "--expires-in", "365days"])
-            .ok();
+        env.shore(&[
+            "keyring",
+            "add-signer",
+            kr,
+            k,
+            "--stacks",
+            "awareness",
+            "--expires-in",
+            "365days",
+        ])
+        .ok();
     }
     env.shore(&["keyring", "threshold", kr, "awareness", "2"]).ok();
     env.shore(&["keyring", "sign", kr, "--key", "root.key"]).ok();

@@ -325,7 +325,9 @@ impl LoadTarget {
             LoadTarget::Containerd(c) => {
                 format!("containerd {} (namespace {})", c.socket.display(), c.namespace)
             }
-            LoadTarget::Served(host) => format!("the store, served by `tender-ship serve` on {host}"),
+            LoadTarget::Served(host) => {
+                format!("the store, served by `tender-ship serve` on {host}")
+            }
         }
     }
 }

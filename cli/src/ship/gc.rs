@@ -52,7 +52,9 @@ impl Gc {
             print_json(&r);
         } else {
             for (s, v) in &r.rollback_kept {
-                println!("kept {s} {v}: rollback returns to it (--rollback-target drop removes it)");
+                println!(
+                    "kept {s} {v}: rollback returns to it (--rollback-target drop removes it)"
+                );
             }
             for (s, v) in &r.versions_removed {
                 println!("removed {s} {v}");
