@@ -616,3 +616,47 @@ fn github_actions_example_runs_against_the_fixture() {
     let text = read_doc("examples/ci/github-actions.yml");
     run_ci_example("github-actions.yml", github_steps(&text));
 }
+
+/// The examples every command's help ends with (and so its man page)
+/// parse as the command line they show.
+#[test]
+fn every_help_example_parses() {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        if let Some(text) = cmd.get_after_help() {
+            out.extend(
+                text.to_string()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("tender-") || l.starts_with("TENDER_"))
+                    .map(str::to_owned),
+            );
+        }
+        cmd.get_subcommands().for_each(|c| walk(c, out));
+    }
+    let mut bad = Vec::new();
+    for (bin, cmd) in [
+        ("tender-ship", tender_cli::ship::Cli::command()),
+        ("tender-shore", tender_cli::shore::Cli::command()),
+    ] {
+        let mut examples = Vec::new();
+        walk(&cmd, &mut examples);
+        assert!(examples.len() > 10, "{bin}: {examples:?}");
+        for line in examples {
+            // `TENDER_SIGNING_KEY=... tender-shore pack ...`: the command.
+            let words: Vec<String> =
+                shell_words(&line).into_iter().skip_while(|w| w.contains('=')).collect();
+            let parsed = match words.first().map(String::as_str) {
+                Some("tender-ship") => tender_cli::ship::Cli::try_parse_from(&words).map(|_| ()),
+                Some("tender-shore") => tender_cli::shore::Cli::try_parse_from(&words).map(|_| ()),
+                _ => {
+                    bad.push(format!("{bin}: {line}: not a command line"));
+                    continue;
+                }
+            };
+            if let Err(e) = parsed {
+                bad.push(format!("{bin}: {line}: {}", e.kind()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "help examples that do not parse:\n{}", bad.join("\n"));
+}

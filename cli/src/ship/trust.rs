@@ -51,7 +51,7 @@ Examples:
     /// Stop trusting a key.
     #[command(after_help = "\
 Examples:
-  tender-ship trust remove 3f1c...e9
+  tender-ship trust remove 9e5ba44f32b867359a0b8454a2e287609704bd970cdca26e909e98f54fe1c28f
       the key id as `trust list` shows it")]
     Remove {
         /// The key id.

@@ -56,7 +56,7 @@ Examples:
     /// Revoke a key: ships never trust it again, however it is pinned.
     #[command(after_help = "\
 Examples:
-  tender-shore keyring revoke kr.json 3f1c...e9
+  tender-shore keyring revoke kr.json 9e5ba44f32b867359a0b8454a2e287609704bd970cdca26e909e98f54fe1c28f
       then `keyring sign` and carry it with the next pack")]
     Revoke {
         /// The keyring file.
