@@ -159,7 +159,7 @@ fn incomplete_version_names_missing_blobs() {
 }
 
 #[test]
-fn gc_keeps_newest_and_applied() {
+fn gc_keeps_newest_applied_and_rollback_target() {
     let s = Ship::new();
     s.ship(&["apply", "v1.tender"]).ok();
     s.env.ship(&["import", "v2.tender"]).ok();
@@ -167,11 +167,25 @@ fn gc_keeps_newest_and_applied() {
     s.env.ship(&["gc", "--keep", "1"]).ok();
     assert_eq!(s.status()[0]["versions"].as_array().unwrap().len(), 2);
     s.ship(&["apply", "awareness"]).ok();
+    // 1.1.0 in force: 1.0.0 is what rollback returns to, so gc keeps it.
     let r: serde_json::Value =
         serde_json::from_str(&s.env.ship(&["--json", "gc", "--keep", "1"]).ok().stdout).unwrap();
+    assert_eq!(r["versions_removed"], serde_json::json!([]), "{r}");
+    assert_eq!(r["rollback_kept"], serde_json::json!([["awareness", "1.0.0"]]), "{r}");
+    let text = s.env.ship(&["gc", "--keep", "1"]).ok().stdout;
+    assert!(text.contains("kept awareness 1.0.0: rollback returns to it"), "{text}");
+    s.ship(&["rollback", "awareness"]).ok();
+    assert_eq!(s.status()[0]["applied"], "1.0.0");
+    s.ship(&["apply", "awareness"]).ok();
+    // Told by name, gc lets the rollback target go.
+    let r: serde_json::Value = serde_json::from_str(
+        &s.env.ship(&["--json", "gc", "--keep", "1", "--rollback-target", "drop"]).ok().stdout,
+    )
+    .unwrap();
     assert_eq!(r["versions_removed"][0][1], "1.0.0");
     assert!(r["blobs_removed"].as_u64().unwrap() > 0);
     s.env.assert_store_sound(1);
+    s.ship(&["rollback", "awareness"]).fails(1, "no longer holds");
     // Still applies with no connection needed beyond the ship's registry.
     s.ship(&["apply", "awareness"]).ok();
 }

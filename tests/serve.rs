@@ -211,3 +211,58 @@ fn serve_does_not_serve_a_version_only_a_revoked_key_signed() {
     assert_eq!(get(&addr, tag).0, 404, "the revoked key's version is not served");
     assert_eq!(get(&addr, "/v2/fleet/sensor-fusion/manifests/1.0.0").0, 200);
 }
+
+/// A ship whose registry is `serve`: `apply --served-by` pins the images
+/// at serve's address, pushes nothing, and rollback works the same way.
+#[test]
+fn apply_served_by_pins_at_serve_and_pushes_nothing() {
+    let s = support::ship::Ship::new();
+    s.env.ship(&["import", "v1.tender"]).ok();
+    let (_server, addr) = serve(&s.env);
+    let served = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--served-by", &addr, "--kubeconfig", "kubeconfig"]);
+        s.env.ship(&a)
+    };
+    let dry = served(&["apply", "awareness", "--dry-run"]).ok();
+    assert!(
+        dry.stderr.contains(&format!(
+            "serve shore.registry.example/fleet/sensor-fusion:1.0.0 -> {addr}/fleet/sensor-fusion@sha256:"
+        )),
+        "{}",
+        dry.stderr
+    );
+    let r = served(&["apply", "awareness"]).ok();
+    assert!(r.stdout.contains("pushed 0 B in 0 blobs"), "{}", r.stdout);
+    let reqs = s.api.take();
+    let deploy = reqs
+        .iter()
+        .find(|p| {
+            p.method == "PATCH"
+                && p.path == "/apis/apps/v1/namespaces/awareness/deployments/sensor-fusion"
+        })
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&deploy.body).unwrap();
+    let image = body["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(image.starts_with(&format!("{addr}/fleet/sensor-fusion@sha256:")), "{image}");
+    assert!(support::ship::skopeo_inspect(image), "serve resolves the pinned image");
+    assert!(
+        !support::ship::skopeo_inspect(&format!("{}/fleet/sensor-fusion:1.0.0", s.registry.host())),
+        "nothing pushed to a registry"
+    );
+    // An upgrade and a rollback, the same way.
+    s.env.ship(&["import", "v2.tender"]).ok();
+    served(&["apply", "awareness"]).ok();
+    assert_eq!(s.status()[0]["applied"], "1.1.0");
+    served(&["rollback", "awareness"]).ok();
+    assert_eq!(s.status()[0]["applied"], "1.0.0");
+    // The flag does not mix with a registry or containerd.
+    served(&["apply", "awareness", "--registry", "localhost:5000"]).fails(2, "cannot be used");
+    // A version the store does not hold whole is refused before any change.
+    for e in std::fs::read_dir(s.env.store().join("blobs/sha256")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    s.api.take();
+    served(&["apply", "awareness", "1.0.0"]).fails(1, "is not complete");
+    assert!(!s.api.take().iter().any(|r| r.method != "GET"), "nothing applied");
+}

@@ -291,15 +291,19 @@ pub enum LoadTarget {
     /// containerd's content store: pinned as the repository written in the
     /// manifests, `REPO@DIGEST`, which the kubelet finds locally.
     Containerd(ContainerdTarget),
+    /// `tender-ship serve` at `host:port`, serving this store read-only:
+    /// pinned as `HOST/REPO@DIGEST` like a registry, and nothing is pushed
+    /// (loading only checks the store holds every blob).
+    Served(String),
 }
 
 impl LoadTarget {
     /// The reference `image` is pinned to in rendered manifests.
     pub fn pin(&self, image: &tender_bundle::ImageRecord) -> Result<String, DeployError> {
         Ok(match self {
-            LoadTarget::Registry(r) => {
+            LoadTarget::Registry(RegistryTarget { host, .. }) | LoadTarget::Served(host) => {
                 let (repo, _) = tender_registry::repository_and_tag(&image.reference)?;
-                format!("{}/{repo}@{}", r.host, image.digest)
+                format!("{host}/{repo}@{}", image.digest)
             }
             LoadTarget::Containerd(_) => {
                 format!("{}@{}", containerd::repository(&image.reference)?, image.digest)
@@ -313,6 +317,9 @@ impl LoadTarget {
             LoadTarget::Registry(r) => r.host.clone(),
             LoadTarget::Containerd(c) => {
                 format!("containerd {} (namespace {})", c.socket.display(), c.namespace)
+            }
+            LoadTarget::Served(host) => {
+                format!("the store, served by `tender-ship serve` on {host}")
             }
         }
     }
@@ -415,7 +422,8 @@ fn objects(store: &Store, d: &Descriptor) -> Result<Vec<Value>, DeployError> {
 
 /// Put every image of `d` from the store where `target` says: push it
 /// into the ship's registry (`auth` is for that), or write it into
-/// containerd ([`containerd::load`]).
+/// containerd ([`containerd::load`]); for [`LoadTarget::Served`] the
+/// store already is the registry, so only its completeness is checked.
 pub fn load(
     store: &Store,
     d: &Descriptor,
@@ -428,6 +436,18 @@ pub fn load(
         LoadTarget::Registry(r) => r,
         LoadTarget::Containerd(c) => {
             return Ok(containerd::load(c, d, &|dg| store.blob_path(dg), progress)?);
+        }
+        LoadTarget::Served(_) => {
+            let mut images = Vec::new();
+            for i in &d.images {
+                images.push((i.reference.clone(), target.pin(i)?));
+            }
+            return Ok(PushReport {
+                images,
+                blobs_present: d.blobs.len(),
+                bytes_present: d.total_blob_bytes(),
+                ..PushReport::default()
+            });
         }
     };
     let registry = Registry::new(&target.host, &target.transport, auth)?;

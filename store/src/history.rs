@@ -99,6 +99,19 @@ pub struct StackStatus {
     pub versions: Vec<VersionInfo>,
 }
 
+/// What `gc` does with the version `rollback` would return to (the one
+/// applied successfully before the version in force).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// Keep it whatever `keep` says, so `rollback` still works with no
+    /// connection (the default).
+    #[default]
+    Keep,
+    /// Count it like any other version: `gc --keep 1` may remove it, and
+    /// `rollback` then has nothing to return to.
+    Drop,
+}
+
 /// What `gc` removed.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GcReport {
@@ -107,6 +120,9 @@ pub struct GcReport {
     /// Versions kept aside because their signatures no longer count (not
     /// counted among the newest kept): (stack, version).
     pub untrusted_kept: Vec<(String, String)>,
+    /// Versions kept beyond the newest because `rollback` would return to
+    /// them: (stack, version).
+    pub rollback_kept: Vec<(String, String)>,
     /// Blobs removed.
     pub blobs_removed: usize,
     /// Their bytes.
@@ -313,9 +329,11 @@ impl Store {
         d.blobs.iter().filter(|b| !self.has_blob(&b.digest)).map(|b| b.digest.clone()).collect()
     }
 
-    /// Keep the newest `keep` versions of each stack and the applied one;
-    /// remove the other version records, then every blob no kept version uses.
-    pub fn gc(&self, keep: usize) -> Result<GcReport, StoreError> {
+    /// Keep the newest `keep` versions of each stack, the applied one and
+    /// (unless `rollback` says [`RollbackTarget::Drop`]) the one applied
+    /// before it; remove the other version records, then every blob no kept
+    /// version uses.
+    pub fn gc(&self, keep: usize, rollback: RollbackTarget) -> Result<GcReport, StoreError> {
         let _lock = self.lock()?;
         let mut report = GcReport::default();
         let mut versions = self.versions()?;
@@ -327,8 +345,10 @@ impl Store {
         let mut kept_blobs: HashSet<Digest> = HashSet::new();
         let mut seen_per_stack: std::collections::HashMap<String, usize> = Default::default();
         for (path, rec, d) in versions {
-            let applied =
-                self.history(&d.stack.name)?.current.is_some_and(|c| c.digest == rec.digest);
+            let history = self.history(&d.stack.name)?;
+            let applied = history.current.as_ref().is_some_and(|c| c.digest == rec.digest);
+            let rollback_target = rollback == RollbackTarget::Keep
+                && history.previous().is_some_and(|p| p.digest == rec.digest);
             // A version whose signatures no longer count (a revoked key's
             // `u64::MAX`, say) must not take a trusted one's place among the
             // newest kept; it is kept aside rather than removed, since a trust
@@ -340,7 +360,12 @@ impl Store {
             }
             let n = seen_per_stack.entry(d.stack.name.to_string()).or_default();
             *n += 1;
-            if *n <= keep || applied {
+            if *n <= keep || applied || rollback_target {
+                if *n > keep && !applied {
+                    report
+                        .rollback_kept
+                        .push((d.stack.name.to_string(), d.stack.version.to_string()));
+                }
                 kept_blobs.extend(d.blobs.iter().map(|b| b.digest.clone()));
                 continue;
             }

@@ -50,7 +50,7 @@ mod settings;
 pub use fsutil::read_bounded;
 use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
 pub use gate::{Authority, Gate, Purpose, VerifyReport};
-pub use history::{GcReport, History, HistoryEntry, Outcome, Pick, StackStatus};
+pub use history::{GcReport, History, HistoryEntry, Outcome, Pick, RollbackTarget, StackStatus};
 pub use import::{Admission, Downgrade, Freshness, ImportPolicy, ImportReport};
 pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};

@@ -12,8 +12,21 @@ use super::{ClusterArgs, Ctx, LoadArgs, PolicyArgs};
 
 /// Arguments of `tender-ship apply`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship apply /media/usb
+      import every bundle on the stick, then apply the newest version each brought
+  tender-ship apply awareness --dry-run
+      print the pinned manifests (stdout) and the push plan (stderr); change nothing
+  tender-ship apply awareness 1.1.0 --timeout 15m
+      apply a stored version; exit 5 if it failed and 1.0.0 is back
+  tender-ship apply awareness --served-by localhost:32000
+      a ship whose registry is `tender-ship serve`: push nothing
+  tender-ship apply awareness --containerd /run/k3s/containerd/containerd.sock
+      k3s: write the images into containerd")]
 pub struct Apply {
     /// A stack name, or a bundle file or directory to import first.
+    #[arg(value_name = "STACK|BUNDLE|DIR")]
     target: String,
     /// The version; default: the newest complete one.
     version: Option<Version>,

@@ -8,6 +8,9 @@ use crate::shell::{Shell, completions};
 
 /// Arguments of `tender-ship completions`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship completions bash > /etc/bash_completion.d/tender-ship")]
 pub struct Completions {
     /// The shell: bash, zsh, fish, elvish or powershell.
     shell: Shell,

@@ -8,6 +8,12 @@ use crate::{Bar, EXIT_DAMAGED, human, print_json};
 
 /// Arguments of `tender-ship fsck`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship fsck
+      exit 4 if a blob is damaged
+  tender-ship fsck --repair
+      remove what a crash left and damaged blobs; import the stick again after")]
 pub struct Fsck {
     /// Remove what a crash left in staging, and corrupt or stray blobs
     /// (a later import then brings them again).

@@ -10,10 +10,17 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-ship import`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship import /media/usb/awareness-1.1.0.tender
+      one bundle
+  tender-ship import /media/usb
+      every *.tender and *.tender.NNN on the stick; reports what is complete")]
 pub struct Import {
     /// A bundle, a part (`NAME.tender.NNN`), or a directory of them (a
     /// mounted stick: every `*.tender` and `*.tender.NNN` in it and its
     /// subdirectories, up to 8 down, not hidden ones or symlinked ones).
+    #[arg(value_name = "BUNDLE|DIR")]
     bundle: PathBuf,
     #[command(flatten)]
     policy: PolicyArgs,

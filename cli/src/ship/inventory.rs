@@ -10,6 +10,10 @@ use super::Ctx;
 
 /// Arguments of `tender-ship inventory`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship inventory --out /media/usb/inventory.json
+      for `tender-shore pack --base inventory.json` on shore")]
 pub struct Inventory {
     /// Write here instead of stdout.
     #[arg(long)]

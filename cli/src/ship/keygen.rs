@@ -11,6 +11,10 @@ use crate::print_json;
 
 /// Arguments of `tender-ship keygen` (none).
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship keygen
+      then give STORE/ship.pub to the shore (`pack --ship-key`)")]
 pub struct Keygen {}
 
 impl Keygen {

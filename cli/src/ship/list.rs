@@ -8,6 +8,10 @@ use crate::{human, print_json};
 
 /// Arguments of `tender-ship list` (none).
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship list
+  tender-ship --json list")]
 pub struct List {}
 
 impl List {

@@ -9,6 +9,11 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-ship load`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship load awareness
+      push the newest complete version into localhost:32000
+  tender-ship load awareness 1.1.0 --containerd /run/k3s/containerd/containerd.sock")]
 pub struct Load {
     /// The stack.
     stack: StackName,
@@ -47,6 +52,7 @@ pub(super) fn deploy_version(
             let verb = match target {
                 tender_deploy::LoadTarget::Registry(_) => "push",
                 tender_deploy::LoadTarget::Containerd(_) => "write",
+                tender_deploy::LoadTarget::Served(_) => "serve",
             };
             eprintln!("{verb} {from} -> {to}");
         }
@@ -102,6 +108,7 @@ pub(super) fn deploy_version(
             match target {
                 tender_deploy::LoadTarget::Registry(_) => "pushed",
                 tender_deploy::LoadTarget::Containerd(_) => "wrote",
+                tender_deploy::LoadTarget::Served(_) => "pushed",
             },
             human(r.push.bytes_pushed),
             r.push.blobs_pushed,

@@ -10,6 +10,9 @@ use crate::shell::{report_man_pages, write_man_pages};
 
 /// Arguments of `tender-ship man`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship man /usr/local/share/man/man1")]
 pub struct Man {
     /// Where to write tender-ship.1 and tender-ship-COMMAND.1 (created if missing).
     dir: PathBuf,

@@ -89,7 +89,8 @@ pub enum Cmd {
     /// Serve the store as a read-only OCI registry (complete versions only).
     Serve(serve::Serve),
     /// Remove versions beyond the newest N of each stack (never the applied
-    /// one), then every blob no kept version uses.
+    /// one, nor the one `rollback` returns to unless `--rollback-target
+    /// drop`), then every blob no kept version uses.
     Gc(gc::Gc),
     /// Re-hash every blob and report damage (exit 4 when any).
     Fsck(fsck::Fsck),
@@ -209,10 +210,22 @@ pub struct LoadArgs {
     /// The containerd namespace, with --containerd [default: k8s.io].
     #[arg(long, value_name = "NAMESPACE", requires = "containerd")]
     containerd_namespace: Option<String>,
+    /// Push nothing: `tender-ship serve` on HOST:PORT serves this store
+    /// (a ship without a registry add-on); manifests then name the images
+    /// HOST:PORT/REPO@DIGEST, after a check that the store holds every blob.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["registry", "insecure", "authfile", "containerd"]
+    )]
+    served_by: Option<String>,
 }
 
 impl LoadArgs {
     fn target(&self) -> tender_deploy::LoadTarget {
+        if let Some(host) = &self.served_by {
+            return tender_deploy::LoadTarget::Served(host.clone());
+        }
         match &self.containerd {
             Some(socket) => tender_deploy::LoadTarget::Containerd(ContainerdTarget {
                 socket: socket.clone(),
@@ -226,11 +239,11 @@ impl LoadArgs {
     }
 
     fn auth(&self) -> Result<RegistryAuth> {
-        match self.containerd {
+        if self.containerd.is_some() || self.served_by.is_some() {
             // No registry is contacted: no auth file is read.
-            Some(_) => Ok(RegistryAuth::Anonymous),
-            None => self.registry.auth(),
+            return Ok(RegistryAuth::Anonymous);
         }
+        self.registry.auth()
     }
 }
 

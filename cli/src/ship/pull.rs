@@ -10,8 +10,15 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-ship pull`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship pull registry.example/fleet/awareness:1.1.0 --estimate
+      the bytes the pull needs; fetches nothing else
+  tender-ship pull registry.example/fleet/awareness:1.1.0 --limit-rate 256k
+      fetch what the store lacks; run again to resume")]
 pub struct Pull {
-    /// REGISTRY/REPO:TAG.
+    /// Where the bundle was published: REGISTRY/REPO:TAG.
+    #[arg(value_name = "REGISTRY/REPO:TAG")]
     reference: String,
     /// Average rate not to exceed, in bytes per second (e.g. 256k; K, M,
     /// G are powers of 1024).

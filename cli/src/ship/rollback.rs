@@ -9,6 +9,12 @@ use super::{ClusterArgs, Ctx, LoadArgs};
 
 /// Arguments of `tender-ship rollback`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship rollback awareness
+      the version applied before the current one
+  tender-ship rollback awareness 1.0.0
+      any version the store holds")]
 pub struct Rollback {
     /// The stack.
     stack: StackName,

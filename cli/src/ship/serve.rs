@@ -9,6 +9,10 @@ use crate::print_json;
 
 /// Arguments of `tender-ship serve`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship serve --listen 127.0.0.1:32000
+      then `tender-ship apply STACK --served-by localhost:32000`")]
 pub struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:32000")]

@@ -19,25 +19,36 @@ use crate::print_json;
 #[derive(Subcommand)]
 pub enum SettingsCmd {
     /// Set values: NAME=VALUE ..., or from a YAML file of NAME: value.
+    #[command(after_help = "\
+Examples:
+  tender-ship settings set awareness VESSEL_NAME='MV Aurora' AIS_TOKEN=s3cret
+  tender-ship settings set awareness --from-file values.yaml")]
     Set {
         /// The stack.
         stack: StackName,
         /// NAME=VALUE (repeatable).
+        #[arg(value_name = "NAME=VALUE")]
         values: Vec<String>,
         /// A YAML mapping of NAME: value.
         #[arg(long, value_name = "FILE")]
         from_file: Option<PathBuf>,
     },
     /// Remove values.
+    #[command(after_help = "\
+Examples:
+  tender-ship settings unset awareness CAMERA_URL")]
     Unset {
         /// The stack.
         stack: StackName,
         /// Names.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "NAME")]
         names: Vec<SettingName>,
     },
     /// The settings the newest version declares, their state and values
     /// (secrets as ***), and the local patches.
+    #[command(after_help = "\
+Examples:
+  tender-ship settings list awareness")]
     List {
         /// The stack.
         stack: StackName,
@@ -46,6 +57,9 @@ pub enum SettingsCmd {
     /// namespace, and the fields to change) merged onto the signed objects
     /// (JSON merge patch) when a version is applied. Named by its file name;
     /// a patch of the same name is replaced.
+    #[command(after_help = "\
+Examples:
+  tender-ship settings patch awareness replicas.yaml")]
     Patch {
         /// The stack.
         stack: StackName,
@@ -53,6 +67,9 @@ pub enum SettingsCmd {
         file: PathBuf,
     },
     /// Remove a local patch by name.
+    #[command(after_help = "\
+Examples:
+  tender-ship settings unpatch awareness replicas.yaml")]
     Unpatch {
         /// The stack.
         stack: StackName,

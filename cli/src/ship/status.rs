@@ -10,6 +10,12 @@ use crate::{human, print_json};
 
 /// Arguments of `tender-ship status`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship status
+      free space, then per stack the version in force, versions held, history
+  tender-ship status awareness --cluster
+      each object of the version in force with its health")]
 pub struct Status {
     /// Only this stack.
     stack: Option<StackName>,

@@ -19,8 +19,15 @@ pub enum TrustCmd {
     /// Trust a public key (creates the store if needed): a signing key,
     /// which may then sign any stack, or with --root a root key, which signs
     /// keyrings (`tender-shore keyring`) that name the signing keys.
+    #[command(after_help = "\
+Examples:
+  tender-ship trust add ci.pub
+      a signing key, for every stack
+  tender-ship trust add root.pub --root
+      a root key: keyrings it signs name the signing keys")]
     Add {
         /// The public key file (PEM), as `tender-shore keygen` writes.
+        #[arg(value_name = "KEY.pub")]
         key: PathBuf,
         /// Pin it as a root key.
         #[arg(long)]
@@ -28,26 +35,43 @@ pub enum TrustCmd {
     },
     /// Install a keyring (as a bundle carrying it would): it must be newer
     /// than the one in force and signed by the roots in force and its own.
+    #[command(after_help = "\
+Examples:
+  tender-ship trust keyring kr.json")]
     Keyring {
         /// The keyring file.
         file: PathBuf,
     },
     /// The trust in force: root keys, the keyring (signing keys, their
     /// stacks and expiry, revoked keys), pinned signing keys, thresholds.
+    #[command(after_help = "\
+Examples:
+  tender-ship trust list")]
     List,
     /// Stop trusting a key.
+    #[command(after_help = "\
+Examples:
+  tender-ship trust remove 9e5ba44f32b867359a0b8454a2e287609704bd970cdca26e909e98f54fe1c28f
+      the key id as `trust list` shows it")]
     Remove {
         /// The key id.
         keyid: KeyId,
     },
     /// Require K of the pinned root keys to sign the first keyring
     /// (default: a majority of them), so one stolen root cannot install it.
+    #[command(after_help = "\
+Examples:
+  tender-ship trust root-threshold 2")]
     RootThreshold {
         /// How many pinned roots must sign.
         k: usize,
     },
     /// Require K distinct trusted signatures on STACK's bundles (for example
     /// CI and a release manager; `tender-shore sign` adds one).
+    #[command(after_help = "\
+Examples:
+  tender-ship trust threshold awareness 2
+      CI and a release manager must both sign")]
     Threshold {
         /// The stack.
         stack: StackName,

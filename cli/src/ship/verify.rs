@@ -9,6 +9,10 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-ship verify`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship verify /media/usb/awareness-1.1.0.tender
+      exit 0: it would be accepted; exit 3: it would not")]
 pub struct Verify {
     /// The bundle.
     bundle: PathBuf,

@@ -14,6 +14,10 @@ use crate::print_json;
 
 /// Arguments of `tender-shore keygen`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-shore keygen --out ci
+      writes ci.key (keep secret) and ci.pub; prints the key id")]
 pub struct Keygen {
     /// Path prefix of the two files.
     #[arg(long)]

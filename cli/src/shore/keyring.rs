@@ -16,6 +16,9 @@ use crate::print_json;
 #[derive(Subcommand)]
 pub enum KeyringCmd {
     /// Start a keyring (version 1) with these root keys and no signing key.
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring init --root root.pub --out kr.json")]
     Init {
         /// A root public key (repeatable).
         #[arg(long = "root", required = true, value_name = "ROOT.pub")]
@@ -28,6 +31,9 @@ pub enum KeyringCmd {
         out: PathBuf,
     },
     /// Let a signing key sign some stacks (or all: `*`).
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring add-signer kr.json ci.pub --stacks awareness --expires-in 365days")]
     AddSigner {
         /// The keyring file.
         file: PathBuf,
@@ -48,6 +54,10 @@ pub enum KeyringCmd {
         cluster_scope: bool,
     },
     /// Revoke a key: ships never trust it again, however it is pinned.
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring revoke kr.json 9e5ba44f32b867359a0b8454a2e287609704bd970cdca26e909e98f54fe1c28f
+      then `keyring sign` and carry it with the next pack")]
     Revoke {
         /// The keyring file.
         file: PathBuf,
@@ -56,6 +66,10 @@ pub enum KeyringCmd {
     },
     /// Replace the root keys (the keyring must then be signed by the old
     /// roots and the new).
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring set-roots kr.json --root new-root.pub
+      then sign with the old root and the new")]
     SetRoots {
         /// The keyring file.
         file: PathBuf,
@@ -67,6 +81,9 @@ pub enum KeyringCmd {
         threshold: usize,
     },
     /// Require K signatures on a stack's bundles.
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring threshold kr.json awareness 2")]
     Threshold {
         /// The keyring file.
         file: PathBuf,
@@ -76,6 +93,9 @@ pub enum KeyringCmd {
         k: usize,
     },
     /// Sign the keyring with a root key (an old root, when rotating).
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring sign kr.json --key root.key")]
     Sign {
         /// The keyring file.
         file: PathBuf,
@@ -84,6 +104,9 @@ pub enum KeyringCmd {
         key: PathBuf,
     },
     /// Print the keyring.
+    #[command(after_help = "\
+Examples:
+  tender-shore keyring show kr.json")]
     Show {
         /// The keyring file.
         file: PathBuf,

@@ -39,7 +39,8 @@ pub enum Cmd {
     /// Make an ed25519 signing key: OUT.key (private, mode 0600) and OUT.pub.
     Keygen(keygen::Keygen),
     /// Add a signature to a bundle without repacking it: writes (or adds to)
-    /// the detached BUNDLE.sig that `tender-ship` reads beside the bundle.
+    /// the detached signature file that `tender-ship` reads beside the
+    /// bundle: BUNDLE.sig, or one NAME.tender.sig for all parts NAME.tender.NNN.
     Sign(sign::Sign),
     /// Resolve a stack and pack it into one signed bundle.
     Pack(pack::Pack),

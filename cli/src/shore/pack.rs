@@ -17,8 +17,16 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-shore pack`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-shore pack stack.yaml --key ci.key --out awareness-1.1.0.tender
+  TENDER_SIGNING_KEY=\"$(cat ci.key)\" tender-shore pack stack.yaml --split 3900M --keyring kr.json
+      key from a CI secret; parts for FAT32 sticks
+  tender-shore pack stack.yaml --key ci.key --base awareness-1.0.0.tender --estimate
+      what a delta against 1.0.0 would carry; writes nothing")]
 pub struct Pack {
     /// The stack file (YAML).
+    #[arg(value_name = "STACK.yaml")]
     stack: PathBuf,
     /// Output bundle; default: NAME-VERSION.tender.
     #[arg(long)]

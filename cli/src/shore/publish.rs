@@ -11,11 +11,15 @@ use crate::{Bar, human, print_json};
 
 /// Arguments of `tender-shore publish`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-shore publish awareness-1.1.0.tender --to registry.example/fleet/awareness:1.1.0")]
 pub struct Publish {
     /// A bundle, or a stack file (YAML) to pack.
+    #[arg(value_name = "STACK.yaml|BUNDLE")]
     input: PathBuf,
     /// Where: REGISTRY/REPO:TAG.
-    #[arg(long)]
+    #[arg(long, value_name = "REGISTRY/REPO:TAG")]
     to: String,
     #[command(flatten)]
     args: PackArgs,

@@ -14,10 +14,17 @@ use crate::print_json;
 
 /// Arguments of `tender-shore sign`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-shore sign awareness-1.1.0.tender --key rm.key
+      writes or extends awareness-1.1.0.tender.sig
+  tender-shore sign awareness-1.1.0.tender.001 --key rm.key
+      split: one awareness-1.1.0.tender.sig for all parts")]
 pub struct Sign {
     /// The bundle (or any of its parts).
     bundle: PathBuf,
-    /// The signing key (for example a release manager's).
+    /// The signing key file (for example a release manager's); default:
+    /// the key file's contents in $TENDER_SIGNING_KEY.
     #[arg(long)]
     key: Option<PathBuf>,
 }
