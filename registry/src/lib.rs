@@ -140,6 +140,15 @@ pub enum RegistryError {
         /// The cap.
         limit: u64,
     },
+    /// A stored manifest larger than a manifest may be (read before it is
+    /// pushed; a descriptor may name a layer as a manifest).
+    #[error("{}: larger than {limit} bytes, the most a manifest may have; refused", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound.
+        limit: u64,
+    },
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
@@ -163,7 +172,8 @@ impl RegistryError {
             | RegistryError::AuthFile { .. }
             | RegistryError::BadManifest { .. }
             | RegistryError::NotABundle { .. }
-            | RegistryError::TooLarge { .. } => ErrorKind::Invalid,
+            | RegistryError::TooLarge { .. }
+            | RegistryError::FileTooLarge { .. } => ErrorKind::Invalid,
             RegistryError::Io { .. } | RegistryError::Runtime(_) => ErrorKind::Local,
         }
     }

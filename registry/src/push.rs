@@ -99,11 +99,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, RegistryError> {
     let mut buf = Vec::new();
     std::fs::File::open(path).map_err(io)?.take(limit + 1).read_to_end(&mut buf).map_err(io)?;
     if buf.len() as u64 > limit {
-        return Err(RegistryError::TooLarge {
-            registry: "(local)".into(),
-            what: format!("reading {}", path.display()),
-            limit,
-        });
+        return Err(RegistryError::FileTooLarge { path: path.into(), limit });
     }
     Ok(buf)
 }

@@ -258,12 +258,15 @@ impl Store {
         pick: &Pick,
     ) -> Result<(VersionRecord, Descriptor), StoreError> {
         let by_digest = |digest: &Digest, what: String| {
-            self.version_by_digest(name, digest)?
-                .ok_or(StoreError::NoSuchVersion { stack: name.clone(), version: what })
+            self.version_by_digest(name, digest)?.ok_or(StoreError::VersionGone {
+                stack: name.clone(),
+                version: what,
+                digest: digest.clone(),
+            })
         };
         match pick {
             Pick::Named(v) => self.version(name, v.as_ref()),
-            Pick::Digest(d) => by_digest(d, format!("with descriptor {d}")),
+            Pick::Digest(d) => by_digest(d, "the version".into()),
             Pick::Previous => {
                 let history = self.history(name)?;
                 let Some(previous) = history.previous() else {
@@ -276,10 +279,7 @@ impl Store {
                 // A version name may have been re-issued since: by digest.
                 by_digest(
                     &previous.digest,
-                    format!(
-                        "{} with descriptor {} (applied before the current one; removed since)",
-                        previous.version, previous.digest
-                    ),
+                    format!("{}, the version applied before the current one,", previous.version),
                 )
             }
         }

@@ -204,6 +204,17 @@ pub enum StoreError {
         /// The version asked for.
         version: String,
     },
+    /// A version named by its descriptor (the one applied before) that the
+    /// store no longer holds.
+    #[error("stack {stack}: the store no longer holds {version} with descriptor {digest}")]
+    VersionGone {
+        /// The stack.
+        stack: StackName,
+        /// Which version, in words.
+        version: String,
+        /// Its descriptor's digest.
+        digest: Digest,
+    },
     /// A stored version whose signatures no longer count (a signer revoked,
     /// a key removed, a stack its signers may no longer sign).
     #[error(
@@ -320,7 +331,8 @@ impl StoreError {
             | StoreError::NotAStore { .. }
             | StoreError::UnknownKey(_)
             | StoreError::BaseMissing { .. }
-            | StoreError::NoSuchVersion { .. } => ErrorKind::NotFound,
+            | StoreError::NoSuchVersion { .. }
+            | StoreError::VersionGone { .. } => ErrorKind::NotFound,
             StoreError::Io { .. }
             | StoreError::OpenBundle { .. }
             | StoreError::ReadDir { .. }
