@@ -6,15 +6,14 @@
 
 #[path = "../../tests/support/apiserver.rs"]
 mod apiserver;
+#[path = "../../tests/support/memory_bundle.rs"]
+mod memory_bundle;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apiserver::{ApiServer, Behaviour, PodState};
-use tender_bundle::{
-    BlobRecord, BlobRef, BundleWriter, Descriptor, Digest, ErrorKind, FORMAT, ManifestFile,
-    NoProgress, SignedDescriptor, StackId, oci_archive_index, signing_message,
-};
+use tender_bundle::{ErrorKind, NoProgress};
 use tender_deploy::{
     ClusterTarget, DeployError, LoadTarget, OnFailure, RegistryTarget, Rollout, Wait,
 };
@@ -35,44 +34,7 @@ fn deployment(image: &str) -> String {
 /// Import version `version` (sequence `seq`) of stack `awareness`, whose one
 /// manifest is `yaml`, into `store`.
 fn import(store: &Store, key: &SigningKey, version: &str, seq: u64, yaml: &str) {
-    let blob = |bytes: &[u8], mt: &str| BlobRecord {
-        digest: Digest::of(bytes),
-        size: bytes.len() as u64,
-        media_type: mt.into(),
-        part: 1,
-        chunks: vec![],
-        patch: None,
-    };
-    let manifest = blob(yaml.as_bytes(), "application/yaml");
-    let index = oci_archive_index(&[]);
-    let d = Descriptor {
-        format: FORMAT.into(),
-        stack: StackId {
-            name: "awareness".to_string().try_into().unwrap(),
-            version: version.to_string().try_into().unwrap(),
-        },
-        sequence: seq,
-        created: "2026-11-01T00:00:00Z".into(),
-        manifests: vec![ManifestFile {
-            path: "app.yaml".into(),
-            digest: manifest.digest.clone(),
-            size: manifest.size,
-        }],
-        images: vec![],
-        oci_index: BlobRef { digest: Digest::of(&index), size: index.len() as u64 },
-        blobs: vec![manifest.clone()],
-        parts: 1,
-        bases: vec![],
-        expires: None,
-        settings: vec![],
-    };
-    let raw = d.to_bytes();
-    let signed =
-        SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw, keyring: None };
-    let mem = PathBuf::from("mem");
-    let mut w = BundleWriter::new(Vec::new(), &mem, &signed, &index, 0, None).unwrap();
-    w.append_blob(&manifest, yaml.as_bytes(), &mem, &NoProgress).unwrap();
-    let bytes = w.finish().unwrap();
+    let bytes = memory_bundle::bundle(key, ("awareness", version, seq), &[("app.yaml", yaml)], &[]);
     store
         .import_with(&bytes[..], Path::new("b.tender"), &[], ImportPolicy::default(), &NoProgress)
         .unwrap();

@@ -2,10 +2,8 @@
 //! covers: [`ImageSource`] over `tender-registry`'s [`ImageReader`], which
 //! caps manifests, verifies blobs as they stream and caches them.
 
-use std::path::{Path, PathBuf};
-
 use tender_bundle::{Digest, Progress};
-use tender_registry::{ImageReader, NetworkPolicy, RegistryError, Transport};
+use tender_registry::{ImageReader, RegistryError};
 
 use crate::StackError;
 use crate::image::sniff_media_type;
@@ -21,27 +19,10 @@ fn failed(reference: &str) -> impl FnOnce(RegistryError) -> StackError + '_ {
 }
 
 impl RegistrySource {
-    /// A source using `transport` and the auth file (default
-    /// `~/.docker/config.json`), caching blobs under `cache_in`, under the
-    /// default [`NetworkPolicy`].
-    pub fn new(
-        transport: Transport,
-        authfile: Option<PathBuf>,
-        cache_in: &Path,
-    ) -> Result<Self, RegistryError> {
-        Self::with_policy(transport, authfile, cache_in, NetworkPolicy::default())
-    }
-
-    /// A source as [`RegistrySource::new`] makes, under `policy`.
-    pub fn with_policy(
-        transport: Transport,
-        authfile: Option<PathBuf>,
-        cache_in: &Path,
-        policy: NetworkPolicy,
-    ) -> Result<Self, RegistryError> {
-        Ok(RegistrySource {
-            reader: ImageReader::with_policy(transport, authfile, cache_in, policy)?,
-        })
+    /// A source reading through `reader` (its transport, auth file, cache
+    /// and network policy).
+    pub fn new(reader: ImageReader) -> Self {
+        RegistrySource { reader }
     }
 }
 

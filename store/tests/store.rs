@@ -2,56 +2,19 @@
 //! cut bundles and histories, through `Store`'s typed operations. (The
 //! binaries' own tests, in `tests/`, cover the same paths end to end.)
 
+#[path = "../../tests/support/memory_bundle.rs"]
+mod memory_bundle;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tender_bundle::{
-    BlobRecord, BlobRef, BundleWriter, Descriptor, Digest, ErrorKind, FORMAT, NoProgress,
-    SignedDescriptor, StackId, oci_archive_index, signing_message,
-};
+use tender_bundle::{Descriptor, Digest, ErrorKind, NoProgress};
 use tender_keys::SigningKey;
 use tender_store::{ImportPolicy, Outcome, Pick, Store, StoreError};
 
 /// A signed bundle of stack `s`, `version`, `sequence`, carrying `blobs`.
 fn bundle(key: &SigningKey, version: &str, sequence: u64, blobs: &[&[u8]]) -> Vec<u8> {
-    let records: Vec<BlobRecord> = blobs
-        .iter()
-        .map(|b| BlobRecord {
-            digest: Digest::of(b),
-            size: b.len() as u64,
-            media_type: "application/octet-stream".into(),
-            part: 1,
-            chunks: vec![],
-            patch: None,
-        })
-        .collect();
-    let index = oci_archive_index(&[]);
-    let d = Descriptor {
-        format: FORMAT.into(),
-        stack: StackId {
-            name: "s".to_string().try_into().unwrap(),
-            version: version.to_string().try_into().unwrap(),
-        },
-        sequence,
-        created: "2026-11-01T00:00:00Z".into(),
-        manifests: vec![],
-        images: vec![],
-        oci_index: BlobRef { digest: Digest::of(&index), size: index.len() as u64 },
-        blobs: records.clone(),
-        parts: 1,
-        bases: vec![],
-        expires: None,
-        settings: vec![],
-    };
-    let raw = d.to_bytes();
-    let signed =
-        SignedDescriptor { signatures: vec![key.sign(&signing_message(&raw))], raw, keyring: None };
-    let mem = PathBuf::from("mem");
-    let mut w = BundleWriter::new(Vec::new(), &mem, &signed, &index, 0, None).unwrap();
-    for (r, b) in records.iter().zip(blobs) {
-        w.append_blob(r, *b, &mem, &NoProgress).unwrap();
-    }
-    w.finish().unwrap()
+    memory_bundle::bundle(key, ("s", version, sequence), &[], blobs)
 }
 
 /// A store under `dir` that trusts `key`.

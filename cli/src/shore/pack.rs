@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use tender_registry::Transport;
+use tender_registry::{ImageReader, Transport};
 use tender_stack::RegistrySource;
 use tender_stack::delta::Base;
 use tender_stack::patch::{PatchRow, Patches};
@@ -166,7 +166,8 @@ impl PackArgs {
         cache_in: &Path,
         base: Option<&Base>,
     ) -> Result<(Plan, Vec<PatchRow>)> {
-        let registries = RegistrySource::new(self.transport(), self.authfile.clone(), cache_in)?;
+        let reader = ImageReader::new(self.transport(), self.authfile.clone(), cache_in)?;
+        let registries = RegistrySource::new(reader);
         let mut plan = Plan::resolve(file, vec![Box::new(registries)])?;
         let policy = match self.patches {
             PatchArg::WhereSmaller => Patches::WhereSmaller,
