@@ -244,7 +244,74 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// Let `signer`'s key sign what it names (replacing what the same key
+    /// could sign before).
+    pub fn add_signer(&mut self, signer: Signer) {
+        self.signers.retain(|s| s.key.keyid != signer.key.keyid);
+        self.signers.push(signer);
+    }
+
+    /// Revoke `keyid`: no longer a signer, and never trusted again. A root
+    /// key cannot be revoked while it is one (replace the roots first).
+    pub fn revoke(&mut self, keyid: &KeyId) -> Result<(), KeyError> {
+        if self.roots.keys.iter().any(|r| r.keyid == *keyid) {
+            return Err(KeyError::BadKeyring {
+                reason: format!(
+                    "{keyid} is a root key of this keyring: replace the roots first (set-roots)"
+                ),
+            });
+        }
+        self.signers.retain(|s| s.key.keyid != *keyid);
+        if !self.revoked.contains(keyid) {
+            self.revoked.push(keyid.clone());
+        }
+        Ok(())
+    }
+
+    /// Signatures `stack`'s bundles need (1, the default, removes the entry).
+    pub fn set_threshold(&mut self, stack: String, n: usize) {
+        if n <= 1 {
+            self.thresholds.remove(&stack);
+        } else {
+            self.thresholds.insert(stack, n);
+        }
+    }
+}
+
 impl SignedKeyring {
+    /// Change the keyring with `f`. A signed keyring becomes the next
+    /// version, unsigned (its roots sign it anew); it is valid after `f`.
+    pub fn edit(
+        &mut self,
+        now: SystemTime,
+        f: impl FnOnce(&mut Keyring) -> Result<(), KeyError>,
+    ) -> Result<(), KeyError> {
+        let mut k = self.signed.clone();
+        f(&mut k)?;
+        if !self.signatures.is_empty() {
+            k.version += 1;
+        }
+        k.created = humantime::format_rfc3339_seconds(now).to_string();
+        k.validate()?;
+        *self = SignedKeyring { signed: k, signatures: vec![] };
+        Ok(())
+    }
+
+    /// Add (or replace) the signature of `key` over this keyring version.
+    pub fn sign(&mut self, key: &crate::SigningKey) -> Signature {
+        let sig = key.sign(&self.signed.signing_message());
+        self.signatures.retain(|s| s.keyid != sig.keyid);
+        self.signatures.push(sig.clone());
+        sig
+    }
+
+    /// How many of its root keys have signed it.
+    pub fn root_signatures(&self) -> usize {
+        let roots = &self.signed.roots.keys;
+        roots.iter().filter(|r| self.signatures.iter().any(|s| s.keyid == r.keyid)).count()
+    }
+
     /// Parse a keyring file (untrusted bytes): bounded, strict, consistent.
     /// Signatures are not checked here: see [`SignedKeyring::verify_successor`].
     pub fn parse(bytes: &[u8]) -> Result<SignedKeyring, KeyError> {
@@ -325,6 +392,52 @@ mod tests {
     fn signed(k: Keyring, by: &[&SigningKey]) -> SignedKeyring {
         let m = k.signing_message();
         SignedKeyring { signatures: by.iter().map(|s| s.sign(&m)).collect(), signed: k }
+    }
+
+    #[test]
+    fn edits_make_a_new_unsigned_version_and_never_revoke_a_root() {
+        let root = SigningKey::generate().unwrap();
+        let ci = SigningKey::generate().unwrap();
+        let now = SystemTime::now();
+        let mut k =
+            SignedKeyring { signed: Keyring::new(&[root.public()], 1, now), signatures: vec![] };
+        let signer = |stacks: &[&str]| Signer {
+            key: KeyRecord::of(&ci.public()),
+            stacks: stacks.iter().map(|s| s.to_string()).collect(),
+            expires: None,
+            cluster_scope: false,
+        };
+        // Unsigned: edits stay on version 1.
+        k.edit(now, |k| {
+            k.add_signer(signer(&["a"]));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((k.signed.version, k.signed.signers.len()), (1, 1));
+        k.sign(&root);
+        assert_eq!(k.root_signatures(), 1);
+        // Signed: the next edit is version 2, unsigned; the same key again
+        // replaces its entry.
+        k.edit(now, |k| {
+            k.add_signer(signer(&["a", "b"]));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((k.signed.version, k.signatures.len()), (2, 0));
+        assert_eq!(k.signed.signers.len(), 1);
+        assert_eq!(k.signed.signers[0].stacks, ["a", "b"]);
+        k.edit(now, |k| {
+            k.set_threshold("a".into(), 2);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(k.signed.thresholds.get("a"), Some(&2));
+        // A root cannot be revoked; a failed edit changes nothing.
+        let before = k.clone();
+        assert!(k.edit(now, |k| k.revoke(&root.public().key_id())).is_err());
+        assert_eq!(k, before);
+        k.edit(now, |k| k.revoke(&ci.public().key_id())).unwrap();
+        assert!(k.signed.signers.is_empty() && k.signed.is_revoked(&ci.public().key_id()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::json;
 use tender_keys::keyring::{KeyRecord, Keyring, Roots, SignedKeyring, Signer};
 
 use super::{Ctx, load_key, parse_duration, parse_time, read_keyring};
-use crate::print_json;
+use crate::{print_json, write_replacing};
 
 /// The `tender-shore keyring` subcommands.
 #[derive(Subcommand)]
@@ -125,29 +125,13 @@ impl KeyringCmd {
                 let expires = expires
                     .or_else(|| expires_in.map(|d| now + d))
                     .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                let signer = Signer { key: KeyRecord::of(&key), stacks, expires, cluster_scope };
                 edit(&file, now, json, |k| {
-                    k.signers.retain(|s| s.key.keyid != key.key_id());
-                    k.signers.push(Signer {
-                        key: KeyRecord::of(&key),
-                        stacks,
-                        expires,
-                        cluster_scope,
-                    });
+                    k.add_signer(signer);
                     Ok(())
                 })?
             }
-            KeyringCmd::Revoke { file, keyid } => edit(&file, now, json, |k| {
-                k.signers.retain(|s| s.key.keyid != keyid);
-                if k.roots.keys.iter().any(|r| r.keyid == keyid) {
-                    bail!(
-                        "{keyid} is a root key of this keyring: replace the roots first (set-roots)"
-                    );
-                }
-                if !k.revoked.contains(&keyid) {
-                    k.revoked.push(keyid.clone());
-                }
-                Ok(())
-            })?,
+            KeyringCmd::Revoke { file, keyid } => edit(&file, now, json, |k| k.revoke(&keyid))?,
             KeyringCmd::SetRoots { file, roots, threshold } => {
                 let new = roots_of(&roots, threshold)?;
                 edit(&file, now, json, |k| {
@@ -156,11 +140,7 @@ impl KeyringCmd {
                 })?
             }
             KeyringCmd::Threshold { file, stack, k: n } => edit(&file, now, json, |k| {
-                if n <= 1 {
-                    k.thresholds.remove(&stack);
-                } else {
-                    k.thresholds.insert(stack, n);
-                }
+                k.set_threshold(stack, n);
                 Ok(())
             })?,
             KeyringCmd::Sign { file, key } => sign(&file, &key, json)?,
@@ -184,27 +164,19 @@ fn read_public(path: &Path) -> Result<tender_keys::PublicKey> {
 
 fn write_keyring(path: &Path, k: &SignedKeyring) -> Result<()> {
     k.signed.validate().with_context(|| format!("keyring {}", path.display()))?;
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, k.to_bytes())
-        .and_then(|_| fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()))
+    write_replacing(path, &k.to_bytes())
 }
 
-/// Apply `f` to the keyring in `file` and write it back.
+/// Apply `f` to the keyring in `file` and write it back: every change to a
+/// signed keyring makes a new version, to be signed anew.
 fn edit(
     file: &Path,
     now: SystemTime,
     json: bool,
-    f: impl FnOnce(&mut Keyring) -> Result<()>,
+    f: impl FnOnce(&mut Keyring) -> Result<(), tender_keys::KeyError>,
 ) -> Result<()> {
-    // Every change to a signed keyring makes a new version, to be signed anew.
     let mut k = read_keyring(file)?;
-    f(&mut k.signed)?;
-    if !k.signatures.is_empty() {
-        k.signed.version += 1;
-        k.signatures.clear();
-    }
-    k.signed.created = humantime::format_rfc3339_seconds(now).to_string();
+    k.edit(now, f).with_context(|| format!("keyring {}", file.display()))?;
     write_keyring(file, &k)?;
     if json {
         print_json(&json!({"file": file, "version": k.signed.version, "signed": false}));
@@ -250,17 +222,9 @@ fn init(
 fn sign(file: &Path, key: &Path, json: bool) -> Result<()> {
     let key = load_key(Some(key))?;
     let mut k = read_keyring(file)?;
-    let sig = key.sign(&k.signed.signing_message());
-    k.signatures.retain(|s| s.keyid != sig.keyid);
-    k.signatures.push(sig.clone());
+    let sig = k.sign(&key);
     write_keyring(file, &k)?;
-    let own = k
-        .signed
-        .roots
-        .keys
-        .iter()
-        .filter(|r| k.signatures.iter().any(|s| s.keyid == r.keyid))
-        .count();
+    let own = k.root_signatures();
     if json {
         print_json(&json!({
             "file": file, "version": k.signed.version, "signed_by": sig.keyid,

@@ -50,10 +50,7 @@ fn sign(bundle: &Path, key: Option<&Path>, json: bool) -> Result<()> {
     sigs.push(sig.clone());
     let body =
         serde_json::to_vec_pretty(&Signatures { signatures: sigs }).expect("signatures serialize");
-    let tmp = path.with_extension("sig.tmp");
-    fs::write(&tmp, body)
-        .and_then(|_| fs::rename(&tmp, &path))
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::write_replacing(&path, &body)?;
     let digest = tender_bundle::Digest::of(&raw);
     if json {
         print_json(
