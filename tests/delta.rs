@@ -64,6 +64,23 @@ fn delta_carries_only_what_changed_and_leaves_the_same_store() {
     assert_eq!(env.blobs(), other.blobs());
     // And it applies like any version (dry run: nothing else is needed).
     env.ship(&["apply", "awareness", "1.1.0", "--dry-run"]).ok();
+
+    // The full bundle and the delta are one release under one sequence:
+    // whichever comes second is the version already held, on either ship,
+    // and `apply PATH` of it applies the held one.
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ship(&["--json", "import", "v2.tender"]).ok().stdout).unwrap();
+    assert_eq!(again["already_imported"], true, "{again}");
+    assert_eq!(again["digest"], imp["digest"], "the version held is the delta's record");
+    env.ship(&["apply", "v2.tender", "--dry-run"]).ok();
+    let delta = env.path().join("delta.tender");
+    let on_b: serde_json::Value = serde_json::from_str(
+        &other.ship(&["--json", "import", delta.to_str().unwrap()]).ok().stdout,
+    )
+    .unwrap();
+    assert_eq!(on_b["already_imported"], true, "{on_b}");
+    let listed = other.ship(&["--json", "list"]).ok().stdout;
+    assert_eq!(listed.matches("\"1.1.0\"").count(), 1, "{listed}");
 }
 
 #[test]

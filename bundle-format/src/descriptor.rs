@@ -485,6 +485,27 @@ impl Descriptor {
         self.expires.as_deref().and_then(|e| humantime::parse_rfc3339(e).ok())
     }
 
+    /// Whether `other` describes the same release as this one, however
+    /// it travels: the same stack, version, sequence, manifests, images,
+    /// settings and blobs. A whole bundle, its delta, and its split parts
+    /// differ only in how blobs travel (parts, chunks, patches, bases) and
+    /// when they were packed.
+    pub fn same_release(&self, other: &Descriptor) -> bool {
+        fn content(d: &Descriptor) -> Vec<(&Digest, u64, &str)> {
+            let mut blobs: Vec<_> =
+                d.blobs.iter().map(|b| (&b.digest, b.size, b.media_type.as_str())).collect();
+            blobs.sort();
+            blobs
+        }
+        self.stack == other.stack
+            && self.sequence == other.sequence
+            && self.manifests == other.manifests
+            && self.images == other.images
+            && self.settings == other.settings
+            && self.oci_index == other.oci_index
+            && content(self) == content(other)
+    }
+
     /// Blobs no part carries: a delta expects the ship to hold them.
     pub fn expected_blobs(&self) -> impl Iterator<Item = &BlobRecord> {
         self.part_blobs(0)

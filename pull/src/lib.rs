@@ -125,7 +125,8 @@ fn prepare(
         stack: d.stack.name.to_string(),
         version: d.stack.version.to_string(),
         sequence: d.sequence,
-        descriptor: v.digest.clone(),
+        // Another packing of the same release may be what is held.
+        descriptor: admission.held_as.clone().unwrap_or_else(|| v.digest.clone()),
         already_held: admission.already_held,
         blobs_needed: 0,
         bytes_needed: 0,
@@ -190,6 +191,7 @@ pub fn pull(
         seconds: 0.0,
     };
     if plan.already_held {
+        report.import.digest = plan.descriptor.clone();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok((plan, report));
     }

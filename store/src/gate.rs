@@ -91,17 +91,30 @@ impl<'s> Gate<'s> {
         let below = d.sequence < floor && self.policy.downgrade == Downgrade::Refuse;
         // One pass over the stack's records: this exact version held whole,
         // or another one holding its sequence.
-        let mut held_whole = false;
+        let mut exact_whole = false;
+        let mut held_as = None;
         let mut same_sequence = Vec::new();
         for (_, rec, held) in self.store.versions()? {
             if held.stack.name != *name {
                 continue;
             }
-            if rec.digest == v.digest {
-                held_whole |= held.blobs.iter().all(|b| self.store.has_blob(&b.digest));
+            // The same release packed another way (whole, as a delta, split)
+            // is this version: held once its blobs are.
+            if rec.digest == v.digest || held.same_release(d) {
+                if held.blobs.iter().all(|b| self.store.has_blob(&b.digest)) {
+                    if rec.digest == v.digest {
+                        exact_whole = true;
+                    } else if self.store.authority(&rec, &held).is_ok() {
+                        held_as.get_or_insert(rec.digest);
+                    }
+                }
             } else if held.sequence == d.sequence {
                 same_sequence.push((rec, held));
             }
+        }
+        let held_whole = exact_whole || held_as.is_some();
+        if exact_whole {
+            held_as = None;
         }
         if below && !held_whole {
             return Err(StoreError::Downgrade { stack: name.clone(), sequence: d.sequence, floor });
@@ -116,7 +129,7 @@ impl<'s> Gate<'s> {
                     d.stack.version, d.sequence
                 ));
             }
-            return Ok(Admission { already_held: true, below_floor, warnings });
+            return Ok(Admission { already_held: true, held_as, below_floor, warnings });
         }
         // A version only revoked keys signed does not block its sequence.
         if self.policy.downgrade == Downgrade::Refuse

@@ -118,13 +118,17 @@ struct ImportSink<'g, 's> {
     gate: &'g mut Gate<'s>,
     warnings: Vec<String>,
     below_floor: Option<u64>,
+    held_as: Option<Digest>,
 }
 
 /// A verified descriptor the store agreed to take.
 #[derive(Clone, Debug, Default)]
 pub struct Admission {
-    /// This exact version is already held whole: nothing to do.
+    /// This version is already held whole: nothing to do.
     pub already_held: bool,
+    /// The descriptor it is held as, when that is another packing of the
+    /// same release (a whole bundle and its delta, or its split parts).
+    pub held_as: Option<Digest>,
     /// Held already, and older than the stack's floor (this sequence):
     /// kept as it was, never to be applied from this bundle.
     pub below_floor: Option<u64>,
@@ -158,6 +162,7 @@ impl Sink for ImportSink<'_, '_> {
         let admission = self.gate.admit(v)?;
         self.warnings.extend(admission.warnings);
         self.below_floor = admission.below_floor;
+        self.held_as = admission.held_as;
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
@@ -255,6 +260,7 @@ impl Store {
             gate: &mut gate,
             warnings: vec![],
             below_floor: None,
+            held_as: None,
         };
         let (v, summary) =
             match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
@@ -281,6 +287,10 @@ impl Store {
         self.note_seen()?;
         report.warnings.extend(self.settings_not_set(d)?);
         if summary.stopped {
+            // Another packing of this release is held: that is the version.
+            if let Some(held) = sink.held_as.take() {
+                report.digest = held;
+            }
             report.parts_complete = d.parts;
             report.complete = true;
             report.blobs_held = d.blobs.len();

@@ -99,6 +99,32 @@ fn a_replayed_older_bundle_is_refused_and_leaves_the_store_as_it_was() {
 }
 
 #[test]
+fn the_same_release_packed_again_is_held_and_another_release_of_its_sequence_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate().unwrap();
+    let s = store(dir.path(), &key);
+    let first = bundle(&key, "1.0.0", 7, &[b"layer"]);
+    let held = import(&s, &first).unwrap().digest;
+    // Packed again later (a delta, or split parts, differ the same way:
+    // only in how blobs travel and when they were packed).
+    let again = memory_bundle::bundle_packed_at(
+        &key,
+        ("s", "1.0.0", 7),
+        "2026-11-02T00:00:00Z",
+        &[],
+        &[b"layer"],
+    );
+    let r = import(&s, &again).unwrap();
+    assert!(r.already_imported, "{r:?}");
+    assert_eq!(r.digest, held, "the version is the one held");
+    assert_eq!(s.list().unwrap().len(), 1);
+    // Other content under the same sequence is still a conflict.
+    let other = bundle(&key, "1.0.0", 7, &[b"other layer"]);
+    let e = import(&s, &other).unwrap_err();
+    assert!(matches!(e, StoreError::SequenceConflict { .. }), "{e}");
+}
+
+#[test]
 fn a_cut_or_unsigned_bundle_records_no_version_and_keeps_only_verified_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate().unwrap();

@@ -14,7 +14,18 @@ use tender_keys::SigningKey;
 /// (path, YAML) and the opaque `blobs`.
 pub fn bundle(
     key: &SigningKey,
+    id: (&str, &str, u64),
+    manifests: &[(&str, &str)],
+    blobs: &[&[u8]],
+) -> Vec<u8> {
+    bundle_packed_at(key, id, "2026-11-01T00:00:00Z", manifests, blobs)
+}
+
+/// [`bundle`], packed at `created` (the same release packed twice).
+pub fn bundle_packed_at(
+    key: &SigningKey,
     (stack, version, sequence): (&str, &str, u64),
+    created: &str,
     manifests: &[(&str, &str)],
     blobs: &[&[u8]],
 ) -> Vec<u8> {
@@ -39,7 +50,7 @@ pub fn bundle(
             version: version.to_string().try_into().unwrap(),
         },
         sequence,
-        created: "2026-11-01T00:00:00Z".into(),
+        created: created.into(),
         manifests: manifests
             .iter()
             .map(|(path, yaml)| ManifestFile {
