@@ -18,12 +18,14 @@ pub mod cluster;
 pub mod containerd;
 pub mod health;
 mod inventory;
+mod receipt;
 pub use tender_manifests::order;
 mod rollout;
 pub mod serve;
 pub mod settings;
 
 pub use inventory::inventory;
+pub use receipt::receipt;
 pub use rollout::{OnFailure, Rollout, Wait, cluster_health};
 
 pub use cluster::{

@@ -1,0 +1,81 @@
+//! `tender-ship report`: the ship's signed receipt, for the shore's fleet.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tender_store::Store;
+
+use super::{Ctx, KubeArgs};
+use crate::print_json;
+
+/// Arguments of `tender-ship report`.
+#[derive(clap::Args)]
+pub struct Report {
+    /// Write the receipt here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Read the health of each stack's version in force from this cluster;
+    /// default: $KUBECONFIG, then ~/.kube/config, if it exists (otherwise
+    /// the health is reported as unknown).
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+impl Report {
+    /// Run the command; the exit code on success.
+    pub fn run(self, ctx: &Ctx) -> Result<i32> {
+        let store = Store::open(&ctx.store)?;
+        let kubeconfig = self.kube.path().ok().filter(|p| p.exists());
+        let receipt =
+            tender_deploy::receipt(&store, kubeconfig.as_deref(), std::time::SystemTime::now())?;
+        let bytes = receipt.to_bytes();
+        match &self.out {
+            Some(p) => write_file(p, &bytes)?,
+            None => {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes).and_then(|_| out.write_all(b"\n")).context("writing stdout")?;
+            }
+        }
+        // Only once it is out: the next receipt starts after this one.
+        store.mark_reported(&receipt)?;
+        if let Some(p) = &self.out {
+            if ctx.json {
+                print_json(&json!({
+                    "path": p,
+                    "ship": receipt.ship,
+                    "sequence": receipt.sequence,
+                    "bytes": bytes.len(),
+                }));
+            } else {
+                println!(
+                    "receipt {} of {} written to {} ({} bytes)",
+                    receipt.sequence,
+                    receipt.ship,
+                    p.display(),
+                    bytes.len()
+                );
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// Write `bytes` to `path` whole or not at all (temp file, fsync, rename).
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".receipt-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
