@@ -10,6 +10,7 @@ use tender_deploy::DeployError;
 use tender_registry::RegistryError;
 use tender_stack::StackError;
 use tender_store::StoreError;
+use tender_fleet::FleetError;
 
 pub mod shell;
 pub mod ship;
@@ -143,7 +144,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
             })*
         };
     }
-    first_of!(BundleError, StoreError, RegistryError, DeployError, StackError);
+    first_of!(BundleError, StoreError, RegistryError, DeployError, StackError, FleetError);
     None
 }
 

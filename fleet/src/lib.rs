@@ -254,6 +254,11 @@ impl Fleet {
         write_atomic(tmp.path(), "ship.json", &serde_json::to_vec_pretty(&file).expect("serializes"))?;
         let pem = key.to_pem().map_err(|source| FleetError::BadKey { path: pub_path.into(), source })?;
         write_atomic(tmp.path(), "ship.pub", pem.as_bytes())?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700))
+                .map_err(io_err(tmp.path()))?;
+        }
         let kept = tmp.keep();
         fs::rename(&kept, &dir).map_err(io_err(&dir))?;
         sync_dir(&self.ships_dir())?;
