@@ -99,7 +99,7 @@ pub fn artifact_manifest(
     let d = descriptor;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": crate::media::MediaType::ImageManifest,
         "artifactType": ARTIFACT_TYPE,
         "config": layer(DESCRIPTOR_MEDIA_TYPE, &Digest::of(raw_descriptor), raw_descriptor.len() as u64),
         "layers": layers,

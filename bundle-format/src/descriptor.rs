@@ -161,6 +161,18 @@ pub struct BlobRecord {
     pub patch: Option<PatchRecord>,
 }
 
+impl BlobRecord {
+    /// What travels for this blob, by its digest and size: the blob, or
+    /// its patch when it is rebuilt aboard (what a link publishes and a
+    /// pull fetches).
+    pub fn carried_as(&self) -> (&Digest, u64) {
+        match &self.patch {
+            Some(p) => (&p.digest, p.size),
+            None => (&self.digest, self.size),
+        }
+    }
+}
+
 /// How a patched layer travels: `patches/sha256/<digest>` holds zstd
 /// frames, one per `segment` bytes of the layer, each decoded with a window
 /// of the uncompressed `base` layer (`margin` either side of the segment)

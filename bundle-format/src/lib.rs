@@ -25,6 +25,7 @@ pub mod index;
 pub mod inventory;
 mod kind;
 pub mod limits;
+pub mod media;
 pub mod patch;
 mod progress;
 mod reader;

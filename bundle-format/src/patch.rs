@@ -10,11 +10,7 @@
 use std::io::{self, BufReader, Read, Write};
 
 use crate::limits::{MAX_PATCH_MARGIN, MAX_PATCH_SEGMENT, MAX_PATCH_WINDOW_LOG};
-
-/// The OCI media type of an uncompressed layer.
-pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-/// The Docker media type of an uncompressed layer.
-pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+use crate::media::{DOCKER_LAYER_TAR, MediaType};
 /// Segment length the shore uses.
 pub const SEGMENT: u64 = 32 << 20;
 /// Margin the shore uses: content that moved by up to this much between
@@ -34,26 +30,23 @@ pub enum Compression {
 
 /// The compression of a layer media type, and the media type of the same
 /// layer uncompressed; `None` for what is not a layer.
-pub fn layer_kind(media_type: &str) -> Option<(Compression, &'static str)> {
-    Some(match media_type {
-        "application/vnd.oci.image.layer.v1.tar"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
-            (Compression::None, OCI_LAYER_TAR)
+pub fn layer_kind(media_type: &str) -> Option<(Compression, String)> {
+    use oci_spec::image::ToDockerV2S2;
+    let oci = |c| Some((c, MediaType::ImageLayer.to_string()));
+    match MediaType::from(media_type) {
+        MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => oci(Compression::None),
+        MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => {
+            oci(Compression::Gzip)
         }
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => {
-            (Compression::Gzip, OCI_LAYER_TAR)
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => {
+            oci(Compression::Zstd)
         }
-        "application/vnd.oci.image.layer.v1.tar+zstd"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
-            (Compression::Zstd, OCI_LAYER_TAR)
+        _ if media_type == DOCKER_LAYER_TAR => Some((Compression::None, DOCKER_LAYER_TAR.into())),
+        _ if MediaType::ImageLayerGzip.to_docker_v2s2().is_ok_and(|d| d == media_type) => {
+            Some((Compression::Gzip, DOCKER_LAYER_TAR.into()))
         }
-        "application/vnd.docker.image.rootfs.diff.tar" => (Compression::None, DOCKER_LAYER_TAR),
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            (Compression::Gzip, DOCKER_LAYER_TAR)
-        }
-        _ => return None,
-    })
+        _ => None,
+    }
 }
 
 /// A reader of `r`'s uncompressed bytes.
@@ -366,7 +359,7 @@ mod tests {
     fn kinds_and_geometry() {
         assert_eq!(
             layer_kind("application/vnd.oci.image.layer.v1.tar+gzip"),
-            Some((Compression::Gzip, OCI_LAYER_TAR))
+            Some((Compression::Gzip, "application/vnd.oci.image.layer.v1.tar".to_string()))
         );
         assert_eq!(layer_kind("application/vnd.oci.image.config.v1+json"), None);
         assert!(!Geometry { segment: 0, margin: 0 }.is_valid());

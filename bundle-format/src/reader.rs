@@ -11,7 +11,9 @@ use crate::entry::{EntryName, OCI_LAYOUT_CONTENT};
 use crate::hashing::{CopyError, copy_hashed};
 use crate::header::EntryHeader;
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
-use crate::{BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, Progress, Signatures};
+use crate::{
+    BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, PatchRecord, Progress, Signatures,
+};
 use tender_keys::keyring::MAX_KEYRING_BYTES;
 
 /// A descriptor whose signatures checked against the trust given.
@@ -304,6 +306,67 @@ pub fn read_bundle<R: Read, S: Sink>(
     read_bundle_with(input, source, trust, &[], sink, progress)
 }
 
+/// The archive's entries, each with its header checked and its name
+/// parsed; keeps where the last entry's data (padded to a block) ends.
+struct Entries<'a, R: Read> {
+    entries: tar::Entries<'a, CountingReader<R>>,
+    source: &'a Path,
+    data_end: u64,
+    padding: std::rc::Rc<std::cell::Cell<(u64, u64)>>,
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<'a, R: Read> Entries<'a, R> {
+    fn read_err(&self) -> impl Fn(io::Error) -> BundleError + use<'a, R> {
+        let path = self.source.to_owned();
+        move |e| BundleError::Read { path: path.clone(), source: e }
+    }
+
+    fn next(&mut self) -> Result<NextEntry<'a, R>, BundleError> {
+        let Some(entry) = self.entries.next() else { return Ok(None) };
+        let entry = entry.map_err(|e| {
+            if self.ended.get() {
+                // The file ends inside a header block: a cut bundle (exit
+                // 3), not an I/O failure.
+                BundleError::Truncated {
+                    entry: format!("a tar header at byte {}", self.data_end),
+                    read: 0,
+                    expected: 512,
+                }
+            } else {
+                self.read_err()(e)
+            }
+        })?;
+        let offset = entry.raw_header_position();
+        let header = EntryHeader::parse(entry.header().as_bytes(), offset)?;
+        self.data_end = entry.raw_file_position() + header.size.div_ceil(512) * 512;
+        self.padding.set((entry.raw_file_position() + header.size, self.data_end));
+        Ok(Some((entry, header.name, offset)))
+    }
+
+    /// The next entry, which must be `want`: read whole, with its offset.
+    fn expect(
+        &mut self,
+        want: EntryName,
+        label: &'static str,
+        limit: u64,
+    ) -> Result<(Vec<u8>, u64), BundleError> {
+        match self.next()? {
+            None => Err(BundleError::OutOfOrder {
+                expected: label,
+                found: "end of bundle".into(),
+                offset: 0,
+            }),
+            Some((mut e, name, offset)) if name == want => {
+                Ok((read_small(&mut e, label, limit, self.source)?, offset))
+            }
+            Some((_, name, offset)) => {
+                Err(BundleError::OutOfOrder { expected: label, found: name.path(), offset })
+            }
+        }
+    }
+}
+
 /// [`read_bundle`], counting also `detached` signatures (from a `BUNDLE.sig`
 /// file that `tender-shore sign` wrote beside the bundle).
 pub fn read_bundle_with<R: Read, S: Sink>(
@@ -323,55 +386,56 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         padding: padding.clone(),
         ended: ended.clone(),
     });
-    // Where the last entry's data (padded to a block) ends.
-    let mut data_end = 0u64;
-    // Raw: no pax records or GNU long names applied (the header check
-    // refuses them before their data is read), each header as it stands.
-    let mut entries = archive.entries().map_err(read_err)?.raw(true);
-
-    // Each next entry, with its header checked and its name parsed.
-    let mut next = || -> Result<NextEntry<'_, R>, BundleError> {
-        let Some(entry) = entries.next() else { return Ok(None) };
-        let entry = entry.map_err(|e| {
-            if ended.get() {
-                // The file ends inside a header block: a cut bundle (exit
-                // 3), not an I/O failure.
-                BundleError::Truncated {
-                    entry: format!("a tar header at byte {data_end}"),
-                    read: 0,
-                    expected: 512,
-                }
-            } else {
-                read_err(e)
-            }
-        })?;
-        let offset = entry.raw_header_position();
-        let header = EntryHeader::parse(entry.header().as_bytes(), offset)?;
-        data_end = entry.raw_file_position() + header.size.div_ceil(512) * 512;
-        padding.set((entry.raw_file_position() + header.size, data_end));
-        Ok(Some((entry, header.name, offset)))
+    let mut entries = Entries {
+        // Raw: no pax records or GNU long names applied (the header check
+        // refuses them before their data is read), each header as it stands.
+        entries: archive.entries().map_err(read_err)?.raw(true),
+        source,
+        data_end: 0,
+        padding,
+        ended,
     };
-
-    // 1 and 2: descriptor and signatures, before anything else.
-    let mut expect =
-        |want: EntryName, label: &'static str, limit: u64| -> Result<(Vec<u8>, u64), BundleError> {
-            match next()? {
-                None => Err(BundleError::OutOfOrder {
-                    expected: label,
-                    found: "end of bundle".into(),
-                    offset: 0,
-                }),
-                Some((mut e, name, offset)) if name == want => {
-                    Ok((read_small(&mut e, label, limit, source)?, offset))
-                }
-                Some((_, name, offset)) => {
-                    Err(BundleError::OutOfOrder { expected: label, found: name.path(), offset })
-                }
-            }
+    let (verified, mut pending) = read_head(&mut entries, trust, detached, sink)?;
+    if sink.accept(&verified)? == Accept::Stop {
+        return Ok((verified, ReadSummary { stopped: true, ..ReadSummary::default() }));
+    }
+    // 3 and 4: the layout and the blobs, each checked against the descriptor.
+    let mut body = Body::new(&verified.descriptor);
+    progress.start("verify", verified.descriptor.total_blob_bytes());
+    loop {
+        let item = match pending.take() {
+            Some(p) => Some(p),
+            None => entries.next()?,
         };
-    let (raw, _) = expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
+        let Some((mut entry, name, offset)) = item else { break };
+        body.entry(&mut entry, name, offset, source, sink, progress)?;
+    }
+    progress.finish();
+    let data_end = entries.data_end;
+    drop(entries);
+    check_end(archive.into_inner(), data_end).map_err(|e| match e {
+        End::Io(e) => read_err(e),
+        End::Bad(what) => BundleError::Truncated { entry: what, read: 0, expected: 1024 },
+    })?;
+    let summary = body.finish()?;
+    Ok((verified, summary))
+}
+
+/// 1 and 2: descriptor and signatures, before anything else; then an
+/// optional keyring, which the sink judges (against the ship's pinned
+/// roots) before the descriptor's signatures are checked, since it may
+/// name the key that made them. Returns the verified descriptor and the
+/// entry read after the head, if any.
+fn read_head<'a, R: Read, S: Sink>(
+    entries: &mut Entries<'a, R>,
+    trust: &Trust,
+    detached: &[Signature],
+    sink: &mut S,
+) -> Result<(VerifiedDescriptor, NextEntry<'a, R>), S::Error> {
+    let (raw, _) =
+        entries.expect(EntryName::Descriptor, "tender/descriptor.json", MAX_DESCRIPTOR_BYTES)?;
     let (sig_bytes, sig_offset) =
-        expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
+        entries.expect(EntryName::Signatures, "tender/signatures.json", MAX_SIGNATURES_BYTES)?;
     let mut sigs = Signatures::parse(&sig_bytes)?;
     // Nothing else covers these bytes: only the form the writer writes.
     if serde_json::to_vec_pretty(&sigs).expect("signatures serialize") != sig_bytes {
@@ -383,73 +447,80 @@ pub fn read_bundle_with<R: Read, S: Sink>(
         .into());
     }
     sigs.signatures.extend(detached.iter().cloned());
-    // An optional keyring comes next: the sink judges it (against the
-    // ship's pinned roots) before the descriptor's signatures are checked,
-    // since it may name the key that made them.
-    let mut pending = next()?;
+    let mut pending = entries.next()?;
     let mut trust = std::borrow::Cow::Borrowed(trust);
     if let Some((mut e, EntryName::Keyring, _)) = pending.take_if(|p| p.1 == EntryName::Keyring) {
-        let bytes = read_small(&mut e, "tender/keyring.json", MAX_KEYRING_BYTES, source)?;
+        let bytes = read_small(&mut e, "tender/keyring.json", MAX_KEYRING_BYTES, entries.source)?;
         drop(e);
         if let Some(t) = sink.keyring(&bytes)? {
             trust = std::borrow::Cow::Owned(t);
         }
-        pending = next()?;
+        pending = entries.next()?;
     }
     let verified = VerifiedDescriptor::verify(raw, sigs.signatures, &trust)?;
-    if sink.accept(&verified)? == Accept::Stop {
-        return Ok((verified, ReadSummary { stopped: true, ..ReadSummary::default() }));
+    Ok((verified, pending))
+}
+
+/// What the body of a bundle (after its head) has shown so far, checked
+/// entry by entry against the verified descriptor.
+struct Body<'d> {
+    d: &'d Descriptor,
+    listed: HashMap<&'d Digest, &'d BlobRecord>,
+    patches: HashMap<&'d Digest, &'d BlobRecord>,
+    seen: std::collections::HashSet<&'d Digest>,
+    seen_chunks: std::collections::HashSet<(&'d Digest, u64)>,
+    have_layout: bool,
+    have_index: bool,
+    /// Which media part this file is; a whole bundle is part 1 of 1.
+    part: Option<u32>,
+    summary: ReadSummary,
+}
+
+/// Where one blob entry's bytes must go and what they must be.
+struct Expected<'d> {
+    blob: &'d BlobRecord,
+    chunk: Option<&'d ChunkRecord>,
+    patch: Option<&'d PatchRecord>,
+    digest: &'d Digest,
+    size: u64,
+}
+
+impl<'d> Body<'d> {
+    fn new(d: &'d Descriptor) -> Self {
+        let listed: HashMap<_, _> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
+        Body {
+            d,
+            patches: d
+                .blobs
+                .iter()
+                .filter_map(|b| b.patch.as_ref().map(|p| (&p.digest, b)))
+                .collect(),
+            seen: std::collections::HashSet::with_capacity(listed.len()),
+            listed,
+            seen_chunks: Default::default(),
+            have_layout: false,
+            have_index: false,
+            part: None,
+            summary: ReadSummary::default(),
+        }
     }
 
-    // 3 and 4: the layout and the blobs, each checked against the descriptor.
-    let d = &verified.descriptor;
-    let listed: HashMap<&Digest, &BlobRecord> = d.blobs.iter().map(|b| (&b.digest, b)).collect();
-    let patches: HashMap<&Digest, &BlobRecord> =
-        d.blobs.iter().filter_map(|b| b.patch.as_ref().map(|p| (&p.digest, b))).collect();
-    let mut seen: HashMap<&Digest, ()> = HashMap::with_capacity(listed.len());
-    let mut seen_chunks: std::collections::HashSet<(&Digest, u64)> = Default::default();
-    let (mut have_layout, mut have_index) = (false, false);
-    // Which media part this file is; a whole bundle is part 1 of 1.
-    let mut part: Option<u32> = None;
-    let mut summary = ReadSummary::default();
-    progress.start("verify", d.total_blob_bytes());
-    loop {
-        let item = match pending.take() {
-            Some(p) => Some(p),
-            None => next()?,
-        };
-        let Some((mut entry, name, offset)) = item else { break };
+    fn entry<R: Read, S: Sink>(
+        &mut self,
+        entry: &mut tar::Entry<'_, CountingReader<R>>,
+        name: EntryName,
+        offset: u64,
+        source: &Path,
+        sink: &mut S,
+        progress: &dyn Progress,
+    ) -> Result<(), S::Error> {
         match name {
-            EntryName::Part => {
-                if part.is_some() || !seen.is_empty() {
-                    return Err(BundleError::DuplicateEntry(name.path()).into());
-                }
-                let bytes =
-                    read_small(&mut entry, "tender/part.json", MAX_SIGNATURES_BYTES, source)?;
-                // Exactly `{"part":K}` as the writer writes it, K in 1..=parts:
-                // the file is not signed, so no other byte may pass.
-                let k = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.strip_prefix("{\"part\":")?.strip_suffix('}')?.parse().ok())
-                    .filter(|k: &u32| {
-                        (1..=d.parts).contains(k) && bytes == format!("{{\"part\":{k}}}").as_bytes()
-                    })
-                    .ok_or_else(|| BundleError::BadEntry {
-                        entry: name.path(),
-                        offset,
-                        reason: format!(
-                            "not {{\"part\":K}} with K between 1 and {} (found {:?})",
-                            d.parts,
-                            String::from_utf8_lossy(&bytes).chars().take(100).collect::<String>()
-                        ),
-                    })?;
-                part = Some(k);
-            }
+            EntryName::Part => self.part_entry(entry, name, offset, source)?,
             EntryName::Descriptor | EntryName::Signatures | EntryName::Keyring => {
                 return Err(BundleError::DuplicateEntry(name.path()).into());
             }
             EntryName::OciLayout => {
-                if std::mem::replace(&mut have_layout, true) {
+                if std::mem::replace(&mut self.have_layout, true) {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
                 // Exactly the bytes the writer writes: OCI tools read this
@@ -460,171 +531,222 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     offset,
                     reason: format!("not exactly {}", String::from_utf8_lossy(want)),
                 };
-                if entry.header().size().map_err(read_err)? != want.len() as u64 {
-                    return Err(bad().into());
-                }
-                if read_small(&mut entry, "oci-layout", want.len() as u64, source)? != want {
+                let size = entry
+                    .header()
+                    .size()
+                    .map_err(|e| BundleError::Read { path: source.to_owned(), source: e })?;
+                if size != want.len() as u64
+                    || read_small(entry, "oci-layout", want.len() as u64, source)? != want
+                {
                     return Err(bad().into());
                 }
             }
             EntryName::Index => {
-                if std::mem::replace(&mut have_index, true) {
+                if std::mem::replace(&mut self.have_index, true) {
                     return Err(BundleError::DuplicateEntry(name.path()).into());
                 }
-                let bytes = read_small(&mut entry, "index.json", MAX_INDEX_BYTES, source)?;
+                let bytes = read_small(entry, "index.json", MAX_INDEX_BYTES, source)?;
                 let actual = Digest::of(&bytes);
-                if actual != d.oci_index.digest {
+                if actual != self.d.oci_index.digest {
                     return Err(BundleError::DigestMismatch {
                         entry: "index.json".into(),
-                        expected: d.oci_index.digest.clone(),
+                        expected: self.d.oci_index.digest.clone(),
                         actual,
                     }
                     .into());
                 }
             }
-            EntryName::Blob(ref digest)
-            | EntryName::Chunk(ref digest, _)
-            | EntryName::Patch(ref digest) => {
-                let found = match name {
-                    EntryName::Patch(_) => patches.get(digest),
-                    _ => listed.get(digest),
-                };
-                let Some(blob) = found.copied() else {
-                    return Err(BundleError::UnlistedBlob(digest.clone()).into());
-                };
-                let chunk = match name {
-                    EntryName::Chunk(_, at) => {
-                        Some(blob.chunks.iter().find(|c| c.offset == at).ok_or_else(|| {
-                            BundleError::UnexpectedEntry { entry: name.path(), offset }
-                        })?)
-                    }
-                    // A patched layer travels only as its patch.
-                    EntryName::Blob(_) if !blob.chunks.is_empty() || blob.patch.is_some() => {
-                        return Err(
-                            BundleError::UnexpectedEntry { entry: name.path(), offset }.into()
-                        );
-                    }
-                    _ => None,
-                };
-                let patch = match name {
-                    EntryName::Patch(_) => blob.patch.as_ref(),
-                    _ => None,
-                };
-                let (want_part, want_digest, want_size) = match (chunk, patch) {
-                    (Some(c), _) => (c.part, &c.digest, c.size),
-                    (_, Some(p)) => (blob.part, &p.digest, p.size),
-                    _ => (blob.part, &blob.digest, blob.size),
-                };
-                let this_part = *part.get_or_insert(1);
-                if want_part != this_part {
-                    return Err(BundleError::WrongPart {
-                        digest: blob.digest.clone(),
-                        part: this_part,
-                        listed: want_part,
-                    }
-                    .into());
-                }
-                let fresh = match chunk {
-                    Some(c) => seen_chunks.insert((&blob.digest, c.offset)),
-                    None => seen.insert(&blob.digest, ()).is_none(),
-                };
-                if !fresh {
-                    return Err(BundleError::DuplicateEntry(name.path()).into());
-                }
-                let size = entry.header().size().map_err(read_err)?;
-                let label = name.path();
-                if size != want_size {
-                    return Err(BundleError::SizeMismatch {
-                        entry: label,
-                        expected: want_size,
-                        actual: size,
-                    }
-                    .into());
-                }
-                progress.item(&label);
-                let wanted = match chunk {
-                    Some(c) => sink.wants_chunk(blob, c),
-                    None => sink.wants(blob),
-                };
-                let mut staged = if wanted { Some(sink.stage(blob)?) } else { None };
-                let copied = match staged.as_mut() {
-                    Some(w) => copy_hashed(&mut entry, &mut *w, size, progress),
-                    None => copy_hashed(&mut entry, io::sink(), size, progress),
-                };
-                let (actual, n) = match copied {
-                    Ok(r) => r,
-                    Err(CopyError::Read(e)) => return Err(read_err(e).into()),
-                    Err(CopyError::Write(e)) => {
-                        let staged = staged.expect("only a staged blob is written");
-                        return Err(sink.write_failed(&staged, e));
-                    }
-                };
-                if n < size {
-                    return Err(
-                        BundleError::Truncated { entry: label, read: n, expected: size }.into()
-                    );
-                }
-                if actual != *want_digest {
-                    return Err(BundleError::DigestMismatch {
-                        entry: label,
-                        expected: want_digest.clone(),
-                        actual,
-                    }
-                    .into());
-                }
-                if let Some(staged) = staged {
-                    match (chunk, patch) {
-                        (Some(c), _) => sink.commit_chunk(blob, c, staged)?,
-                        (_, Some(_)) => sink.commit_patch(blob, staged)?,
-                        _ => sink.commit(blob, staged)?,
-                    }
-                    summary.blobs_committed += 1;
-                    // A patched layer counts as the layer it rebuilt.
-                    summary.bytes_committed += if patch.is_some() { blob.size } else { size };
-                }
-                summary.blobs += 1;
-                summary.bytes += if patch.is_some() { blob.size } else { size };
+            EntryName::Blob(_) | EntryName::Chunk(..) | EntryName::Patch(_) => {
+                let want = self.expected(&name, offset)?;
+                self.blob_entry(entry, &name, want, source, sink, progress)?;
             }
         }
+        Ok(())
     }
-    progress.finish();
-    check_end(archive.into_inner(), data_end).map_err(|e| match e {
-        End::Io(e) => read_err(e),
-        End::Bad(what) => BundleError::Truncated { entry: what, read: 0, expected: 1024 },
-    })?;
-    // Both, as the writer writes them: without `oci-layout` OCI tools do
-    // not read the archive as a layout at all.
-    for (have, expected) in [(have_index, "index.json"), (have_layout, "oci-layout")] {
-        if !have {
-            return Err(BundleError::OutOfOrder {
-                expected,
-                found: "end of bundle".into(),
-                offset: 0,
-            }
-            .into());
+
+    /// `tender/part.json`: exactly `{"part":K}` as the writer writes it,
+    /// K in 1..=parts; the file is not signed, so no other byte may pass.
+    fn part_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, CountingReader<R>>,
+        name: EntryName,
+        offset: u64,
+        source: &Path,
+    ) -> Result<(), BundleError> {
+        if self.part.is_some() || !self.seen.is_empty() {
+            return Err(BundleError::DuplicateEntry(name.path()));
         }
+        let bytes = read_small(entry, "tender/part.json", MAX_SIGNATURES_BYTES, source)?;
+        let parts = self.d.parts;
+        let k = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.strip_prefix("{\"part\":")?.strip_suffix('}')?.parse().ok())
+            .filter(|k: &u32| {
+                (1..=parts).contains(k) && bytes == format!("{{\"part\":{k}}}").as_bytes()
+            })
+            .ok_or_else(|| BundleError::BadEntry {
+                entry: name.path(),
+                offset,
+                reason: format!(
+                    "not {{\"part\":K}} with K between 1 and {parts} (found {:?})",
+                    String::from_utf8_lossy(&bytes).chars().take(100).collect::<String>()
+                ),
+            })?;
+        self.part = Some(k);
+        Ok(())
     }
-    let this_part = part.unwrap_or(1);
-    let missing: Vec<&Digest> = d
-        .part_blobs(this_part)
-        .map(|b| &b.digest)
-        .filter(|dg| !seen.contains_key(dg))
-        .chain(
-            d.part_chunks(this_part)
-                .filter(|(b, c)| !seen_chunks.contains(&(&b.digest, c.offset)))
-                .map(|(b, _)| &b.digest),
-        )
-        .collect();
-    if let Some(first) = missing.first() {
-        return Err(
-            BundleError::Incomplete { missing: missing.len(), first: (*first).clone() }.into()
-        );
+
+    /// What a blob, chunk or patch entry named `name` must hold, from the
+    /// descriptor: listed, in this part, not seen before.
+    fn expected(&mut self, name: &EntryName, offset: u64) -> Result<Expected<'d>, BundleError> {
+        let (EntryName::Blob(digest) | EntryName::Chunk(digest, _) | EntryName::Patch(digest)) =
+            name
+        else {
+            unreachable!("called for blob entries only")
+        };
+        let found = match name {
+            EntryName::Patch(_) => self.patches.get(digest),
+            _ => self.listed.get(digest),
+        };
+        let Some(blob) = found.copied() else {
+            return Err(BundleError::UnlistedBlob(digest.clone()));
+        };
+        let unexpected = || BundleError::UnexpectedEntry { entry: name.path(), offset };
+        let chunk = match name {
+            EntryName::Chunk(_, at) => {
+                Some(blob.chunks.iter().find(|c| c.offset == *at).ok_or_else(unexpected)?)
+            }
+            // A patched layer travels only as its patch.
+            EntryName::Blob(_) if !blob.chunks.is_empty() || blob.patch.is_some() => {
+                return Err(unexpected());
+            }
+            _ => None,
+        };
+        let patch = match name {
+            EntryName::Patch(_) => blob.patch.as_ref(),
+            _ => None,
+        };
+        let (want_part, digest, size) = match (chunk, patch) {
+            (Some(c), _) => (c.part, &c.digest, c.size),
+            (_, Some(p)) => (blob.part, &p.digest, p.size),
+            _ => (blob.part, &blob.digest, blob.size),
+        };
+        let this_part = *self.part.get_or_insert(1);
+        if want_part != this_part {
+            return Err(BundleError::WrongPart {
+                digest: blob.digest.clone(),
+                part: this_part,
+                listed: want_part,
+            });
+        }
+        let fresh = match chunk {
+            Some(c) => self.seen_chunks.insert((&blob.digest, c.offset)),
+            None => self.seen.insert(&blob.digest),
+        };
+        if !fresh {
+            return Err(BundleError::DuplicateEntry(name.path()));
+        }
+        Ok(Expected { blob, chunk, patch, digest, size })
     }
-    drop(seen);
-    drop(seen_chunks);
-    drop(listed);
-    summary.part = this_part;
-    Ok((verified, summary))
+
+    /// Copy one blob entry, hashing it, into the sink's staging (or
+    /// nowhere, if the sink does not want it); commit it once its size
+    /// and digest check.
+    fn blob_entry<R: Read, S: Sink>(
+        &mut self,
+        entry: &mut tar::Entry<'_, CountingReader<R>>,
+        name: &EntryName,
+        want: Expected<'d>,
+        source: &Path,
+        sink: &mut S,
+        progress: &dyn Progress,
+    ) -> Result<(), S::Error> {
+        let read_err = |e: io::Error| BundleError::Read { path: source.to_owned(), source: e };
+        let Expected { blob, chunk, patch, .. } = want;
+        let size = entry.header().size().map_err(read_err)?;
+        let label = name.path();
+        if size != want.size {
+            let e = BundleError::SizeMismatch { entry: label, expected: want.size, actual: size };
+            return Err(e.into());
+        }
+        progress.item(&label);
+        let wanted = match chunk {
+            Some(c) => sink.wants_chunk(blob, c),
+            None => sink.wants(blob),
+        };
+        let mut staged = if wanted { Some(sink.stage(blob)?) } else { None };
+        let copied = match staged.as_mut() {
+            Some(w) => copy_hashed(entry, &mut *w, size, progress),
+            None => copy_hashed(entry, io::sink(), size, progress),
+        };
+        let (actual, n) = match copied {
+            Ok(r) => r,
+            Err(CopyError::Read(e)) => return Err(read_err(e).into()),
+            Err(CopyError::Write(e)) => {
+                let staged = staged.expect("only a staged blob is written");
+                return Err(sink.write_failed(&staged, e));
+            }
+        };
+        if n < size {
+            return Err(BundleError::Truncated { entry: label, read: n, expected: size }.into());
+        }
+        if actual != *want.digest {
+            let e =
+                BundleError::DigestMismatch { entry: label, expected: want.digest.clone(), actual };
+            return Err(e.into());
+        }
+        // A patched layer counts as the layer it rebuilt.
+        let counted = if patch.is_some() { blob.size } else { size };
+        if let Some(staged) = staged {
+            match (chunk, patch) {
+                (Some(c), _) => sink.commit_chunk(blob, c, staged)?,
+                (_, Some(_)) => sink.commit_patch(blob, staged)?,
+                _ => sink.commit(blob, staged)?,
+            }
+            self.summary.blobs_committed += 1;
+            self.summary.bytes_committed += counted;
+        }
+        self.summary.blobs += 1;
+        self.summary.bytes += counted;
+        Ok(())
+    }
+
+    /// After the end marker: both layout files, and every blob and chunk
+    /// this part carries.
+    fn finish(self) -> Result<ReadSummary, BundleError> {
+        // Both, as the writer writes them: without `oci-layout` OCI tools do
+        // not read the archive as a layout at all.
+        for (have, expected) in [(self.have_index, "index.json"), (self.have_layout, "oci-layout")]
+        {
+            if !have {
+                return Err(BundleError::OutOfOrder {
+                    expected,
+                    found: "end of bundle".into(),
+                    offset: 0,
+                });
+            }
+        }
+        let this_part = self.part.unwrap_or(1);
+        let missing: Vec<&Digest> = self
+            .d
+            .part_blobs(this_part)
+            .map(|b| &b.digest)
+            .filter(|dg| !self.seen.contains(dg))
+            .chain(
+                self.d
+                    .part_chunks(this_part)
+                    .filter(|(b, c)| !self.seen_chunks.contains(&(&b.digest, c.offset)))
+                    .map(|(b, _)| &b.digest),
+            )
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(BundleError::Incomplete {
+                missing: missing.len(),
+                first: (*first).clone(),
+            });
+        }
+        Ok(ReadSummary { part: this_part, ..self.summary })
+    }
 }
 
 #[cfg(test)]

@@ -21,22 +21,6 @@ pub struct SignedDescriptor {
     pub keyring: Option<Vec<u8>>,
 }
 
-/// The media type an OCI layout's `index.json` gives a top-level object.
-/// OCI tools (containers/image) only look at OCI types there, so Docker
-/// schema 2 types are listed as their OCI equivalents; they read the blob
-/// itself, whose bytes (and so digest) stay as the source wrote them.
-fn layout_media_type(mt: &str) -> &str {
-    match mt {
-        "application/vnd.docker.distribution.manifest.list.v2+json" => {
-            "application/vnd.oci.image.index.v1+json"
-        }
-        "application/vnd.docker.distribution.manifest.v2+json" => {
-            "application/vnd.oci.image.manifest.v1+json"
-        }
-        other => other,
-    }
-}
-
 /// The archive's `index.json`: one entry per image, named by the reference
 /// exactly as the manifests write it, so `oci-archive:BUNDLE:REF` works.
 pub fn oci_archive_index<'a>(images: impl IntoIterator<Item = &'a crate::ImageRecord>) -> Vec<u8> {
@@ -44,7 +28,11 @@ pub fn oci_archive_index<'a>(images: impl IntoIterator<Item = &'a crate::ImageRe
         .into_iter()
         .map(|i| {
             json!({
-                "mediaType": layout_media_type(&i.media_type),
+                // OCI tools (containers/image) only look at OCI types in a
+                // layout's index.json, so Docker schema 2 types are listed
+                // as their OCI equivalents; they read the blob itself, whose
+                // bytes (and so digest) stay as the source wrote them.
+                "mediaType": crate::media::oci_equivalent(&i.media_type),
                 "digest": i.digest,
                 "size": i.size,
                 "annotations": {"org.opencontainers.image.ref.name": i.reference},
@@ -53,7 +41,7 @@ pub fn oci_archive_index<'a>(images: impl IntoIterator<Item = &'a crate::ImageRe
         .collect();
     let index = json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "mediaType": crate::media::MediaType::ImageIndex,
         "manifests": manifests,
     });
     serde_json::to_vec(&index).expect("json values serialize")

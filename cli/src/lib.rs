@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use tender_bundle::{BundleError, ErrorKind, Progress};
 use tender_deploy::DeployError;
+use tender_pull::PullError;
 use tender_registry::RegistryError;
+use tender_serve::ServeError;
 use tender_stack::StackError;
 use tender_store::StoreError;
 use tender_fleet::FleetError;
@@ -144,7 +146,16 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
             })*
         };
     }
-    first_of!(BundleError, StoreError, RegistryError, DeployError, StackError, FleetError);
+    first_of!(
+        BundleError,
+        StoreError,
+        RegistryError,
+        PullError,
+        DeployError,
+        StackError,
+        ServeError,
+        FleetError
+    );
     None
 }
 
@@ -286,7 +297,10 @@ mod tests {
         assert_eq!(code(registry(ErrorKind::Auth).into()), 1);
         assert_eq!(code(registry(ErrorKind::NotFound).into()), 1);
         assert_eq!(code(registry(ErrorKind::Network).into()), 1);
-        assert_eq!(code(RegistryError::Store(downgrade()).into()), 3);
+        assert_eq!(code(PullError::Store(downgrade()).into()), 3);
+        let sink = tender_registry::SinkError::new(ErrorKind::Verification, downgrade());
+        assert_eq!(code(RegistryError::Sink(sink).into()), 3);
+        assert_eq!(code(PullError::Registry(registry(ErrorKind::Auth)).into()), 1);
         assert_eq!(code(RegistryError::Bundle(truncated()).into()), 3);
         assert_eq!(
             code(RegistryError::NotABundle { what: "w".into(), reason: "r".into() }.into()),
@@ -294,7 +308,9 @@ mod tests {
         );
         // Deploy: the store's codes through it and through the registry.
         assert_eq!(code(DeployError::Store(downgrade()).into()), 3);
-        assert_eq!(code(DeployError::Registry(RegistryError::Store(downgrade())).into()), 3);
+        let after =
+            RegistryError::After { attempts: 2, source: Box::new(registry(ErrorKind::Network)) };
+        assert_eq!(code(DeployError::Registry(after).into()), 1);
         assert_eq!(code(DeployError::Registry(registry(ErrorKind::Network)).into()), 1);
         assert_eq!(code(DeployError::BadObject { reason: "r".into() }.into()), 1);
         // The shore: a bundle check (3); an image that cannot be resolved

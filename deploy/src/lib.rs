@@ -21,7 +21,6 @@ mod inventory;
 mod receipt;
 pub use tender_manifests::order;
 mod rollout;
-pub mod serve;
 pub mod settings;
 
 pub use inventory::inventory;
@@ -234,14 +233,6 @@ pub enum DeployError {
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
-    /// `serve` cannot listen.
-    #[error("cannot serve on {listen}: {reason}")]
-    Serve {
-        /// The address.
-        listen: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// What to run after a failed restore.
@@ -277,7 +268,7 @@ impl DeployError {
             DeployError::RolledBack { .. } => ErrorKind::RolledBack,
             DeployError::RestoreFailed { .. } => ErrorKind::RestoreFailed,
             DeployError::VersionGone(_) => ErrorKind::NotFound,
-            DeployError::Runtime(_) | DeployError::Serve { .. } => ErrorKind::Local,
+            DeployError::Runtime(_) => ErrorKind::Local,
         }
     }
 }

@@ -1,6 +1,15 @@
-//! A thin layer over `oci-client` for what tender does with registries:
-//! push a verified image from the ship's store into the ship's registry,
-//! skipping blobs it already holds.
+//! tender's OCI distribution client, and nothing else: it knows images,
+//! blobs and the tender artifact's documents (`tender-bundle`), never a
+//! stack file or the ship's store. The shore's registry source and
+//! `publish` (`tender-stack`) and the ship's `pull` (`tender-pull`) and
+//! `load` (`tender-deploy`) are built on it.
+//!
+//! - [`Registry`]: one registry; push an image from files
+//!   ([`Registry::push_image`]), push an artifact ([`Registry::push_artifact`]),
+//!   read a published bundle's documents ([`Registry::fetch_artifact`]) and
+//!   fetch blobs into a resumable [`BlobSink`] ([`Registry::fetch_blobs`]).
+//! - [`ImageReader`]: images from any registry, for the shore: manifests
+//!   read with a cap, blobs verified as they stream into a cache.
 //!
 //! Plain HTTP is used only for loopback registries and those the operator
 //! lists as insecure ([`Transport`]); everything else is TLS. Every client
@@ -9,22 +18,22 @@
 #![deny(missing_docs)]
 
 mod bounded;
-mod link;
+mod fetch;
+mod images;
 mod policy;
-mod source;
-pub use link::{PublishReport, PullOptions, PullPlan, PullReport, Target};
+mod push;
+mod target;
+pub use fetch::{BlobSink, FetchReport, FetchedArtifact, SinkError, WantedBlob};
+pub use images::ImageReader;
 pub use policy::NetworkPolicy;
-pub use source::RegistrySource;
+pub use push::{BlobUpload, PushReport, UploadCounts};
+pub use target::Target;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use futures::{TryStreamExt, stream};
 pub use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
-use oci_spec::image::ImageManifest;
-use serde::Serialize;
-use tender_bundle::{Digest, ErrorKind, ImageRecord, Progress};
+use oci_client::{Client, Reference};
+use tender_bundle::{Digest, ErrorKind};
 
 /// Registry errors.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +83,25 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
-    /// The ship's store refused or failed.
+    /// Where fetched bytes go (the ship's store) refused or failed.
     #[error(transparent)]
-    Store(#[from] tender_store::StoreError),
+    Sink(#[from] SinkError),
+    /// Fetching a blob of an image failed (from a batch of many images).
+    #[error("image {reference}: {source}")]
+    ForImage {
+        /// The image's reference.
+        reference: String,
+        /// The failure.
+        source: Box<RegistryError>,
+    },
+    /// A request that failed for good after more than one attempt.
+    #[error("after {attempts} attempts: {source}")]
+    After {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        source: Box<RegistryError>,
+    },
     /// A bundle check failed.
     #[error(transparent)]
     Bundle(#[from] tender_bundle::BundleError),
@@ -127,7 +152,10 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RegistryError::Registry { kind, .. } => *kind,
-            RegistryError::Store(e) => e.kind(),
+            RegistryError::Sink(e) => e.kind(),
+            RegistryError::After { source, .. } | RegistryError::ForImage { source, .. } => {
+                source.kind()
+            }
             RegistryError::Bundle(e) => e.kind(),
             // A rerun resumes: the link failed, tries and all.
             RegistryError::GaveUp { .. } => ErrorKind::Network,
@@ -214,50 +242,6 @@ pub fn qualified_repository(reference: &str) -> Result<String, RegistryError> {
         RegistryError::BadReference { reference: reference.into(), reason: e.to_string() }
     })?;
     Ok(format!("{}/{}", r.registry(), r.repository()))
-}
-
-/// What a push did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct PushReport {
-    /// Images pushed: (source reference, reference in the target registry pinned by digest).
-    pub images: Vec<(String, String)>,
-    /// Blobs uploaded.
-    pub blobs_pushed: usize,
-    /// Their bytes.
-    pub bytes_pushed: u64,
-    /// Blobs the registry already had.
-    pub blobs_present: usize,
-    /// Their bytes.
-    pub bytes_present: u64,
-}
-
-/// A media type as a Content-Type header; one that cannot be (control
-/// characters from a hostile descriptor) is an error, not a panic.
-fn header_value(media_type: &str, digest: &Digest) -> Result<http::HeaderValue, RegistryError> {
-    media_type.parse().map_err(|_| RegistryError::BadManifest {
-        digest: digest.clone(),
-        reason: format!("media type {media_type:?} cannot be sent as a header"),
-    })
-}
-
-/// One blob to upload: its bytes are `size` bytes of `path` from `offset`.
-struct Upload {
-    digest: Digest,
-    path: PathBuf,
-    offset: u64,
-    size: u64,
-    /// A repository of the same registry that may hold it already.
-    mount_from: Option<String>,
-}
-
-/// What [`Registry::upload_missing`] did.
-#[derive(Default)]
-struct UploadCounts {
-    pushed: AtomicUsize,
-    pushed_bytes: AtomicU64,
-    present: AtomicUsize,
-    present_bytes: AtomicU64,
-    mounted: AtomicUsize,
 }
 
 /// A registry client with its own runtime; every call blocks.
@@ -360,157 +344,9 @@ impl Registry {
         }
     }
 
-    /// Upload, [`NetworkPolicy::concurrency`] at a time, each blob the
-    /// repository of `r` lacks (one HEAD each); a blob with a `mount_from`
-    /// repository in this registry is mounted from there when the registry
-    /// will. Adds to `counts`.
-    async fn upload_missing(
-        &self,
-        r: &Reference,
-        blobs: &[Upload],
-        progress: &dyn Progress,
-        counts: &UploadCounts,
-    ) -> Result<(), RegistryError> {
-        stream::iter(blobs.iter().map(Ok::<_, RegistryError>))
-            .try_for_each_concurrent(self.policy.concurrency, |b| async move {
-                let mut held = self
-                    .client
-                    .blob_exists(r, b.digest.as_str())
-                    .await
-                    .map_err(self.err(format!("checking blob {}", b.digest)))?;
-                if !held && let Some(from) = &b.mount_from {
-                    let source = self.reference(from, None, Some(&b.digest));
-                    held = self.client.mount_blob(r, &source, b.digest.as_str()).await.is_ok();
-                    if held {
-                        counts.mounted.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if held {
-                    counts.present.fetch_add(1, Ordering::Relaxed);
-                    counts.present_bytes.fetch_add(b.size, Ordering::Relaxed);
-                } else {
-                    self.push_file_range(r, &b.digest, &b.path, b.offset, b.size).await?;
-                    counts.pushed.fetch_add(1, Ordering::Relaxed);
-                    counts.pushed_bytes.fetch_add(b.size, Ordering::Relaxed);
-                }
-                progress.advance(b.size);
-                Ok(())
-            })
-            .await
-    }
-
-    /// Upload `size` bytes of `path` from `offset` as blob `digest` (the
-    /// registry checks the digest of what arrives).
-    async fn push_file_range(
-        &self,
-        r: &Reference,
-        digest: &Digest,
-        path: &Path,
-        offset: u64,
-        size: u64,
-    ) -> Result<(), RegistryError> {
-        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-        let io = |e| RegistryError::Io { path: path.into(), source: e };
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
-        let body = tokio_util::io::ReaderStream::with_capacity(file.take(size), 1 << 20)
-            .map_err(oci_client::errors::OciDistributionError::from);
-        self.client
-            .push_blob_stream(r, body, digest.as_str(), Some(size))
-            .await
-            .map_err(self.err(format!("pushing blob {digest} from {}", path.display())))?;
-        Ok(())
-    }
-
-    /// Push one image from the store into this registry under the same
-    /// repository path and tag. `blob_path` gives where a stored blob lives.
-    /// Blobs the registry holds are skipped (one HEAD each). Returns the
-    /// reference pinned by digest.
-    pub fn push_image(
-        &self,
-        image: &ImageRecord,
-        blob_path: &(dyn Fn(&Digest) -> PathBuf + Sync),
-        progress: &dyn Progress,
-        report: &mut PushReport,
-    ) -> Result<String, RegistryError> {
-        let (repo, tag) = repository_and_tag(&image.reference)?;
-        // Manifests are read into memory: with the import's bound, so a
-        // descriptor naming a layer as a manifest cannot exhaust memory.
-        let read = |d: &Digest| {
-            tender_store::read_bounded(&blob_path(d), tender_bundle::limits::MAX_JSON_BLOB_BYTES)
-        };
-        // Config and layers of every platform, once.
-        let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        let mut manifests = Vec::new();
-        for p in &image.platforms {
-            let bytes = read(&p.manifest)?;
-            let m = ImageManifest::from_reader(&bytes[..]).map_err(|e| {
-                RegistryError::BadManifest { digest: p.manifest.clone(), reason: e.to_string() }
-            })?;
-            for d in std::iter::once(m.config()).chain(m.layers()) {
-                let digest: Digest =
-                    d.digest().to_string().parse().map_err(|e: tender_bundle::BundleError| {
-                        RegistryError::BadManifest {
-                            digest: p.manifest.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                if !blobs.iter().any(|(b, _)| *b == digest) {
-                    blobs.push((digest, d.size()));
-                }
-            }
-            let mt = m
-                .media_type()
-                .as_ref()
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
-            manifests.push((p.manifest.clone(), mt, bytes));
-        }
-        let counts = UploadCounts::default();
-        let uploads: Vec<Upload> = blobs
-            .iter()
-            .map(|(d, size)| Upload {
-                digest: d.clone(),
-                path: blob_path(d),
-                offset: 0,
-                size: *size,
-                mount_from: None,
-            })
-            .collect();
-        progress.start("push", blobs.iter().map(|(_, s)| s).sum());
-        let by_digest = self.reference(&repo, None, Some(&image.digest));
-        self.rt.block_on(async {
-            self.client
-                .auth(&by_digest, &self.auth, RegistryOperation::Push)
-                .await
-                .map_err(self.err(format!("authenticating for {repo}")))?;
-            self.upload_missing(&by_digest, &uploads, progress, &counts).await?;
-            for (digest, mt, bytes) in &manifests {
-                let r = self.reference(&repo, None, Some(digest));
-                self.client
-                    .push_manifest_raw(&r, bytes.clone(), header_value(mt, digest)?)
-                    .await
-                    .map_err(self.err(format!("pushing manifest {digest}")))?;
-            }
-            // The top object under the tag: an index over the platforms, or
-            // the single manifest.
-            let top = read(&image.digest)?;
-            let target =
-                self.reference(&repo, tag.as_deref(), tag.is_none().then_some(&image.digest));
-            self.client
-                .push_manifest_raw(&target, top, header_value(&image.media_type, &image.digest)?)
-                .await
-                .map_err(self.err(format!("pushing {} as {target}", image.digest)))?;
-            Ok::<_, RegistryError>(())
-        })?;
-        progress.finish();
-        report.blobs_pushed += counts.pushed.into_inner();
-        report.bytes_pushed += counts.pushed_bytes.into_inner();
-        report.blobs_present += counts.present.into_inner();
-        report.bytes_present += counts.present_bytes.into_inner();
-        let pinned = format!("{}/{}@{}", self.host, repo, image.digest);
-        report.images.push((image.reference.clone(), pinned.clone()));
-        Ok(pinned)
+    /// The registry's `host:port`.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 }
 

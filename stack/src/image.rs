@@ -8,32 +8,8 @@ use crate::StackError;
 use crate::platform::Platform;
 use crate::source::{ImageSource, Resolved};
 
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Docker schema 2 manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-fn is_index(mt: &str) -> bool {
-    mt == OCI_INDEX || mt == DOCKER_LIST
-}
-
-fn is_manifest(mt: &str) -> bool {
-    mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
-}
-
-/// The media type of a manifest or index found only by digest.
-pub fn sniff_media_type(bytes: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    match v["mediaType"].as_str() {
-        Some(mt) => mt.to_owned(),
-        None if v.get("manifests").is_some() => OCI_INDEX.into(),
-        None => OCI_MANIFEST.into(),
-    }
-}
+pub use tender_bundle::media::sniff as sniff_media_type;
+use tender_bundle::media::{is_index, is_manifest};
 
 /// Where the bytes of a blob to pack come from.
 #[derive(Clone, Debug)]
@@ -59,49 +35,56 @@ pub struct ResolvedImage {
     pub blobs: Vec<(BlobRecord, BlobData)>,
 }
 
-/// Resolve `reference` from `source`, keeping `platforms`. `image` is the
-/// image's index in the plan (recorded in [`BlobData::Source`]).
-pub fn resolve_image(
-    source: &dyn ImageSource,
-    reference: &str,
-    platforms: &[Platform],
-    image: usize,
-) -> Result<ResolvedImage, StackError> {
-    let bad = |reason: String| StackError::BadImage { reference: reference.into(), reason };
-    let Resolved { digest, media_type, size } = source.resolve(reference)?;
-    let top = source.read_manifest(reference, &digest, size)?;
-    // The bytes' own mediaType is authoritative: a layout's index.json lists
-    // Docker types under their OCI equivalents.
-    let declared: Option<String> = serde_json::from_slice::<serde_json::Value>(&top)
-        .ok()
-        .and_then(|v| v["mediaType"].as_str().map(String::from));
-    let media_type = declared.unwrap_or(media_type);
-    let from_source = BlobData::Source { image };
-    let mut blobs = Vec::new();
-    let mut plats = Vec::new();
+/// A blob of part 1, whole (packing assigns parts later).
+fn record(digest: Digest, size: u64, media_type: String) -> BlobRecord {
+    BlobRecord { digest, size, media_type, part: 1, chunks: vec![], patch: None }
+}
 
-    let add_manifest = |m_digest: &Digest,
-                        m_type: &str,
-                        m_size: u64,
-                        want: Option<&Platform>,
-                        blobs: &mut Vec<(BlobRecord, BlobData)>|
-     -> Result<PlatformManifest, StackError> {
-        let bytes = source.read_manifest(reference, m_digest, m_size)?;
+/// Reads one image's manifests from its source.
+struct Resolver<'a> {
+    source: &'a dyn ImageSource,
+    reference: &'a str,
+    platforms: &'a [Platform],
+    from_source: BlobData,
+}
+
+impl Resolver<'_> {
+    fn bad(&self, reason: String) -> StackError {
+        StackError::BadImage { reference: self.reference.into(), reason }
+    }
+
+    fn digest(&self, d: &oci_spec::image::Digest) -> Result<Digest, StackError> {
+        d.to_string().parse().map_err(|e: tender_bundle::BundleError| self.bad(e.to_string()))
+    }
+
+    fn no_platform(&self, available: Vec<String>) -> StackError {
+        StackError::NoPlatform {
+            reference: self.reference.into(),
+            requested: self.platforms.iter().map(|p| p.to_string()).collect(),
+            available,
+        }
+    }
+
+    /// A platform manifest, its config and its layers, pushed onto `blobs`
+    /// in that order. `want` is its platform as the index gives it; a bare
+    /// manifest's platform is read from its config.
+    fn manifest(
+        &self,
+        (m_digest, m_type, m_size): (&Digest, &str, u64),
+        want: Option<&Platform>,
+        blobs: &mut Vec<(BlobRecord, BlobData)>,
+    ) -> Result<PlatformManifest, StackError> {
+        let bytes = self.source.read_manifest(self.reference, m_digest, m_size)?;
         let m = ImageManifest::from_reader(&bytes[..])
-            .map_err(|e| bad(format!("manifest {m_digest}: {e}")))?;
+            .map_err(|e| self.bad(format!("manifest {m_digest}: {e}")))?;
         let config = m.config();
-        let cdigest: Digest = config
-            .digest()
-            .to_string()
-            .parse()
-            .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
+        let cdigest = self.digest(config.digest())?;
         let platform = match want {
             Some(p) => p.clone(),
             None => {
-                // A bare manifest: its platform is in its config.
-                let cbytes = source.read_small(reference, &cdigest, config.size())?;
+                let cbytes = self.source.read_small(self.reference, &cdigest, config.size())?;
                 let c: serde_json::Value = serde_json::from_slice(&cbytes)
-                    .map_err(|e| bad(format!("config {cdigest}: {e}")))?;
+                    .map_err(|e| self.bad(format!("config {cdigest}: {e}")))?;
                 Platform {
                     os: c["os"].as_str().unwrap_or("").into(),
                     arch: c["architecture"].as_str().unwrap_or("").into(),
@@ -109,44 +92,14 @@ pub fn resolve_image(
                 }
             }
         };
-        blobs.push((
-            BlobRecord {
-                digest: m_digest.clone(),
-                size: m_size,
-                media_type: m_type.into(),
-                part: 1,
-                chunks: vec![],
-                patch: None,
-            },
-            from_source.clone(),
-        ));
-        blobs.push((
-            BlobRecord {
-                digest: cdigest.clone(),
-                size: config.size(),
-                media_type: config.media_type().to_string(),
-                part: 1,
-                chunks: vec![],
-                patch: None,
-            },
-            from_source.clone(),
-        ));
+        let src = || self.from_source.clone();
+        blobs.push((record(m_digest.clone(), m_size, m_type.into()), src()));
+        blobs
+            .push((record(cdigest.clone(), config.size(), config.media_type().to_string()), src()));
         for l in m.layers() {
-            let ld: Digest = l
-                .digest()
-                .to_string()
-                .parse()
-                .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
             blobs.push((
-                BlobRecord {
-                    digest: ld,
-                    size: l.size(),
-                    media_type: l.media_type().to_string(),
-                    part: 1,
-                    chunks: vec![],
-                    patch: None,
-                },
-                from_source.clone(),
+                record(self.digest(l.digest())?, l.size(), l.media_type().to_string()),
+                src(),
             ));
         }
         Ok(PlatformManifest {
@@ -154,11 +107,19 @@ pub fn resolve_image(
             manifest: m_digest.clone(),
             config: cdigest,
         })
-    };
+    }
 
-    let (carried_digest, carried_size) = if is_index(&media_type) {
+    /// An index: the children of the requested platforms, and the index
+    /// itself, reduced when some children are left out. Returns the
+    /// carried top blob first, then the children's blobs.
+    fn index(
+        &self,
+        top: &[u8],
+        (digest, media_type, size): (&Digest, &str, u64),
+        plats: &mut Vec<PlatformManifest>,
+    ) -> Result<Vec<(BlobRecord, BlobData)>, StackError> {
         let index =
-            ImageIndex::from_reader(&top[..]).map_err(|e| bad(format!("index {digest}: {e}")))?;
+            ImageIndex::from_reader(top).map_err(|e| self.bad(format!("index {digest}: {e}")))?;
         let mut keep = Vec::new();
         let mut available = Vec::new();
         for (i, child) in index.manifests().iter().enumerate() {
@@ -169,86 +130,74 @@ pub fn resolve_image(
                 variant: p.variant().clone(),
             };
             available.push(p.to_string());
-            if platforms.iter().any(|want| want.accepts(&p))
+            if self.platforms.iter().any(|want| want.accepts(&p))
                 && is_manifest(child.media_type().as_ref())
             {
                 keep.push((i, p));
             }
         }
         if keep.is_empty() {
-            return Err(StackError::NoPlatform {
-                reference: reference.into(),
-                requested: platforms.iter().map(|p| p.to_string()).collect(),
-                available,
-            });
+            return Err(self.no_platform(available));
         }
         let mut child_blobs = Vec::new();
         for (i, p) in &keep {
             let child = &index.manifests()[*i];
-            let cd: Digest = child
-                .digest()
-                .to_string()
-                .parse()
-                .map_err(|e: tender_bundle::BundleError| bad(e.to_string()))?;
-            plats.push(add_manifest(
-                &cd,
-                child.media_type().as_ref(),
-                child.size(),
-                Some(p),
-                &mut child_blobs,
-            )?);
+            let cd = self.digest(child.digest())?;
+            let m = (&cd, child.media_type().as_ref(), child.size());
+            plats.push(self.manifest(m, Some(p), &mut child_blobs)?);
         }
-        let (top_record, top_data) = if keep.len() == index.manifests().len() {
-            (
-                BlobRecord {
-                    digest: digest.clone(),
-                    size,
-                    media_type: media_type.clone(),
-                    part: 1,
-                    chunks: vec![],
-                    patch: None,
-                },
-                from_source.clone(),
-            )
+        let top_blob = if keep.len() == index.manifests().len() {
+            (record(digest.clone(), size, media_type.into()), self.from_source.clone())
         } else {
             // Registries refuse an index whose children are missing: carry a
             // reduced one, with every other field as the source wrote it.
             let mut v: serde_json::Value =
-                serde_json::from_slice(&top).map_err(|e| bad(e.to_string()))?;
+                serde_json::from_slice(top).map_err(|e| self.bad(e.to_string()))?;
             let kept: Vec<serde_json::Value> =
                 keep.iter().map(|(i, _)| v["manifests"][*i].clone()).collect();
             v["manifests"] = serde_json::Value::Array(kept);
             let bytes = serde_json::to_vec(&v).expect("json serializes");
-            let rec = BlobRecord {
-                digest: Digest::of(&bytes),
-                size: bytes.len() as u64,
-                media_type: media_type.clone(),
-                part: 1,
-                chunks: vec![],
-                patch: None,
-            };
+            let rec = record(Digest::of(&bytes), bytes.len() as u64, media_type.into());
             (rec, BlobData::Memory(bytes))
         };
-        let carried = (top_record.digest.clone(), top_record.size);
-        blobs.push((top_record, top_data));
-        blobs.extend(child_blobs);
-        carried
+        Ok(std::iter::once(top_blob).chain(child_blobs).collect())
+    }
+}
+
+/// Resolve `reference` from `source`, keeping `platforms`. `image` is the
+/// image's index in the plan (recorded in [`BlobData::Source`]).
+pub fn resolve_image(
+    source: &dyn ImageSource,
+    reference: &str,
+    platforms: &[Platform],
+    image: usize,
+) -> Result<ResolvedImage, StackError> {
+    let r = Resolver { source, reference, platforms, from_source: BlobData::Source { image } };
+    let Resolved { digest, media_type, size } = source.resolve(reference)?;
+    let top = source.read_manifest(reference, &digest, size)?;
+    // The bytes' own mediaType is authoritative: a layout's index.json lists
+    // Docker types under their OCI equivalents.
+    let declared: Option<String> = serde_json::from_slice::<serde_json::Value>(&top)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(String::from));
+    let media_type = declared.unwrap_or(media_type);
+    let mut plats = Vec::new();
+    let blobs = if is_index(&media_type) {
+        r.index(&top, (&digest, &media_type, size), &mut plats)?
     } else if is_manifest(&media_type) {
-        let p = add_manifest(&digest, &media_type, size, None, &mut blobs)?;
+        let mut blobs = Vec::new();
+        let p = r.manifest((&digest, &media_type, size), None, &mut blobs)?;
         let image_platform = Platform::parse(&p.platform).ok();
         if !image_platform.as_ref().is_some_and(|ip| platforms.iter().any(|w| w.accepts(ip))) {
-            return Err(StackError::NoPlatform {
-                reference: reference.into(),
-                requested: platforms.iter().map(|p| p.to_string()).collect(),
-                available: vec![p.platform],
-            });
+            return Err(r.no_platform(vec![p.platform]));
         }
         plats.push(p);
-        (digest.clone(), size)
+        blobs
     } else {
-        return Err(bad(format!("unsupported media type {media_type:?} for an image")));
+        return Err(r.bad(format!("unsupported media type {media_type:?} for an image")));
     };
-
+    // The top blob carried: the index (perhaps reduced) or the manifest.
+    let (carried_digest, carried_size) = (blobs[0].0.digest.clone(), blobs[0].0.size);
     Ok(ResolvedImage {
         record: ImageRecord {
             reference: reference.into(),

@@ -11,11 +11,15 @@ pub use tender_manifests as k8s;
 mod pack;
 pub mod patch;
 pub mod platform;
+mod publish;
+mod registry_source;
 pub mod sequence;
 pub mod source;
 mod stackfile;
 
 pub use pack::{EstimateRow, PackOptions, PackReport, Plan, pack};
+pub use publish::{PublishReport, publish};
+pub use registry_source::RegistrySource;
 pub use stackfile::{SourceSpec, StackFile};
 
 /// Errors on the shore side.
@@ -98,6 +102,30 @@ pub enum StackError {
         /// What is wrong.
         reason: String,
     },
+    /// Reading an image from its registry failed.
+    #[error("image {reference}")]
+    Registry {
+        /// The reference.
+        reference: String,
+        /// What the registry client met.
+        source: tender_registry::RegistryError,
+    },
+    /// Publishing a bundle to a registry failed.
+    #[error("publishing to {target}")]
+    Publish {
+        /// `REGISTRY/REPO:TAG`.
+        target: String,
+        /// What the registry client met.
+        source: tender_registry::RegistryError,
+    },
+    /// What was given is not a publishable bundle.
+    #[error("{}: {reason}", path.display())]
+    NotABundle {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Resolving an image failed; names the files that name it.
     #[error("image named in {files}")]
     Named {
@@ -156,6 +184,9 @@ impl StackError {
                 kind => kind,
             },
             StackError::Bundle(e) => e.kind(),
+            StackError::Registry { source, .. } | StackError::Publish { source, .. } => {
+                source.kind()
+            }
             StackError::Io { .. } => ErrorKind::Local,
             StackError::ImageNotFound { .. } | StackError::NoPlatform { .. } => ErrorKind::NotFound,
             StackError::BadStackFile { .. }
@@ -166,6 +197,7 @@ impl StackError {
             | StackError::BadPlatform(_)
             | StackError::NoSource { .. }
             | StackError::BadImage { .. }
+            | StackError::NotABundle { .. }
             | StackError::BadBase { .. }
             | StackError::BadSplit { .. }
             | StackError::Key(_) => ErrorKind::Invalid,

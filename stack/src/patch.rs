@@ -66,7 +66,7 @@ struct Candidate {
 struct Patched {
     diff_id: Digest,
     size: u64,
-    media_type: &'static str,
+    media_type: String,
     record: PatchRecord,
     path: PathBuf,
 }
@@ -345,7 +345,7 @@ impl Plan {
                     BlobRecord {
                         digest: p.diff_id.clone(),
                         size: p.size,
-                        media_type: p.media_type.into(),
+                        media_type: p.media_type.clone(),
                         part: 1,
                         chunks: vec![],
                         patch: Some(p.record.clone()),
@@ -384,7 +384,7 @@ impl Plan {
                 let mut touched = false;
                 for l in m["layers"].as_array_mut().into_iter().flatten() {
                     if let Some(pl) = digest_of(l).and_then(|d| patched.get(&d)) {
-                        l["mediaType"] = pl.media_type.into();
+                        l["mediaType"] = pl.media_type.clone().into();
                         l["digest"] = pl.diff_id.to_string().into();
                         l["size"] = pl.size.into();
                         touched = true;

@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
+use tender_bundle::media::MediaType;
 use tender_bundle::{Digest, Progress, limits::MAX_JSON_BLOB_BYTES};
 
 use crate::StackError;
@@ -174,8 +175,9 @@ impl ImageSource for OciLayoutSource {
             let size = e["size"]
                 .as_u64()
                 .ok_or_else(|| bad(format!("{}: entry without size", index_path.display())))?;
-            let media_type =
-                e["mediaType"].as_str().unwrap_or(crate::image::OCI_MANIFEST).to_owned();
+            let media_type = e["mediaType"]
+                .as_str()
+                .map_or_else(|| MediaType::ImageManifest.to_string(), String::from);
             Ok(Resolved { digest, media_type, size })
         };
         // A digest pins the image, whatever the tag says.

@@ -22,22 +22,13 @@ impl Store {
         self.partial_dir().join(d.hex())
     }
 
-    /// What a pull fetches for `blob`: the blob, or for a patched layer,
-    /// its patch (digest and size).
-    pub fn fetched_as(blob: &BlobRecord) -> (&Digest, u64) {
-        match &blob.patch {
-            Some(p) => (&p.digest, p.size),
-            None => (&blob.digest, blob.size),
-        }
-    }
-
     /// Open the partial file of what a pull fetches for `blob` (see
-    /// [`Store::fetched_as`]) for appending; returns it and how many bytes
+    /// [`BlobRecord::carried_as`]) for appending; returns it and how many bytes
     /// it already holds (a file longer than expected is started over).
     pub fn open_partial(&self, blob: &BlobRecord) -> Result<(File, u64), StoreError> {
         let dir = self.partial_dir();
         crate::create_dirs(&dir)?;
-        let (digest, size) = Self::fetched_as(blob);
+        let (digest, size) = blob.carried_as();
         let path = self.partial_path(digest);
         let mut f = File::options()
             .create(true)
@@ -57,7 +48,7 @@ impl Store {
 
     /// Start `blob`'s partial file over (the server ignored a range request).
     pub fn restart_partial(&self, file: &mut File, blob: &BlobRecord) -> Result<(), StoreError> {
-        let path = self.partial_path(Self::fetched_as(blob).0);
+        let path = self.partial_path(blob.carried_as().0);
         file.set_len(0).map_err(io_err(&path))?;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
         Ok(())
@@ -68,7 +59,7 @@ impl Store {
     /// is checked in turn). If not, it is removed (so a rerun fetches it
     /// afresh) and the mismatch is the error.
     pub fn adopt_partial(&self, blob: &BlobRecord) -> Result<(), StoreError> {
-        let (digest, size) = Self::fetched_as(blob);
+        let (digest, size) = blob.carried_as();
         let path = self.partial_path(digest);
         let f = File::open(&path).map_err(io_err(&path))?;
         let (actual, n) =

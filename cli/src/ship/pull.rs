@@ -42,8 +42,7 @@ impl Pull {
         let registry =
             tender_registry::Registry::new(&target.host, &args.target().transport, args.auth()?)?;
         if estimate {
-            let plan = registry
-                .pull_estimate(&store, &target, policy)
+            let plan = tender_pull::estimate(&registry, &store, &target, policy)
                 .with_context(|| format!("estimating a pull of {target}"))?;
             if json {
                 print_json(&plan);
@@ -72,9 +71,8 @@ impl Pull {
             return Ok(0);
         }
         let bar = Bar::new(json);
-        let options = tender_registry::PullOptions { policy, limit_rate };
-        let (_, r) = registry
-            .pull(&store, &target, &options, &bar)
+        let options = tender_pull::PullOptions { policy, limit_rate };
+        let (_, r) = tender_pull::pull(&registry, &store, &target, &options, &bar)
             .with_context(|| format!("pulling {target}"))?;
         for w in &r.import.warnings {
             eprintln!("warning: {target}: {w}");

@@ -21,7 +21,7 @@ impl Serve {
         let Self { listen } = self;
         let json = ctx.json;
         let store = Store::open(&ctx.store)?;
-        tender_deploy::serve::serve(store, &listen, |addr| {
+        tender_serve::serve(store, &listen, |addr| {
             if json {
                 print_json(&json!({"listening": addr}));
             } else {

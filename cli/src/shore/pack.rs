@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use tender_registry::{RegistrySource, Transport};
+use tender_registry::Transport;
+use tender_stack::RegistrySource;
 use tender_stack::delta::Base;
 use tender_stack::patch::{PatchRow, Patches};
 use tender_stack::sequence::Kind;

@@ -61,8 +61,7 @@ fn publish(input: &Path, to: &str, args: &PackArgs, json: bool) -> Result<()> {
     };
     let registry = Registry::new(&target.host, &args.transport(), auth)?;
     let bar = Bar::new(json);
-    let r = registry
-        .publish(&bundle, &detached, &target.repo, &target.tag, &bar)
+    let r = tender_stack::publish(&registry, &bundle, &detached, &target.repo, &target.tag, &bar)
         .with_context(|| format!("publishing {} to {target}", input.display()))?;
     if json {
         print_json(&r);

@@ -4,6 +4,7 @@
 //! digest, and the blobs those manifests name, under each image's
 //! repository path (the reference without the shore registry's host), and
 //! each repository only from the stack that owns it.
+#![deny(missing_docs)]
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,13 +18,40 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use oci_spec::image::ImageManifest;
+use oci_spec::image::{ImageManifest, MediaType};
 use tender_bundle::limits::MAX_JSON_BLOB_BYTES;
 use tender_bundle::{Descriptor, Digest, StackName};
-use tender_store::{Store, VersionRecord, read_bounded};
+use tender_store::{Store, StoreError, VersionRecord, read_bounded};
 use tokio_util::io::ReaderStream;
 
-use crate::DeployError;
+/// Why `serve` stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The address cannot be listened on.
+    #[error("cannot serve on {listen}")]
+    Listen {
+        /// The address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the network runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl ServeError {
+    /// What kind of failure it is.
+    pub fn kind(&self) -> tender_bundle::ErrorKind {
+        match self {
+            ServeError::Store(e) => e.kind(),
+            ServeError::Listen { .. } | ServeError::Runtime(_) => tender_bundle::ErrorKind::Local,
+        }
+    }
+}
 
 /// What the store offers, per repository.
 #[derive(Default)]
@@ -43,7 +71,7 @@ struct Catalog {
 fn repository_stacks(
     store: &Store,
     versions: &[(PathBuf, VersionRecord, Descriptor)],
-) -> Result<HashMap<String, StackName>, DeployError> {
+) -> Result<HashMap<String, StackName>, ServeError> {
     let mut naming: HashMap<String, HashSet<StackName>> = HashMap::new();
     for (_, _, d) in versions {
         for image in &d.images {
@@ -66,7 +94,7 @@ fn repository_stacks(
         .collect())
 }
 
-fn catalog(store: &Store) -> Result<Catalog, DeployError> {
+fn catalog(store: &Store) -> Result<Catalog, ServeError> {
     let mut c = Catalog::default();
     // Only versions whose signatures still count: a revoked key's version
     // must not win a tag (nor be served by digest).
@@ -107,8 +135,8 @@ fn catalog(store: &Store) -> Result<Catalog, DeployError> {
                 let mt = media
                     .get(&p.manifest)
                     .copied()
-                    .unwrap_or("application/vnd.oci.image.manifest.v1+json");
-                c.manifests.insert((repo.clone(), p.manifest.clone()), mt.to_owned());
+                    .map_or_else(|| MediaType::ImageManifest.to_string(), |m| (*m).to_owned());
+                c.manifests.insert((repo.clone(), p.manifest.clone()), mt);
                 for desc in std::iter::once(m.config()).chain(m.layers()) {
                     if let Ok(dg) = desc.digest().to_string().parse::<Digest>() {
                         c.blobs.insert((repo.clone(), dg));
@@ -145,7 +173,7 @@ struct Shared {
 
 impl Shared {
     /// The catalog, rebuilt when older than a second (imports may add versions).
-    fn catalog(&self) -> Result<Arc<Catalog>, DeployError> {
+    fn catalog(&self) -> Result<Arc<Catalog>, ServeError> {
         let mut c = self.catalog.lock().expect("catalog lock");
         if c.0.elapsed() > Duration::from_secs(1) {
             *c = (Instant::now(), Arc::new(catalog(&self.store)?));
@@ -165,7 +193,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     }
     let catalog = match shared.catalog() {
         Ok(c) => c,
-        Err(e) => return error(500, "UNKNOWN", &crate::chain(&e)),
+        Err(e) => return error(500, "UNKNOWN", &tender_bundle::error_chain(&e)),
     };
     let Some(rest) = url.strip_prefix("/v2/") else {
         return error(404, "NAME_UNKNOWN", "not found");
@@ -235,14 +263,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
 
 /// Serve the store on `listen` until the process ends. `ready` gets the
 /// bound address (useful with port 0).
-pub fn serve(store: Store, listen: &str, ready: impl FnOnce(&str)) -> Result<(), DeployError> {
-    let serve_err =
-        |e: std::io::Error| DeployError::Serve { listen: listen.into(), reason: e.to_string() };
+pub fn serve(store: Store, listen: &str, ready: impl FnOnce(&str)) -> Result<(), ServeError> {
+    let serve_err = |e: std::io::Error| ServeError::Listen { listen: listen.into(), source: e };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(DeployError::Runtime)?;
+        .map_err(ServeError::Runtime)?;
     let shared = Arc::new(Shared {
         catalog: Mutex::new((Instant::now(), Arc::new(catalog(&store)?))),
         store,

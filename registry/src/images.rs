@@ -1,5 +1,7 @@
-//! Shore side: images read from their registries over the OCI distribution
-//! API, for references no `sources` entry covers.
+//! Images from any registry, for the shore: manifests read with a cap and
+//! checked against a pinned digest, blobs fetched concurrently into a
+//! cache directory and verified as they stream. `tender-stack` reads
+//! images for `pack` through it, for references no `sources` entry covers.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,20 +11,16 @@ use std::sync::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use oci_spec::image::{MediaType, ToDockerV2S2};
 use sha2::{Digest as _, Sha256};
 use tender_bundle::{BundleError, Digest, ErrorKind, Progress, limits::MAX_JSON_BLOB_BYTES};
-use tender_stack::StackError;
-use tender_stack::image::{
-    DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sniff_media_type,
-};
-use tender_stack::source::{BlobReader, ImageSource, Resolved};
 
 use crate::policy::{NetworkPolicy, Spent, retry};
 use crate::{RegistryError, Transport, auth_from_file, registry_error, runtime};
 
-/// Reads images from registries; blobs are fetched concurrently into a
-/// cache directory, verified while they stream, and only then read.
-pub struct RegistrySource {
+/// Reads images from registries (each host's client made on first use);
+/// every call blocks.
+pub struct ImageReader {
     rt: tokio::runtime::Runtime,
     transport: Transport,
     authfile: Option<PathBuf>,
@@ -33,14 +31,27 @@ pub struct RegistrySource {
     policy: NetworkPolicy,
 }
 
-fn stack_err(reference: &str, e: impl std::fmt::Display) -> StackError {
-    StackError::BadImage { reference: reference.into(), reason: e.to_string() }
+fn parse(reference: &str) -> Result<Reference, RegistryError> {
+    reference.parse().map_err(|e: oci_client::ParseError| RegistryError::BadReference {
+        reference: reference.into(),
+        reason: e.to_string(),
+    })
 }
 
-impl RegistrySource {
-    /// A source using `transport` and the auth file (default
-    /// `~/.docker/config.json`), caching blobs under `cache_in`, under the
-    /// default [`NetworkPolicy`].
+/// A request that failed for good: with the attempts when more than one
+/// was made.
+fn failed(spent: Spent) -> RegistryError {
+    match spent.attempts {
+        1 => spent.error,
+        attempts => RegistryError::After { attempts, source: Box::new(spent.error) },
+    }
+}
+
+impl ImageReader {
+    /// A reader using `transport` and the auth file (default
+    /// `~/.docker/config.json`), caching blobs in a new directory under
+    /// `cache_in` (removed when the reader is dropped), under the default
+    /// [`NetworkPolicy`].
     pub fn new(
         transport: Transport,
         authfile: Option<PathBuf>,
@@ -49,7 +60,7 @@ impl RegistrySource {
         Self::with_policy(transport, authfile, cache_in, NetworkPolicy::default())
     }
 
-    /// A source as [`RegistrySource::new`] makes, under `policy`.
+    /// A reader as [`ImageReader::new`] makes, under `policy`.
     pub fn with_policy(
         transport: Transport,
         authfile: Option<PathBuf>,
@@ -61,7 +72,7 @@ impl RegistrySource {
             .prefix(".tender-fetch-")
             .tempdir_in(cache_in)
             .map_err(|e| RegistryError::Io { path: cache_in.into(), source: e })?;
-        Ok(RegistrySource {
+        Ok(ImageReader {
             rt,
             transport,
             authfile,
@@ -94,48 +105,133 @@ impl RegistrySource {
         Ok((client, auth))
     }
 
-    fn parse(reference: &str) -> Result<Reference, StackError> {
-        reference.parse().map_err(|e: oci_client::ParseError| stack_err(reference, e))
-    }
-
-    fn cached(&self, digest: &Digest) -> PathBuf {
+    /// Where the cache keeps the blob or manifest `digest` (present once
+    /// fetched and verified).
+    pub fn cached(&self, digest: &Digest) -> PathBuf {
         self.cache.path().join(digest.hex())
     }
 
-    /// Fetch a manifest (by tag or digest) with retries; returns its bytes,
-    /// refused as soon as they pass [`MAX_JSON_BLOB_BYTES`].
-    fn fetch_manifest(&self, reference: &str, r: &Reference) -> Result<Vec<u8>, StackError> {
+    /// The manifest or index `reference` names (by tag or digest), read
+    /// with a cap of [`MAX_JSON_BLOB_BYTES`] and tried again while the
+    /// link fails; checked against `pinned` (or the reference's own
+    /// digest) and kept in the cache under its digest.
+    pub fn fetch_manifest(
+        &self,
+        reference: &str,
+        pinned: Option<&Digest>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let mut r = parse(reference)?;
+        if let Some(d) = pinned {
+            r = Reference::with_digest(r.registry().into(), r.repository().into(), d.to_string());
+        }
         let host = r.resolve_registry();
-        let (client, auth) = self.client(host).map_err(|e| stack_err(reference, e))?;
+        let (client, auth) = self.client(host)?;
         let (http, scheme) = self.bounded.lock().expect("client map")[host].clone();
         let url = format!(
             "{scheme}://{host}/v2/{}/manifests/{}",
             r.repository(),
             r.digest().or(r.tag()).unwrap_or("latest")
         );
-        let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ");
-        // The error names the image already (`stack_err`).
+        let accept = [MediaType::ImageIndex, MediaType::ImageManifest]
+            .iter()
+            .flat_map(|m| [m.to_string(), m.to_docker_v2s2().expect("has a Docker type").into()])
+            .collect::<Vec<_>>()
+            .join(", ");
         let what = || "fetching the manifest".to_string();
-        let fetched = self.rt.block_on(retry(&self.policy, || async {
-            let authorization = crate::bounded::authorization(&client, r, &auth)
+        let bytes = self
+            .rt
+            .block_on(retry(&self.policy, || async {
+                let authorization = crate::bounded::authorization(&client, &r, &auth)
+                    .await
+                    .map_err(|e| registry_error(host, what(), &e))?;
+                crate::bounded::get_bounded(
+                    &http,
+                    &url,
+                    &accept,
+                    authorization.as_ref(),
+                    MAX_JSON_BLOB_BYTES,
+                )
                 .await
-                .map_err(|e| registry_error(host, what(), &e))?;
-            crate::bounded::get_bounded(
-                &http,
-                &url,
-                &accept,
-                authorization.as_ref(),
-                MAX_JSON_BLOB_BYTES,
-            )
-            .await
-            .map_err(|e| RegistryError::Registry {
-                registry: host.to_owned(),
-                what: what(),
-                reason: e.to_string(),
-                kind: e.kind(),
-            })
-        }));
-        fetched.map_err(|spent| failed(reference, spent))
+                .map_err(|e| RegistryError::Registry {
+                    registry: host.to_owned(),
+                    what: what(),
+                    reason: e.to_string(),
+                    kind: e.kind(),
+                })
+            }))
+            .map_err(failed)?;
+        let digest = Digest::of(&bytes);
+        if let Some(want) = r.digest()
+            && want != digest.as_str()
+        {
+            return Err(BundleError::DigestMismatch {
+                entry: reference.into(),
+                expected: want.parse()?,
+                actual: digest,
+            }
+            .into());
+        }
+        let path = self.cached(&digest);
+        std::fs::write(&path, &bytes).map_err(|e| RegistryError::Io { path, source: e })?;
+        Ok(bytes)
+    }
+
+    /// Fetch each `(reference, digest, size)` blob the cache lacks,
+    /// [`NetworkPolicy::concurrency`] at a time, verified as it streams.
+    pub fn prefetch(
+        &self,
+        blobs: &[(String, Digest, u64)],
+        progress: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        progress.start("fetch", blobs.iter().map(|(_, _, s)| s).sum());
+        self.rt.block_on(
+            stream::iter(blobs.iter().map(Ok::<_, RegistryError>)).try_for_each_concurrent(
+                self.policy.concurrency,
+                |(reference, digest, size)| async move {
+                    let for_image = |e| RegistryError::ForImage {
+                        reference: reference.clone(),
+                        source: Box::new(e),
+                    };
+                    let r = parse(reference)?;
+                    let (client, auth) = self.client(r.resolve_registry()).map_err(for_image)?;
+                    client.auth(&r, &auth, oci_client::RegistryOperation::Pull).await.map_err(
+                        |e| {
+                            for_image(registry_error(
+                                r.resolve_registry(),
+                                "authenticating".into(),
+                                &e,
+                            ))
+                        },
+                    )?;
+                    retry(&self.policy, || self.fetch_blob(&client, &r, digest, *size))
+                        .await
+                        .map_err(|spent| for_image(failed(spent)))?;
+                    progress.advance(*size);
+                    Ok(())
+                },
+            ),
+        )?;
+        progress.finish();
+        Ok(())
+    }
+
+    /// The cached file of blob `digest` of `reference`'s repository,
+    /// fetched and verified first if the cache lacks it.
+    pub fn blob(
+        &self,
+        reference: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<PathBuf, RegistryError> {
+        let path = self.cached(digest);
+        if !path.exists() {
+            let r = parse(reference)?;
+            let (client, _) = self.client(r.resolve_registry())?;
+            self.rt
+                .block_on(retry(&self.policy, || self.fetch_blob(&client, &r, digest, size)))
+                .map_err(failed)?;
+        }
+        Ok(path)
     }
 
     /// Fetch one blob into the cache, verified as it streams.
@@ -194,108 +290,6 @@ impl RegistrySource {
     }
 }
 
-/// A request that failed for good, as the shore reports it: naming the
-/// image, and the attempts when more than one was made.
-fn failed(reference: &str, spent: Spent) -> StackError {
-    match spent.attempts {
-        1 => stack_err(reference, spent.error),
-        n => stack_err(reference, format!("after {n} attempts: {}", spent.error)),
-    }
-}
-
-impl ImageSource for RegistrySource {
-    fn covers(&self, _reference: &str) -> bool {
-        true
-    }
-
-    fn resolve(&self, reference: &str) -> Result<Resolved, StackError> {
-        let r = Self::parse(reference)?;
-        let bytes = self.fetch_manifest(reference, &r)?;
-        let digest = Digest::of(&bytes);
-        if let Some(pinned) = r.digest()
-            && pinned != digest.as_str()
-        {
-            return Err(tender_bundle::BundleError::DigestMismatch {
-                entry: reference.into(),
-                expected: pinned.parse().map_err(|e| stack_err(reference, e))?,
-                actual: digest,
-            }
-            .into());
-        }
-        std::fs::write(self.cached(&digest), &bytes)
-            .map_err(|e| StackError::Io { path: self.cached(&digest), source: e })?;
-        Ok(Resolved { media_type: sniff_media_type(&bytes), size: bytes.len() as u64, digest })
-    }
-
-    fn read_manifest(
-        &self,
-        reference: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<Vec<u8>, StackError> {
-        if !self.cached(digest).exists() {
-            let r = Self::parse(reference)?;
-            let by_digest = Reference::with_digest(
-                r.registry().into(),
-                r.repository().into(),
-                digest.to_string(),
-            );
-            let bytes = self.fetch_manifest(reference, &by_digest)?;
-            std::fs::write(self.cached(digest), &bytes)
-                .map_err(|e| StackError::Io { path: self.cached(digest), source: e })?;
-        }
-        // Verified against digest and size here, whatever the cache holds.
-        self.read_small(reference, digest, size)
-    }
-
-    fn prefetch(
-        &self,
-        blobs: &[(String, Digest, u64)],
-        progress: &dyn Progress,
-    ) -> Result<(), StackError> {
-        progress.start("fetch", blobs.iter().map(|(_, _, s)| s).sum());
-        self.rt.block_on(
-            stream::iter(blobs.iter().map(Ok::<_, StackError>)).try_for_each_concurrent(
-                self.policy.concurrency,
-                |(reference, digest, size)| async move {
-                    let r = Self::parse(reference)?;
-                    let (client, auth) =
-                        self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
-                    client
-                        .auth(&r, &auth, oci_client::RegistryOperation::Pull)
-                        .await
-                        .map_err(|e| stack_err(reference, e))?;
-                    retry(&self.policy, || self.fetch_blob(&client, &r, digest, *size))
-                        .await
-                        .map_err(|spent| failed(reference, spent))?;
-                    progress.advance(*size);
-                    Ok(())
-                },
-            ),
-        )?;
-        progress.finish();
-        Ok(())
-    }
-
-    fn open(&self, reference: &str, digest: &Digest, size: u64) -> Result<BlobReader, StackError> {
-        let path = self.cached(digest);
-        if !path.exists() {
-            let r = Self::parse(reference)?;
-            let (client, _) =
-                self.client(r.resolve_registry()).map_err(|e| stack_err(reference, e))?;
-            self.rt
-                .block_on(retry(&self.policy, || self.fetch_blob(&client, &r, digest, size)))
-                .map_err(|spent| failed(reference, spent))?;
-        }
-        let f = std::fs::File::open(&path)
-            .map_err(|e| StackError::Io { path: path.clone(), source: e })?;
-        Ok(BlobReader {
-            reader: Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
-            location: path,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
@@ -339,7 +333,7 @@ mod tests {
         (host, count)
     }
 
-    fn source(dir: &Path) -> RegistrySource {
+    fn reader(dir: &Path) -> ImageReader {
         let policy = NetworkPolicy {
             tries: 4,
             first_backoff: Duration::from_millis(10),
@@ -347,7 +341,7 @@ mod tests {
             ..NetworkPolicy::default()
         };
         let no_auth = Some(dir.join("no-auth.json"));
-        RegistrySource::with_policy(Transport::TlsExceptLoopback, no_auth, dir, policy).unwrap()
+        ImageReader::with_policy(Transport::TlsExceptLoopback, no_auth, dir, policy).unwrap()
     }
 
     #[test]
@@ -356,7 +350,8 @@ mod tests {
         for (status, answer) in [(401, (|_| 401) as fn(u32) -> u16), (403, |_| 403), (404, |_| 404)]
         {
             let (host, count) = stub(answer);
-            let e = source(dir.path()).resolve(&format!("{host}/fleet/a:1")).unwrap_err();
+            let e =
+                reader(dir.path()).fetch_manifest(&format!("{host}/fleet/a:1"), None).unwrap_err();
             assert_eq!(count.load(Ordering::SeqCst), 1, "{status}: {e}");
             assert!(e.to_string().contains(&format!("HTTP {status}")), "{e}");
             assert!(!e.to_string().contains("attempts"), "{e}");
@@ -368,11 +363,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 503 twice, then the manifest.
         let (host, count) = stub(|n| if n < 3 { 503 } else { 200 });
-        let r = source(dir.path()).resolve(&format!("{host}/fleet/a:1")).unwrap();
-        assert_eq!((count.load(Ordering::SeqCst), r.size), (3, 2));
+        let r = reader(dir.path()).fetch_manifest(&format!("{host}/fleet/a:1"), None).unwrap();
+        assert_eq!((count.load(Ordering::SeqCst), r.len()), (3, 2));
         // 429 every time: the policy's 4 tries, then the last answer.
         let (host, count) = stub(|_| 429);
-        let e = source(dir.path()).resolve(&format!("{host}/fleet/a:1")).unwrap_err();
+        let e = reader(dir.path()).fetch_manifest(&format!("{host}/fleet/a:1"), None).unwrap_err();
         assert_eq!(count.load(Ordering::SeqCst), 4, "{e}");
         assert!(e.to_string().contains("after 4 attempts") && e.to_string().contains("HTTP 429"));
     }
