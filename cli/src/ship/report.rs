@@ -73,7 +73,10 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .prefix(".receipt-")
         .tempfile_in(&dir)
         .with_context(|| format!("writing {}", path.display()))?;
+    // Readable by others: it is carried off the ship (no secret in it).
+    use std::os::unix::fs::PermissionsExt as _;
     tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)))
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
