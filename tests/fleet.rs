@@ -77,7 +77,8 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     eprintln!("receipt of MV Aurora: {size} bytes");
 
     // The shore (fleet dir: ./fleet by default).
-    for (store, name) in [("store", "MV Aurora"), ("store-b", "Borealis"), ("store-c", "Cape Horn")] {
+    for (store, name) in [("store", "MV Aurora"), ("store-b", "Borealis"), ("store-c", "Cape Horn")]
+    {
         env.shore(&["fleet", "add", &format!("{store}/ship.pub"), "--name", name]).ok();
     }
     env.shore(&["fleet", "ingest", "a1.json", "b1.json", "c1.json"]).ok();
@@ -102,39 +103,71 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     assert!(stale["ships"].as_array().unwrap().iter().all(|s| s["stale"] == true), "{stale}");
 
     // What each would get, then the bundles.
-    let est = json(
-        &env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "all", "--estimate"]).ok(),
-    );
+    let est =
+        json(&env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "all", "--estimate"]).ok());
     let bytes = |n: &str| {
         est["ships"].as_array().unwrap().iter().find(|s| s["ship"] == n).unwrap()["carried_bytes"]
             .as_u64()
             .unwrap()
     };
     let (ea, eb, ec) = (bytes("MV Aurora"), bytes("Borealis"), bytes("Cape Horn"));
-    eprintln!("estimate: MV Aurora {ea}, Borealis {eb}, Cape Horn {ec}, total {}", est["total_bytes"]);
+    eprintln!(
+        "estimate: MV Aurora {ea}, Borealis {eb}, Cape Horn {ec}, total {}",
+        est["total_bytes"]
+    );
     assert_eq!(est["total_bytes"].as_u64().unwrap(), ea + eb + ec);
     assert!(ea < ec && eb < ea, "{est}");
     // The delta for Aurora is exactly what a delta against release 1
     // carries: whole layers, or with release 1's bundle to read
     // predecessors from, sub-layer patches.
     let against_v1 = |patches: &str| {
-        let args =
-            ["--json", "pack", "stack-v2.yaml", "--base", "v1.tender", "--estimate", "--patches", patches];
+        let args = [
+            "--json",
+            "pack",
+            "stack-v2.yaml",
+            "--base",
+            "v1.tender",
+            "--estimate",
+            "--patches",
+            patches,
+        ];
         json(&env.shore(&args).ok())["carried_bytes"].as_u64().unwrap()
     };
     assert_eq!(ea, against_v1("never"));
     let with_patches = json(
-        &env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "MV Aurora", "--base", "v1.tender", "--estimate"])
-            .ok(),
+        &env.shore(&[
+            "--json",
+            "pack",
+            "stack-v2.yaml",
+            "--for",
+            "MV Aurora",
+            "--base",
+            "v1.tender",
+            "--estimate",
+        ])
+        .ok(),
     );
-    assert_eq!(with_patches["ships"][0]["carried_bytes"].as_u64().unwrap(), against_v1("where-smaller"));
+    assert_eq!(
+        with_patches["ships"][0]["carried_bytes"].as_u64().unwrap(),
+        against_v1("where-smaller")
+    );
     // Cape Horn holds nothing: the whole release.
     let whole = json(&env.shore(&["--json", "pack", "stack-v2.yaml", "--estimate"]).ok());
     assert_eq!(ec, whole["carried_bytes"].as_u64().unwrap());
 
     let packed = json(
-        &env.shore(&["--json", "pack", "stack-v2.yaml", "--key", "ci.key", "--for", "all", "--out", "out"])
-            .ok(),
+        &env.shore(&[
+            "--json",
+            "pack",
+            "stack-v2.yaml",
+            "--key",
+            "ci.key",
+            "--for",
+            "all",
+            "--out",
+            "out",
+        ])
+        .ok(),
     );
     assert_eq!(packed["ships"].as_array().unwrap().len(), 3, "{packed}");
     let bundle = |slug: &str| format!("out/awareness-1.1.0-for-{slug}.tender");
@@ -148,7 +181,8 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     env.ship_in("store-c", &["import", &bundle("mv-aurora")]).fails(1, "the store does not hold");
     assert_eq!(support::blob_names(&env.path().join("store-c")), before);
     // Each imports its own, whole.
-    for (store, slug) in [("store", "mv-aurora"), ("store-b", "borealis"), ("store-c", "cape-horn")] {
+    for (store, slug) in [("store", "mv-aurora"), ("store-b", "borealis"), ("store-c", "cape-horn")]
+    {
         let imp = json(&env.ship_in(store, &["--json", "import", &bundle(slug)]).ok());
         assert_eq!(imp["complete"], true, "{store}: {imp}");
         env.ship_in(store, &["fsck"]).ok();
@@ -164,14 +198,19 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     assert_eq!(a2["previous"], a1["created"]);
     assert_eq!(a2["stacks"][0]["history"].as_array().unwrap().len(), 0, "{a2}");
     env.shore(&["fleet", "ingest", "a2.json", "b2.json", "c2.json"]).ok();
-    let est = json(
-        &env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "all", "--estimate"]).ok(),
-    );
+    let est =
+        json(&env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "all", "--estimate"]).ok());
     assert_eq!(est["total_bytes"], 0, "{est}");
     assert!(est["ships"].as_array().unwrap().iter().all(|s| s["bundle"] == "none"), "{est}");
     let status = json(&env.shore(&["--json", "fleet", "status"]).ok());
     let b = ship_row(&status, "Borealis");
-    let v2 = b["stacks"][0]["waiting"].as_array().unwrap().iter().rev().find(|w| w["version"] == "1.1.0").unwrap();
+    let v2 = b["stacks"][0]["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|w| w["version"] == "1.1.0")
+        .unwrap();
     assert_eq!(v2["complete"], true, "{b}");
 }
 
@@ -315,8 +354,9 @@ fn a_ship_short_of_room_is_named_before_anything_is_written() {
     // the ship signs saying so.
     let pem = fs::read_to_string(env.store().join("ship.key")).unwrap();
     let key = tender_keys::SigningKey::from_pem(&pem).unwrap();
-    let mut r = tender_bundle::receipt::Receipt::parse(&fs::read(env.path().join("r1.json")).unwrap())
-        .unwrap();
+    let mut r =
+        tender_bundle::receipt::Receipt::parse(&fs::read(env.path().join("r1.json")).unwrap())
+            .unwrap();
     r.sequence += 1;
     r.free_bytes = 1000;
     r.sign(&key);
@@ -324,7 +364,10 @@ fn a_ship_short_of_room_is_named_before_anything_is_written() {
     env.shore(&["fleet", "ingest", "small.json"]).ok();
     env.shore(&["pack", "stack-v1.yaml", "--key", "ci.key", "--for", "all", "--out", "out"])
         .fails(1, "Aurora needs");
-    assert!(!env.path().join("out").exists() || fs::read_dir(env.path().join("out")).unwrap().count() == 0);
+    assert!(
+        !env.path().join("out").exists()
+            || fs::read_dir(env.path().join("out")).unwrap().count() == 0
+    );
     let est = env.shore(&["pack", "stack-v1.yaml", "--for", "Aurora", "--estimate"]).ok();
     assert!(est.stderr.contains("Aurora needs"), "{}", est.stderr);
 }
@@ -340,7 +383,8 @@ fn fleet_add_list_remove() {
     env.shore(&["fleet", "add", "store/ship.pub", "--name", "Other", "--fleet", "f"])
         .fails(1, "MV Aurora's already");
     env.shore(&["fleet", "add", "ci.key", "--name", "X", "--fleet", "f"]).fails(1, "ci.key");
-    env.shore(&["fleet", "add", "store/ship.pub", "--name", "../x", "--fleet", "f"]).fails(2, "ship name");
+    env.shore(&["fleet", "add", "store/ship.pub", "--name", "../x", "--fleet", "f"])
+        .fails(2, "ship name");
     let list = json(&env.shore(&["--json", "fleet", "list", "--fleet", "f"]).ok());
     assert_eq!(list[0]["slug"], "mv-aurora");
     use std::os::unix::fs::PermissionsExt as _;
@@ -349,7 +393,12 @@ fn fleet_add_list_remove() {
     assert_eq!(mode("f/ships/mv-aurora/ship.json"), 0o600);
     env.shore(&["fleet", "remove", "MV Aurora", "--fleet", "f"]).ok();
     env.shore(&["fleet", "remove", "MV Aurora", "--fleet", "f"]).fails(1, "no ship");
-    assert!(json(&env.shore(&["--json", "fleet", "list", "--fleet", "f"]).ok()).as_array().unwrap().is_empty());
+    assert!(
+        json(&env.shore(&["--json", "fleet", "list", "--fleet", "f"]).ok())
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // The ship's name is kept with its key and never replaced.
     env.ship(&["keygen", "--name", "Other"]).fails(1, "refusing to overwrite");
 }

@@ -355,9 +355,9 @@ impl Receipt {
     pub fn validate(&self) -> Result<(), BundleError> {
         let bad = |m: String| Err(BundleError::BadReceipt(m));
         let time = |what: &str, t: &str| {
-            humantime::parse_rfc3339(t)
-                .map(|_| ())
-                .map_err(|_| BundleError::BadReceipt(format!("{what} {t:?} is not an RFC 3339 time")))
+            humantime::parse_rfc3339(t).map(|_| ()).map_err(|_| {
+                BundleError::BadReceipt(format!("{what} {t:?} is not an RFC 3339 time"))
+            })
         };
         time("created", &self.created)?;
         if let Some(p) = &self.previous {
@@ -375,7 +375,11 @@ impl Receipt {
         }
         time("inventory.created", &inv.created)?;
         if inv.blobs.len() > crate::limits::MAX_BLOBS {
-            return bad(format!("{} blobs, more than {}", inv.blobs.len(), crate::limits::MAX_BLOBS));
+            return bad(format!(
+                "{} blobs, more than {}",
+                inv.blobs.len(),
+                crate::limits::MAX_BLOBS
+            ));
         }
         let many = |what: &str, n: usize| {
             if n > MAX_RECEIPT_ITEMS {

@@ -7,12 +7,12 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use tender_bundle::{BundleError, ErrorKind, Progress};
 use tender_deploy::DeployError;
+use tender_fleet::FleetError;
 use tender_pull::PullError;
 use tender_registry::RegistryError;
 use tender_serve::ServeError;
 use tender_stack::StackError;
 use tender_store::StoreError;
-use tender_fleet::FleetError;
 
 pub mod shell;
 pub mod ship;

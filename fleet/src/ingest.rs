@@ -55,10 +55,16 @@ impl Fleet {
         let ships = self.ships()?;
         let entry_dir = self.ships_dir().join(r.ship.slug());
         let Some(ship) = ships.ships.iter().find(|s| s.name == r.ship) else {
-            if let Some(e) = ships.damaged.iter().find(|e| e.path().is_some_and(|p| p.starts_with(&entry_dir))) {
+            if let Some(e) =
+                ships.damaged.iter().find(|e| e.path().is_some_and(|p| p.starts_with(&entry_dir)))
+            {
                 return Err(FleetError::Damaged {
                     path: e.path().map(Path::to_owned).unwrap_or_default(),
-                    reason: format!("the fleet's entry for {}, which receipt {} names, cannot be read: {e}", r.ship, path.display()),
+                    reason: format!(
+                        "the fleet's entry for {}, which receipt {} names, cannot be read: {e}",
+                        r.ship,
+                        path.display()
+                    ),
                 });
             }
             return Err(FleetError::UnknownShip {

@@ -251,8 +251,13 @@ impl Fleet {
             .map_err(io_err(&self.ships_dir()))?;
         let added = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let file = ShipFile { name: name.clone(), keyid: key.key_id(), added: added.clone() };
-        write_atomic(tmp.path(), "ship.json", &serde_json::to_vec_pretty(&file).expect("serializes"))?;
-        let pem = key.to_pem().map_err(|source| FleetError::BadKey { path: pub_path.into(), source })?;
+        write_atomic(
+            tmp.path(),
+            "ship.json",
+            &serde_json::to_vec_pretty(&file).expect("serializes"),
+        )?;
+        let pem =
+            key.to_pem().map_err(|source| FleetError::BadKey { path: pub_path.into(), source })?;
         write_atomic(tmp.path(), "ship.pub", pem.as_bytes())?;
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -334,7 +339,10 @@ fn read_ship(dir: &Path) -> Result<Ship, FleetError> {
             PublicKey::from_pem(&pem).map_err(|e| damaged(pub_path.clone(), e.to_string()))
         })?;
     if key.key_id() != f.keyid {
-        return Err(damaged(pub_path, format!("key {} is not {} as ship.json says", key.key_id(), f.keyid)));
+        return Err(damaged(
+            pub_path,
+            format!("key {} is not {} as ship.json says", key.key_id(), f.keyid),
+        ));
     }
     let rpath = dir.join("receipt.json");
     let receipt = match fs::metadata(&rpath) {

@@ -52,7 +52,8 @@ pub fn plan_for(
             let r = s.receipt.as_ref();
             let holds_it = r.is_some_and(|r| {
                 r.stacks.iter().any(|st| {
-                    st.stack == *stack && st.versions.iter().any(|v| v.version == *version && v.complete)
+                    st.stack == *stack
+                        && st.versions.iter().any(|v| v.version == *version && v.complete)
                 })
             });
             ShipPlan {

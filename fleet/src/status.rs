@@ -81,9 +81,9 @@ impl Ships {
 
 fn row(s: &Ship, now: SystemTime, stale: Duration) -> ShipStatus {
     let r = s.receipt.as_ref();
-    let since = r.map(|r| r.created_time()).unwrap_or_else(|| {
-        humantime::parse_rfc3339(&s.added).unwrap_or(SystemTime::UNIX_EPOCH)
-    });
+    let since = r
+        .map(|r| r.created_time())
+        .unwrap_or_else(|| humantime::parse_rfc3339(&s.added).unwrap_or(SystemTime::UNIX_EPOCH));
     let age = now.duration_since(since).unwrap_or_default();
     let stacks = r.map_or(vec![], |r| {
         r.stacks

@@ -62,8 +62,10 @@ impl Store {
     pub fn ship_key(&self) -> Result<Option<SigningKey>, StoreError> {
         let path = self.root().join(SHIP_KEY);
         let Some(bytes) = read_private(&path, MAX_MARK_BYTES)? else { return Ok(None) };
-        let pem = String::from_utf8(bytes)
-            .map_err(|_| StoreError::BadRecord { path: path.clone(), reason: "not UTF-8".into() })?;
+        let pem = String::from_utf8(bytes).map_err(|_| StoreError::BadRecord {
+            path: path.clone(),
+            reason: "not UTF-8".into(),
+        })?;
         Ok(Some(SigningKey::from_pem(&pem)?))
     }
 
@@ -120,8 +122,8 @@ impl Store {
     }
 
     fn write_name(&self, name: &ShipName) -> Result<(), StoreError> {
-        let body = serde_json::to_vec_pretty(&NameFile { name: name.clone() })
-            .expect("a name serializes");
+        let body =
+            serde_json::to_vec_pretty(&NameFile { name: name.clone() }).expect("a name serializes");
         write_atomic(self.root(), SHIP_NAME, &body)
     }
 
@@ -155,15 +157,19 @@ impl Store {
         for stack in self.stacks()? {
             events.insert(stack.clone(), self.history(&stack)?.entries.len());
         }
-        let mark = ReportMark {
-            sequence: receipt.sequence,
-            created: receipt.created.clone(),
-            events,
-        };
-        write_atomic(self.root(), REPORT_MARK, &serde_json::to_vec_pretty(&mark).expect("serializes"))
+        let mark =
+            ReportMark { sequence: receipt.sequence, created: receipt.created.clone(), events };
+        write_atomic(
+            self.root(),
+            REPORT_MARK,
+            &serde_json::to_vec_pretty(&mark).expect("serializes"),
+        )
     }
 
-    fn read_mark<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+    fn read_mark<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
         let path = self.root().join(name);
         let Some(bytes) = read_private(&path, MAX_MARK_BYTES)? else { return Ok(None) };
         serde_json::from_slice(&bytes)

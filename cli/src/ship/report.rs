@@ -35,7 +35,9 @@ impl Report {
             None => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                out.write_all(&bytes).and_then(|_| out.write_all(b"\n")).context("writing stdout")?;
+                out.write_all(&bytes)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .context("writing stdout")?;
             }
         }
         // Only once it is out: the next receipt starts after this one.

@@ -82,9 +82,16 @@ impl FleetCmd {
             FleetCmd::Add { key, name, fleet } => {
                 let ship = fleet.fleet().add(&key, &name)?;
                 if ctx.json {
-                    print_json(&json!({"ship": ship.name, "slug": ship.name.slug(), "keyid": ship.key.key_id()}));
+                    print_json(
+                        &json!({"ship": ship.name, "slug": ship.name.slug(), "keyid": ship.key.key_id()}),
+                    );
                 } else {
-                    println!("added {} ({}), key {}", ship.name, ship.name.slug(), ship.key.key_id());
+                    println!(
+                        "added {} ({}), key {}",
+                        ship.name,
+                        ship.name.slug(),
+                        ship.key.key_id()
+                    );
                 }
                 Ok(0)
             }
@@ -153,9 +160,20 @@ fn ingest(fleet: &FleetDir, receipts: &[PathBuf], json: bool) -> Result<i32> {
                 }
                 if !json {
                     if i.already_kept {
-                        println!("{}: receipt {} of {} was kept already", p.display(), i.sequence, i.ship);
+                        println!(
+                            "{}: receipt {} of {} was kept already",
+                            p.display(),
+                            i.sequence,
+                            i.ship
+                        );
                     } else {
-                        println!("{}: kept receipt {} of {} ({})", p.display(), i.sequence, i.ship, i.created);
+                        println!(
+                            "{}: kept receipt {} of {} ({})",
+                            p.display(),
+                            i.sequence,
+                            i.ship,
+                            i.created
+                        );
                     }
                 }
                 kept.push(i);
@@ -174,8 +192,11 @@ fn ingest(fleet: &FleetDir, receipts: &[PathBuf], json: bool) -> Result<i32> {
     match first_err {
         // The exit code from the first refusal's kind; each was named above.
         Some(e) if receipts.len() == 1 => Err(e.into()),
-        Some(e) => Err(anyhow::Error::new(e)
-            .context(format!("{} of {} receipts refused", receipts.len() - kept.len(), receipts.len()))),
+        Some(e) => Err(anyhow::Error::new(e).context(format!(
+            "{} of {} receipts refused",
+            receipts.len() - kept.len(),
+            receipts.len()
+        ))),
         None => Ok(0),
     }
 }
@@ -184,7 +205,9 @@ fn status(fleet: &FleetDir, stale: Duration, json: bool) -> Result<i32> {
     let ships = fleet.fleet().ships().context("reading the fleet")?;
     let rows = ships.status(SystemTime::now(), stale);
     if json {
-        print_json(&json!({"ships": rows, "damaged": ships.damaged.iter().map(|e| tender_bundle::error_chain(e)).collect::<Vec<_>>()}));
+        print_json(
+            &json!({"ships": rows, "damaged": ships.damaged.iter().map(|e| tender_bundle::error_chain(e)).collect::<Vec<_>>()}),
+        );
     } else {
         for r in &rows {
             print_row(r);

@@ -99,7 +99,8 @@ fn plan_and_pack(
             carried_bytes: if p.holds_it { 0 } else { carried },
             needs_bytes: if p.holds_it { 0 } else { needs },
             free_bytes: p.free_bytes,
-            path: (!p.holds_it).then(|| out_dir.join(format!("{name}-{version}-for-{slug}.tender"))),
+            path: (!p.holds_it)
+                .then(|| out_dir.join(format!("{name}-{version}-for-{slug}.tender"))),
         });
         planned.push((plan, patches, base));
     }
@@ -157,7 +158,9 @@ fn plan_and_pack(
 fn estimate(rows: &[Row], short: &[String], json: bool) -> Result<i32> {
     let total: u64 = rows.iter().map(|r| r.carried_bytes).sum();
     if json {
-        print_json(&serde_json::json!({"ships": rows, "total_bytes": total, "short_of_room": short}));
+        print_json(
+            &serde_json::json!({"ships": rows, "total_bytes": total, "short_of_room": short}),
+        );
     } else {
         for r in rows {
             println!(
