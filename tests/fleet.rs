@@ -46,6 +46,17 @@ fn ship_row<'a>(status: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     let s = Ship::new();
+    let a1 = three_ships_report(&s);
+    let env = &s.env;
+    shore_sees_each_ship(env);
+    estimates_are_the_smallest_bundles(env);
+    each_imports_its_own_and_not_anothers(env);
+    they_report_again(&s, &a1);
+}
+
+/// Three ships with different histories, each its first receipt; returns
+/// MV Aurora's.
+fn three_ships_report(s: &Ship) -> Value {
     let env = &s.env;
     // MV Aurora (the default store): release 1 applied, healthy, fsck run.
     s.ship(&["apply", "v1.tender"]).ok();
@@ -76,6 +87,10 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     assert!(size < 64 << 10, "a receipt is small: {size} bytes");
     eprintln!("receipt of MV Aurora: {size} bytes");
 
+    a1
+}
+
+fn shore_sees_each_ship(env: &Env) {
     // The shore (fleet dir: ./fleet by default).
     for (store, name) in [("store", "MV Aurora"), ("store-b", "Borealis"), ("store-c", "Cape Horn")]
     {
@@ -101,8 +116,10 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     // A ship not heard of within --stale is marked.
     let stale = json(&env.shore(&["--json", "fleet", "status", "--stale", "0s"]).ok());
     assert!(stale["ships"].as_array().unwrap().iter().all(|s| s["stale"] == true), "{stale}");
+}
 
-    // What each would get, then the bundles.
+/// What each would get: the least that completes it.
+fn estimates_are_the_smallest_bundles(env: &Env) {
     let est =
         json(&env.shore(&["--json", "pack", "stack-v2.yaml", "--for", "all", "--estimate"]).ok());
     let bytes = |n: &str| {
@@ -154,7 +171,9 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
     // Cape Horn holds nothing: the whole release.
     let whole = json(&env.shore(&["--json", "pack", "stack-v2.yaml", "--estimate"]).ok());
     assert_eq!(ec, whole["carried_bytes"].as_u64().unwrap());
+}
 
+fn each_imports_its_own_and_not_anothers(env: &Env) {
     let packed = json(
         &env.shore(&[
             "--json",
@@ -187,7 +206,10 @@ fn three_ships_report_and_each_gets_the_bundle_that_completes_it() {
         assert_eq!(imp["complete"], true, "{store}: {imp}");
         env.ship_in(store, &["fsck"]).ok();
     }
+}
 
+fn they_report_again(s: &Ship, a1: &Value) {
+    let env = &s.env;
     // They report again: nothing more to send, and only what happened
     // since the first receipt.
     s.ship(&["report", "--out", "a2.json", "--kubeconfig", "kubeconfig"]).ok();
