@@ -424,3 +424,32 @@ fn fleet_add_list_remove() {
     // The ship's name is kept with its key and never replaced.
     env.ship(&["keygen", "--name", "Other"]).fails(1, "refusing to overwrite");
 }
+
+#[test]
+fn receipts_over_a_link() {
+    let env = one_ship();
+    env.ship_in("b", &["trust", "add", "ci.pub"]).ok();
+    env.ship_in("b", &["keygen", "--name", "Borealis"]).ok();
+    env.shore(&["fleet", "add", "b/ship.pub", "--name", "Borealis"]).ok();
+    let registry = support::Registry::start();
+    let repo = format!("{}/fleet/receipts", registry.host());
+    let pushed = env.ship(&["report", "--to", &format!("{repo}:aurora-2")]).ok();
+    assert!(pushed.stdout.is_empty(), "with --to only, nothing on stdout: {}", pushed.stdout);
+    env.ship_in("b", &["report", "--to", &format!("{repo}:borealis-1"), "--out", "b1.json"]).ok();
+    let r = env.shore(&["--json", "fleet", "ingest", "--from", &repo]).ok();
+    assert_eq!(json(&r).as_array().unwrap().len(), 2, "{}", r.stdout);
+    let status = json(&env.shore(&["--json", "fleet", "status"]).ok());
+    assert_eq!(ship_row(&status, "Aurora")["receipt_sequence"], 2, "{status}");
+    assert_eq!(ship_row(&status, "Borealis")["receipt_sequence"], 1, "{status}");
+    // The same again: kept already, nothing changes.
+    let before = snapshot(&env.path().join("fleet"));
+    env.shore(&["fleet", "ingest", "--from", &repo]).ok();
+    assert_eq!(snapshot(&env.path().join("fleet")), before);
+    // A receipt of a ship the fleet does not know, pushed there: refused,
+    // named by its reference; the others stand.
+    env.ship_in("x", &["trust", "add", "ci.pub"]).ok();
+    env.ship_in("x", &["keygen", "--name", "Stranger"]).ok();
+    env.ship_in("x", &["report", "--to", &format!("{repo}:stranger-1")]).ok();
+    env.shore(&["fleet", "ingest", "--from", &repo]).fails(3, "stranger-1");
+    assert_eq!(snapshot(&env.path().join("fleet")), before);
+}

@@ -447,6 +447,64 @@ impl Receipt {
     }
 }
 
+/// The artifact type of a receipt pushed to a registry (`report --to`).
+pub const RECEIPT_ARTIFACT_TYPE: &str = "application/vnd.tender.receipt.v1";
+/// The media type of its one layer: the receipt's bytes.
+pub const RECEIPT_MEDIA_TYPE: &str = "application/vnd.tender.receipt.v1+json";
+/// The OCI empty config (`{}`), as artifacts without a config carry.
+const EMPTY_CONFIG: &[u8] = b"{}";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// Largest receipt artifact manifest read (it names two small blobs).
+pub const MAX_RECEIPT_MANIFEST_BYTES: u64 = 64 << 10;
+
+/// A receipt as an OCI artifact: the manifest, and the documents it names
+/// (the empty config and the receipt), each with its digest.
+pub fn receipt_artifact(receipt: &[u8], ship: &ShipName) -> (Vec<u8>, Vec<(Digest, Vec<u8>)>) {
+    let layer = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::of(b), "size": b.len()});
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media::MediaType::ImageManifest,
+        "artifactType": RECEIPT_ARTIFACT_TYPE,
+        "config": layer(EMPTY_MEDIA_TYPE, EMPTY_CONFIG),
+        "layers": [layer(RECEIPT_MEDIA_TYPE, receipt)],
+        "annotations": {"io.tender.ship": ship.as_str()},
+    });
+    let docs = vec![
+        (Digest::of(EMPTY_CONFIG), EMPTY_CONFIG.to_vec()),
+        (Digest::of(receipt), receipt.to_vec()),
+    ];
+    (serde_json::to_vec(&manifest).expect("serializes"), docs)
+}
+
+/// The receipt layer a receipt artifact manifest names: its digest and
+/// size (at most [`MAX_RECEIPT_BYTES`]). Anything else is refused.
+pub fn parse_receipt_artifact(bytes: &[u8]) -> Result<(Digest, u64), BundleError> {
+    #[derive(Deserialize)]
+    struct Layer {
+        #[serde(rename = "mediaType")]
+        media_type: String,
+        digest: Digest,
+        size: u64,
+    }
+    #[derive(Deserialize)]
+    struct Manifest {
+        #[serde(rename = "artifactType", default)]
+        artifact_type: Option<String>,
+        layers: Vec<Layer>,
+    }
+    let bad = |m: String| BundleError::BadReceipt(format!("not a tender receipt artifact: {m}"));
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if m.artifact_type.as_deref() != Some(RECEIPT_ARTIFACT_TYPE) {
+        return Err(bad(format!("artifact type {:?}", m.artifact_type)));
+    }
+    match &m.layers[..] {
+        [l] if l.media_type == RECEIPT_MEDIA_TYPE && l.size <= MAX_RECEIPT_BYTES => {
+            Ok((l.digest.clone(), l.size))
+        }
+        _ => Err(bad("it must have one receipt layer of at most 16 MiB".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +614,21 @@ mod tests {
         assert!(Receipt::parse(&serde_json::to_vec(&v).unwrap()).is_err());
         let big = vec![b' '; MAX_RECEIPT_BYTES as usize + 1];
         assert!(matches!(Receipt::parse(&big), Err(BundleError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn receipt_artifact_round_trip() {
+        let key = tender_keys::SigningKey::generate().unwrap();
+        let r = sample(&key);
+        let bytes = r.to_bytes();
+        let (m, docs) = receipt_artifact(&bytes, &r.ship);
+        assert_eq!(parse_receipt_artifact(&m).unwrap(), (Digest::of(&bytes), bytes.len() as u64));
+        assert_eq!(docs.len(), 2);
+        let mut v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        v["layers"][0]["size"] = (MAX_RECEIPT_BYTES + 1).into();
+        assert!(parse_receipt_artifact(&serde_json::to_vec(&v).unwrap()).is_err());
+        v["artifactType"] = "application/vnd.tender.bundle.v1".into();
+        assert!(parse_receipt_artifact(&serde_json::to_vec(&v).unwrap()).is_err());
     }
 
     #[test]

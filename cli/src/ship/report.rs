@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use tender_store::Store;
 
-use super::{Ctx, KubeArgs};
+use super::{Ctx, KubeArgs, RegistryArgs};
 use crate::print_json;
 
 /// Arguments of `tender-ship report`.
@@ -20,6 +20,17 @@ pub struct Report {
     /// the health is reported as unknown).
     #[command(flatten)]
     kube: KubeArgs,
+    /// Also push the receipt to REGISTRY/REPO:TAG as an OCI artifact (when
+    /// there is a link; retried as `pull` is), for `tender-shore fleet
+    /// ingest --from REGISTRY/REPO`.
+    #[arg(long, value_name = "REGISTRY/REPO:TAG")]
+    to: Option<String>,
+    /// Use plain HTTP for this registry (repeatable; loopback always may).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure: Vec<String>,
+    /// Docker-style auth file; default: ~/.docker/config.json.
+    #[arg(long)]
+    authfile: Option<PathBuf>,
 }
 
 impl Report {
@@ -30,14 +41,40 @@ impl Report {
         let receipt =
             tender_deploy::receipt(&store, kubeconfig.as_deref(), std::time::SystemTime::now())?;
         let bytes = receipt.to_bytes();
+        let target = self.to.as_deref().map(tender_registry::Target::parse).transpose()?;
         match &self.out {
             Some(p) => write_file(p, &bytes)?,
+            None if target.is_some() => {}
             None => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)
                     .and_then(|_| out.write_all(b"\n"))
                     .context("writing stdout")?;
+            }
+        }
+        if let Some(t) = &target {
+            let args = RegistryArgs {
+                registry: t.host.clone(),
+                insecure: self.insecure.clone(),
+                authfile: self.authfile.clone(),
+            };
+            let registry =
+                tender_registry::Registry::new(&t.host, &args.target().transport, args.auth()?)?;
+            let (manifest, docs) = tender_bundle::receipt::receipt_artifact(&bytes, &receipt.ship);
+            let media_type = tender_bundle::media::MediaType::ImageManifest;
+            registry
+                .push_artifact(
+                    &t.repo,
+                    &t.tag,
+                    docs,
+                    &[],
+                    (manifest, &media_type),
+                    &tender_bundle::NoProgress,
+                )
+                .with_context(|| format!("pushing the receipt to {t}"))?;
+            if !ctx.json {
+                eprintln!("pushed receipt {} of {} to {t}", receipt.sequence, receipt.ship);
             }
         }
         // Only once it is out: the next receipt starts after this one.

@@ -58,8 +58,14 @@ pub enum FleetCmd {
     /// future. Each receipt stands alone: one refused leaves the others.
     Ingest {
         /// Receipt files.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from")]
         receipts: Vec<PathBuf>,
+        /// Also every receipt pushed to this repository (`tender-ship
+        /// report --to REGISTRY/REPO:TAG`), each tag in turn.
+        #[arg(long, value_name = "REGISTRY/REPO")]
+        from: Option<String>,
+        #[command(flatten)]
+        link: super::fleet_link::LinkArgs,
         #[command(flatten)]
         fleet: FleetDir,
     },
@@ -105,7 +111,13 @@ impl FleetCmd {
                 }
                 Ok(0)
             }
-            FleetCmd::Ingest { receipts, fleet } => ingest(&fleet, &receipts, ctx.json),
+            FleetCmd::Ingest { receipts, from, link, fleet } => {
+                let mut sources: Vec<Source> = receipts.into_iter().map(Source::File).collect();
+                if let Some(from) = from {
+                    sources.extend(super::fleet_link::receipts_at(&from, &link)?);
+                }
+                ingest(&fleet, sources, ctx.json)
+            }
             FleetCmd::Status { stale, fleet } => status(&fleet, stale, ctx.json),
         }
     }
@@ -147,13 +159,37 @@ fn list(fleet: &FleetDir, json: bool) -> Result<i32> {
     Ok(if report_damaged(&ships.damaged) { 1 } else { 0 })
 }
 
-fn ingest(fleet: &FleetDir, receipts: &[PathBuf], json: bool) -> Result<i32> {
+/// Where a receipt comes from.
+pub(super) enum Source {
+    /// A file.
+    File(PathBuf),
+    /// Fetched from a registry: its reference, and its bytes or why not.
+    Fetched(PathBuf, Result<Vec<u8>, tender_registry::RegistryError>),
+}
+
+fn ingest(fleet: &FleetDir, receipts: Vec<Source>, json: bool) -> Result<i32> {
+    let total = receipts.len();
     let fleet = fleet.fleet();
     let now = SystemTime::now();
     let mut kept = Vec::new();
-    let mut first_err = None;
-    for p in receipts {
-        match fleet.ingest(p, now) {
+    let mut first_err: Option<anyhow::Error> = None;
+    for src in receipts {
+        let (p, outcome) = match src {
+            Source::File(p) => {
+                let r = fleet.ingest(&p, now).map_err(anyhow::Error::new);
+                (p, r)
+            }
+            Source::Fetched(p, Ok(bytes)) => {
+                let r = fleet.ingest_bytes(&p, &bytes, now).map_err(anyhow::Error::new);
+                (p, r)
+            }
+            Source::Fetched(p, Err(e)) => {
+                let r =
+                    Err(anyhow::Error::new(e).context(format!("fetching receipt {}", p.display())));
+                (p, r)
+            }
+        };
+        match outcome {
             Ok(i) => {
                 for w in &i.warnings {
                     eprintln!("warning: {w}");
@@ -179,8 +215,8 @@ fn ingest(fleet: &FleetDir, receipts: &[PathBuf], json: bool) -> Result<i32> {
                 kept.push(i);
             }
             Err(e) => {
-                if receipts.len() > 1 {
-                    eprintln!("error: {}", tender_bundle::error_chain(&e));
+                if total > 1 {
+                    eprintln!("error: {e:#}");
                 }
                 first_err.get_or_insert(e);
             }
@@ -191,12 +227,8 @@ fn ingest(fleet: &FleetDir, receipts: &[PathBuf], json: bool) -> Result<i32> {
     }
     match first_err {
         // The exit code from the first refusal's kind; each was named above.
-        Some(e) if receipts.len() == 1 => Err(e.into()),
-        Some(e) => Err(anyhow::Error::new(e).context(format!(
-            "{} of {} receipts refused",
-            receipts.len() - kept.len(),
-            receipts.len()
-        ))),
+        Some(e) if total == 1 => Err(e),
+        Some(e) => Err(e.context(format!("{} of {total} receipts refused", total - kept.len()))),
         None => Ok(0),
     }
 }

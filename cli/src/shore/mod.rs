@@ -12,6 +12,7 @@ use tender_keys::keyring::SignedKeyring;
 
 mod completions;
 mod fleet;
+mod fleet_link;
 mod keygen;
 mod keyring;
 mod man;
