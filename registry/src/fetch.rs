@@ -99,6 +99,10 @@ impl std::error::Error for SinkError {
     }
 }
 
+/// Given an artifact manifest's bytes, the one blob wanted from it
+/// (digest, size), or why the manifest is refused.
+pub type LayerOf<'a> = dyn Fn(&[u8]) -> Result<(Digest, u64), RegistryError> + 'a;
+
 /// What [`Registry::fetch_blobs`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -268,7 +272,7 @@ impl Registry {
         &self,
         t: &Target,
         manifest_cap: u64,
-        layer: &dyn Fn(&[u8]) -> Result<(Digest, u64), RegistryError>,
+        layer: &LayerOf<'_>,
     ) -> Result<Vec<u8>, RegistryError> {
         self.rt.block_on(async {
             let tagged = self.reference(&t.repo, Some(&t.tag), None);
