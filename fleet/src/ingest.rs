@@ -146,3 +146,63 @@ impl FleetError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tender_bundle::inventory::{INVENTORY_FORMAT, Inventory};
+    use tender_bundle::receipt::{RECEIPT_FORMAT, Receipt};
+    use tender_keys::SigningKey;
+
+    use super::*;
+
+    fn receipt(key: &SigningKey, sequence: u64, created: &str) -> Vec<u8> {
+        let mut r = Receipt {
+            format: RECEIPT_FORMAT.into(),
+            ship: "MV Aurora".parse().unwrap(),
+            keyid: key.public().key_id(),
+            sequence,
+            created: created.into(),
+            previous: None,
+            free_bytes: 1 << 30,
+            fsck: None,
+            stacks: vec![],
+            inventory: Inventory {
+                format: INVENTORY_FORMAT.into(),
+                created: created.into(),
+                blobs: vec![],
+                versions: vec![],
+                signatures: vec![],
+            },
+            signatures: vec![],
+        };
+        r.sign(key);
+        r.to_bytes()
+    }
+
+    #[test]
+    fn ingest_keeps_newer_refuses_replays_and_strangers() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate().unwrap();
+        let pub_path = dir.path().join("ship.pub");
+        std::fs::write(&pub_path, key.public().to_pem().unwrap()).unwrap();
+        let fleet = Fleet::new(dir.path().join("fleet"));
+        fleet.add(&pub_path, &"MV Aurora".parse().unwrap()).unwrap();
+        let now = humantime::parse_rfc3339("2026-11-02T00:00:00Z").unwrap();
+        let p = Path::new("r.json");
+        let r2 = receipt(&key, 2, "2026-11-01T00:00:00Z");
+        assert!(!fleet.ingest_bytes(p, &r2, now).unwrap().already_kept);
+        assert!(fleet.ingest_bytes(p, &r2, now).unwrap().already_kept);
+        // Older by sequence, even if dated later: a replay.
+        let r1 = receipt(&key, 1, "2026-11-01T12:00:00Z");
+        assert!(matches!(fleet.ingest_bytes(p, &r1, now), Err(FleetError::Replay { .. })));
+        // Dated ahead: kept, with a warning.
+        let r3 = receipt(&key, 3, "2027-01-01T00:00:00Z");
+        assert_eq!(fleet.ingest_bytes(p, &r3, now).unwrap().warnings.len(), 1);
+        // Another key under the ship's name.
+        let other = SigningKey::generate().unwrap();
+        let r4 = receipt(&other, 4, "2026-11-01T00:00:00Z");
+        assert!(matches!(fleet.ingest_bytes(p, &r4, now), Err(FleetError::UnknownShip { .. })));
+        let kept = fleet.ships().unwrap().ships[0].receipt.clone().unwrap();
+        assert_eq!(kept.sequence, 3);
+    }
+}
