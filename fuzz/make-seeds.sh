@@ -33,3 +33,16 @@ if [ ! -d $s/detached_sigs ]; then
   printf '{"signatures": [], "x": 1}' > $s/detached_sigs/extra-field.sig
   printf '{"signatures": [{"keyid": "%064d", "sig": "AA=="}]}' 0 > $s/detached_sigs/short-sig.sig
 fi
+if [ ! -d $s/receipt ]; then
+  # A ship's receipt (a store holding nothing, fsck run), signed with the
+  # seed key as the ship's key.
+  cargo build -q --bins
+  w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
+  "$target"/debug/tender-shore keygen --out "$w/ci" >/dev/null
+  "$target"/debug/tender-ship --store "$w/store" trust add "$w/ci.pub" >/dev/null
+  install -m 600 fuzz/seed-key.pem "$w/store/ship.key"
+  "$target"/debug/tender-ship --store "$w/store" keygen --name "MV Seed" >/dev/null 2>&1
+  "$target"/debug/tender-ship --store "$w/store" fsck >/dev/null
+  mkdir -p $s/receipt
+  "$target"/debug/tender-ship --store "$w/store" report --out $s/receipt/empty.json >/dev/null
+fi

@@ -10,7 +10,7 @@ use crate::{Digest, StackName, Version};
 pub const INVENTORY_FORMAT: &str = "tender-inventory/1";
 
 /// A ship's inventory: every blob it holds, and its versions.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
     /// Always [`INVENTORY_FORMAT`].
@@ -41,7 +41,7 @@ impl Inventory {
 }
 
 /// One version in an inventory.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryVersion {
     /// Stack.

@@ -29,6 +29,7 @@ pub mod media;
 pub mod patch;
 mod progress;
 mod reader;
+pub mod receipt;
 pub mod settings;
 mod writer;
 
@@ -150,6 +151,9 @@ pub enum BundleError {
     /// The descriptor or signatures are not what the format says.
     #[error("invalid descriptor: {0}")]
     BadDescriptor(String),
+    /// A ship's receipt that cannot be read or does not hold together.
+    #[error("invalid receipt: {0}")]
+    BadReceipt(String),
     /// A descriptor of a format this version does not know.
     #[error("unsupported bundle format {0:?} (this tender reads {FORMAT})")]
     UnsupportedFormat(String),
@@ -256,6 +260,7 @@ impl BundleError {
             | BundleError::OutOfOrder { .. }
             | BundleError::TooLarge { .. }
             | BundleError::BadDescriptor(_)
+            | BundleError::BadReceipt(_)
             | BundleError::UnsupportedFormat(_)
             | BundleError::Signature(_)
             | BundleError::SizeMismatch { .. }

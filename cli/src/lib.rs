@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use tender_bundle::{BundleError, ErrorKind, Progress};
 use tender_deploy::DeployError;
+use tender_fleet::FleetError;
 use tender_pull::PullError;
 use tender_registry::RegistryError;
 use tender_serve::ServeError;
@@ -152,7 +153,8 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         PullError,
         DeployError,
         StackError,
-        ServeError
+        ServeError,
+        FleetError
     );
     None
 }

@@ -18,11 +18,13 @@ pub mod cluster;
 pub mod containerd;
 pub mod health;
 mod inventory;
+mod receipt;
 pub use tender_manifests::order;
 mod rollout;
 pub mod settings;
 
 pub use inventory::inventory;
+pub use receipt::receipt;
 pub use rollout::{OnFailure, Rollout, Wait, cluster_health};
 
 pub use cluster::{

@@ -99,6 +99,10 @@ impl std::error::Error for SinkError {
     }
 }
 
+/// Given an artifact manifest's bytes, the one blob wanted from it
+/// (digest, size), or why the manifest is refused.
+pub type LayerOf<'a> = dyn Fn(&[u8]) -> Result<(Digest, u64), RegistryError> + 'a;
+
 /// What [`Registry::fetch_blobs`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -253,6 +257,58 @@ impl Registry {
                     .await
                     .map_err(self.err(format!("authenticating for {}", t.repo)))?;
                 self.fetch_artifact_once(t, authorization.as_ref()).await
+            })
+            .await
+            .map_err(|spent| spent.error)
+        })
+    }
+
+    /// A small artifact at `t`: its manifest (read with `manifest_cap`),
+    /// handed to `layer` which names the one blob wanted (digest, size),
+    /// then that blob, read with its size as the cap and checked against
+    /// its digest. Unverified beyond the digest. Tried again while the
+    /// link fails.
+    pub fn fetch_small_artifact(
+        &self,
+        t: &Target,
+        manifest_cap: u64,
+        layer: &LayerOf<'_>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.rt.block_on(async {
+            let tagged = self.reference(&t.repo, Some(&t.tag), None);
+            retry(&self.policy, || async {
+                let authorization = bounded::authorization(&self.client, &tagged, &self.auth)
+                    .await
+                    .map_err(self.err(format!("authenticating for {}", t.repo)))?;
+                let manifest = self
+                    .fetch_bounded(
+                        t,
+                        &format!("manifests/{}", t.tag),
+                        MediaType::ImageManifest.as_ref(),
+                        authorization.as_ref(),
+                        format!("fetching the manifest of {t}"),
+                        manifest_cap,
+                    )
+                    .await?;
+                let (digest, size) = layer(&manifest)?;
+                self.fetch_small(t, digest.as_str(), authorization.as_ref(), size).await
+            })
+            .await
+            .map_err(|spent| spent.error)
+        })
+    }
+
+    /// The tags of `repo` (the registry's first answer, up to 1000).
+    /// Tried again while the link fails.
+    pub fn list_tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        self.rt.block_on(async {
+            let r = self.reference(repo, None, None);
+            retry(&self.policy, || async {
+                self.client
+                    .list_tags(&r, &self.auth, Some(1000), None)
+                    .await
+                    .map(|t| t.tags)
+                    .map_err(self.err(format!("listing the tags of {repo}")))
             })
             .await
             .map_err(|spent| spent.error)

@@ -23,7 +23,7 @@ mod images;
 mod policy;
 mod push;
 mod target;
-pub use fetch::{BlobSink, FetchReport, FetchedArtifact, SinkError, WantedBlob};
+pub use fetch::{BlobSink, FetchReport, FetchedArtifact, LayerOf, SinkError, WantedBlob};
 pub use images::ImageReader;
 pub use policy::NetworkPolicy;
 pub use push::{BlobUpload, PushReport, UploadCounts};

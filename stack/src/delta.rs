@@ -83,14 +83,7 @@ impl Base {
                             ))
                         })?;
                 }
-                self.blobs.extend(inv.blobs);
-                self.refs.extend(
-                    inv.versions.into_iter().filter(|v| v.complete).map(|v| BaseRef {
-                        stack: v.stack,
-                        version: v.version,
-                        sequence: v.sequence,
-                    }),
-                );
+                self.add_inventory(&inv);
             }
             Some(tender_bundle::FORMAT) => {
                 let d = Descriptor::parse(&bytes)?;
@@ -113,5 +106,30 @@ impl Base {
             }
         }
         Ok(())
+    }
+
+    /// Add what a ship's inventory (verified by the caller) says it holds:
+    /// every blob, and its complete versions as the delta's bases.
+    pub fn add_inventory(&mut self, inv: &Inventory) {
+        self.blobs.extend(inv.blobs.iter().cloned());
+        self.refs.extend(inv.versions.iter().filter(|v| v.complete).map(|v| BaseRef {
+            stack: v.stack.clone(),
+            version: v.version.clone(),
+            sequence: v.sequence,
+        }));
+    }
+
+    /// The base for one ship: what its inventory says it holds, with the
+    /// images and bundle files of `predecessors` (earlier bundles given as
+    /// `--base`) only as places to read a changed layer's predecessor from
+    /// (a patch is made only against a layer the ship holds).
+    pub fn for_ship(inv: &Inventory, predecessors: Option<&Base>) -> Base {
+        let mut b = Base::default();
+        b.add_inventory(inv);
+        if let Some(p) = predecessors {
+            b.images = p.images.clone();
+            b.files = p.files.clone();
+        }
+        b
     }
 }

@@ -1,5 +1,5 @@
 //! The shore side of tender: read a stack file, find every image its
-//! Kubernetes manifests name, resolve each from an [`ImageSource`] keeping
+//! Kubernetes manifests name, resolve each from an [`ImageSource`](source::ImageSource) keeping
 //! the requested platforms, and pack a signed bundle.
 #![deny(missing_docs)]
 

@@ -46,6 +46,7 @@ mod partial;
 mod patch;
 mod paths;
 mod settings;
+mod ship;
 
 pub use fsutil::read_bounded;
 use fsutil::{check_private_dir, create_dirs, io_err, read_private, write_atomic};
@@ -56,6 +57,7 @@ pub use keyring::{Install, KeyringChange};
 pub use owners::{Claim, Owners};
 pub use paths::{IMPORT_MAX_DEPTH, ImportPathsReport, ImportedFile};
 pub use settings::{SettingState, SettingsUsed, StackSettings};
+pub use ship::{Keygen, ReportMark};
 
 /// Errors of the ship store.
 #[derive(Debug, thiserror::Error)]
@@ -300,6 +302,22 @@ pub enum StoreError {
         /// The stack that tried.
         stack: StackName,
     },
+    /// `keygen` where the ship already has a key (never replaced).
+    #[error("{} exists; refusing to overwrite the ship's key{}", path.display(), name.as_ref().map(|n| format!(" (the ship is named {n:?})")).unwrap_or_default())]
+    ShipKeyExists {
+        /// The key file.
+        path: PathBuf,
+        /// The name it has, if any.
+        name: Option<String>,
+    },
+    /// `report` on a ship without its key or name.
+    #[error("the ship has no {what} in {}: run `tender-ship keygen --name \"NAME\"`", path.display())]
+    NoShipIdentity {
+        /// The store.
+        path: PathBuf,
+        /// "key" or "name".
+        what: &'static str,
+    },
     /// A store record that cannot be read.
     #[error("{}: invalid record: {reason}", path.display())]
     BadRecord {
@@ -331,6 +349,7 @@ impl StoreError {
             | StoreError::NotAStore { .. }
             | StoreError::UnknownKey(_)
             | StoreError::BaseMissing { .. }
+            | StoreError::NoShipIdentity { .. }
             | StoreError::NoSuchVersion { .. }
             | StoreError::VersionGone { .. } => ErrorKind::NotFound,
             StoreError::Io { .. }
@@ -342,7 +361,9 @@ impl StoreError {
             | StoreError::TooLarge { .. }
             | StoreError::BadRecord { .. }
             | StoreError::Settings { .. } => ErrorKind::Invalid,
-            StoreError::NotPrivate { .. } | StoreError::Owned { .. } => ErrorKind::Refused,
+            StoreError::NotPrivate { .. }
+            | StoreError::Owned { .. }
+            | StoreError::ShipKeyExists { .. } => ErrorKind::Refused,
         }
     }
 }

@@ -101,6 +101,20 @@ impl Env {
         )
     }
 
+    /// `tender-ship --store DIR/STORE ARGS`: another ship in the same
+    /// directory.
+    pub fn ship_in(&self, store: &str, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(SHIP)
+                .arg("--store")
+                .arg(self.path().join(store))
+                .args(args)
+                .current_dir(self.path())
+                .output()
+                .unwrap(),
+        )
+    }
+
     /// `tender-ship ARGS` with its peak RSS (KiB), from `wait4`.
     pub fn ship_measured(&self, args: &[&str]) -> (Run, u64) {
         let mut cmd = Command::new(SHIP);

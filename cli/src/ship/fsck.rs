@@ -38,6 +38,8 @@ impl Fsck {
             }
             r = store.fsck(&bar)?;
         }
+        // For the next receipt (`report`): when the store was last checked.
+        store.record_fsck(&r)?;
         if json {
             print_json(&r);
         } else {

@@ -24,13 +24,9 @@ impl Inventory {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
         let Self { out } = self;
-        let mut inv = tender_deploy::inventory(&Store::open(&ctx.store)?)?;
-        let key_path = ctx.store.join("ship.key");
-        if key_path.exists() {
-            let pem = fs::read_to_string(&key_path)
-                .with_context(|| format!("reading {}", key_path.display()))?;
-            let key = tender_keys::SigningKey::from_pem(&pem)
-                .with_context(|| format!("reading {}", key_path.display()))?;
+        let store = Store::open(&ctx.store)?;
+        let mut inv = tender_deploy::inventory(&store)?;
+        if let Some(key) = store.ship_key()? {
             inv.signatures.push(key.sign(&inv.signing_message()));
         }
         let text = serde_json::to_string(&inv).expect("inventory serializes");

@@ -23,6 +23,7 @@ mod list;
 mod load;
 mod man;
 mod pull;
+mod report;
 mod rollback;
 mod serve;
 mod settings;
@@ -81,8 +82,13 @@ pub enum Cmd {
     /// Per stack: the applied version, the versions held, and the history.
     Status(status::Status),
     /// Make this ship's own key (STORE/ship.key, mode 0600; STORE/ship.pub for
-    /// the shore): inventories are then signed with it.
+    /// the shore) and keep its name: inventories and receipts are signed
+    /// with it.
     Keygen(keygen::Keygen),
+    /// Write the ship's signed receipt (tender-receipt/1) for the shore's
+    /// fleet: what it holds, what runs and how, what happened since the
+    /// last receipt, the last fsck, the free space, settings still to set.
+    Report(report::Report),
     /// What the store holds (blobs, versions, applied), for the shore to
     /// pack a delta against (`tender-shore pack --base inventory.json`).
     Inventory(inventory::Inventory),
@@ -123,6 +129,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Settings { cmd } => cmd.run(&ctx),
         Cmd::Status(c) => c.run(&ctx),
         Cmd::Keygen(c) => c.run(&ctx),
+        Cmd::Report(c) => c.run(&ctx),
         Cmd::Inventory(c) => c.run(&ctx),
         Cmd::Serve(c) => c.run(&ctx),
         Cmd::Gc(c) => c.run(&ctx),

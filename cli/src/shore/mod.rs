@@ -11,10 +11,13 @@ use tender_keys::SigningKey;
 use tender_keys::keyring::SignedKeyring;
 
 mod completions;
+mod fleet;
+mod fleet_link;
 mod keygen;
 mod keyring;
 mod man;
 mod pack;
+mod pack_for;
 mod publish;
 mod sign;
 
@@ -54,6 +57,12 @@ pub enum Cmd {
     /// `tender-ship pull`. Given a stack file, packs it first (the same
     /// options as `pack`). Blobs the repository holds are not pushed again.
     Publish(publish::Publish),
+    /// The fleet: ships, their keys and signed receipts (`tender-ship
+    /// report`), and their status; `pack --for` packs for each.
+    Fleet {
+        #[command(subcommand)]
+        cmd: fleet::FleetCmd,
+    },
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(completions::Completions),
     /// Write man pages for tender-shore and every subcommand into DIR.
@@ -75,6 +84,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Pack(c) => c.run(&ctx),
         Cmd::Keyring { cmd } => cmd.run(&ctx),
         Cmd::Publish(c) => c.run(&ctx),
+        Cmd::Fleet { cmd } => cmd.run(&ctx),
         Cmd::Completions(c) => c.run(&ctx),
         Cmd::Man(c) => c.run(&ctx),
     }

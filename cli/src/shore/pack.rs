@@ -35,9 +35,19 @@ pub struct Pack {
     /// sticks; K, M, G are powers of 1024): OUT.001, OUT.002, ...
     #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
     split: Option<u64>,
-    /// Print what the bundle would carry, per image and blob, and stop.
+    /// Print what the bundle would carry, per image and blob, and stop
+    /// (with --for: the bytes per ship and in total).
     #[arg(long)]
     estimate: bool,
+    /// Pack one bundle per ship of the fleet (a ship's name, or all), each
+    /// a delta against what the ship's latest receipt says it holds (a
+    /// ship without a receipt gets the whole bundle), into --out DIR as
+    /// STACK-VERSION-for-SHIP.tender. --base bundles then only give
+    /// changed layers' predecessors to patch against.
+    #[arg(long = "for", value_name = "SHIP|all")]
+    for_ships: Option<String>,
+    #[command(flatten)]
+    fleet: super::fleet::FleetDir,
     #[command(flatten)]
     args: PackArgs,
 }
@@ -45,7 +55,11 @@ pub struct Pack {
 impl Pack {
     /// Run the command; the exit code on success.
     pub fn run(self, ctx: &Ctx) -> Result<i32> {
-        let Self { stack, out, split, estimate: only_estimate, args } = self;
+        let Self { stack, out, split, estimate: only_estimate, for_ships, fleet, args } = self;
+        if let Some(which) = for_ships {
+            let to = super::pack_for::Target { which: &which, fleet: &fleet, out_dir: out, split };
+            return super::pack_for::run(&stack, to, &args, only_estimate, ctx.json);
+        }
         if only_estimate {
             let base = args.base()?;
             let (plan, patches) =
@@ -124,7 +138,18 @@ impl PackArgs {
 
     /// The sequence to pack `file` with: the one given, or the next default
     /// from the shore's state.
-    fn sequence(&self, file: &StackFile, now: std::time::SystemTime) -> Result<u64> {
+    pub(super) fn sequence(&self, file: &StackFile, now: std::time::SystemTime) -> Result<u64> {
+        let kind = if self.base.is_empty() { Kind::Full } else { Kind::Delta };
+        self.sequence_of(file, now, kind)
+    }
+
+    /// [`PackArgs::sequence`] for a release of `kind`.
+    pub(super) fn sequence_of(
+        &self,
+        file: &StackFile,
+        now: std::time::SystemTime,
+        kind: Kind,
+    ) -> Result<u64> {
         if let Some(s) = self.sequence {
             return Ok(s);
         }
@@ -134,11 +159,10 @@ impl PackArgs {
                 "no place for the shore's sequence state: give --state-dir DIR (or set TENDER_SHORE_STATE), or --sequence N",
             )?,
         };
-        let kind = if self.base.is_empty() { Kind::Full } else { Kind::Delta };
         Ok(tender_stack::sequence::next(&dir, &file.name, &file.version, kind, now)?)
     }
 
-    fn base(&self) -> Result<Option<Base>> {
+    pub(super) fn base(&self) -> Result<Option<Base>> {
         if self.base.is_empty() {
             return Ok(None);
         }
@@ -160,7 +184,7 @@ impl PackArgs {
     /// Resolve the stack; images no `sources` entry covers come from their
     /// registries, with fetched blobs cached in `cache_in`, then removed.
     /// Against a base, changed layers become patches where that pays.
-    fn plan(
+    pub(super) fn plan(
         &self,
         file: StackFile,
         cache_in: &Path,
@@ -191,7 +215,7 @@ fn default_state_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").and_then(abs).map(|h| h.join(".local/state/tender")))
 }
 
-fn estimate(plan: &Plan, base: Option<&Base>, patches: &[PatchRow], json: bool) {
+pub(super) fn estimate(plan: &Plan, base: Option<&Base>, patches: &[PatchRow], json: bool) {
     let rows = plan.estimate(base);
     let carried: u64 = rows.iter().filter(|r| r.carried).map(|r| r.size).sum();
     let held: u64 = rows.iter().filter(|r| !r.carried).map(|r| r.size).sum();
@@ -228,18 +252,46 @@ pub(super) fn pack_to(
     json: bool,
     quiet: bool,
 ) -> Result<PackReport> {
-    let key = load_key(args.key.as_deref())?;
     let base = args.base()?;
     let file = StackFile::load(stack)?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
-    let out_dir = match out.parent() {
+    let (plan, patches) = args.plan(file, &parent_of(&out), base.as_ref())?;
+    let now = std::time::SystemTime::now();
+    let sequence = args.sequence(&plan.stack, now)?;
+    let planned = Planned { plan, patches, base, sequence, now };
+    pack_planned(planned, &out, split, args, json, quiet)
+}
+
+/// The directory `out` is written in.
+pub(super) fn parent_of(out: &Path) -> PathBuf {
+    match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
-    };
-    let (plan, patches) = args.plan(file, &out_dir, base.as_ref())?;
+    }
+}
+
+/// A stack resolved against its base, ready to pack.
+pub(super) struct Planned {
+    pub plan: Plan,
+    pub patches: Vec<PatchRow>,
+    pub base: Option<Base>,
+    pub sequence: u64,
+    pub now: std::time::SystemTime,
+}
+
+/// Pack what `planned` holds into `out`; prints the report unless `quiet`.
+pub(super) fn pack_planned(
+    planned: Planned,
+    out: &Path,
+    split: Option<u64>,
+    args: &PackArgs,
+    json: bool,
+    quiet: bool,
+) -> Result<PackReport> {
+    let Planned { plan, patches, base, sequence, now } = planned;
+    let key = load_key(args.key.as_deref())?;
     let bar = Bar::new(json);
-    let now = std::time::SystemTime::now();
     let expires = args.expires.or_else(|| args.expires_in.map(|d| now + d));
     let keyring = match &args.keyring {
         Some(p) => {
@@ -265,10 +317,9 @@ pub(super) fn pack_to(
         }
         None => None,
     };
-    let sequence = args.sequence(&plan.stack, now)?;
     let options =
         PackOptions { sequence: Some(sequence), created: Some(now), split, base, expires, keyring };
-    let mut report = pack(&plan, &key, &options, &out, &bar)
+    let mut report = pack(&plan, &key, &options, out, &bar)
         .with_context(|| format!("packing {}", out.display()))?;
     report.patches = patches;
     if quiet {
