@@ -146,8 +146,8 @@ impl Store {
     }
 
     /// The keys whose signatures count under `keyring` (default: the one
-    /// in force) for new bundles: see [`Store::signing_keys`] with
-    /// [`Expiry::Now`].
+    /// in force) for new bundles: signers not expired now, pinned keys not
+    /// revoked.
     pub fn trust_with(&self, keyring: Option<&Keyring>) -> Result<Trust, StoreError> {
         let held = self.keyring()?;
         let keyring = keyring.or(held.as_ref().map(|k| &k.signed));

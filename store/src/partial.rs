@@ -110,7 +110,7 @@ impl Store {
     }
 
     /// Record a version whose blobs arrived over a link (the caller holds
-    /// the lock, admitted `v` with [`Store::admit`] and adopted its blobs).
+    /// the lock, admitted `v` through the [`Gate`](crate::Gate) and adopted its blobs).
     pub fn record_pulled(
         &self,
         v: &VerifiedDescriptor,
