@@ -64,6 +64,11 @@ pub trait Sink {
     /// The descriptor verified: read on, or stop before any blob (for
     /// instance, when this exact bundle is already held). An error stops too.
     fn accept(&mut self, bundle: &VerifiedDescriptor) -> Result<Accept, Self::Error>;
+    /// What progress calls the pass over the blobs (`verify`; a sink that
+    /// keeps them: `import`).
+    fn phase(&self) -> &'static str {
+        "verify"
+    }
     /// Whether this blob should be staged (false: verify and discard).
     fn wants(&mut self, blob: &BlobRecord) -> bool;
     /// Somewhere temporary to write the blob's bytes.
@@ -412,7 +417,7 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     // Which media part this file is; a whole bundle is part 1 of 1.
     let mut part: Option<u32> = None;
     let mut summary = ReadSummary::default();
-    progress.start("verify", d.total_blob_bytes());
+    progress.start(sink.phase(), d.total_blob_bytes());
     loop {
         let item = match pending.take() {
             Some(p) => Some(p),

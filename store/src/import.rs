@@ -161,6 +161,10 @@ impl Sink for ImportSink<'_, '_> {
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
+    fn phase(&self) -> &'static str {
+        "import"
+    }
+
     fn wants(&mut self, blob: &BlobRecord) -> bool {
         !self.store.has_blob(&blob.digest)
     }
