@@ -11,7 +11,9 @@ use crate::entry::{EntryName, OCI_LAYOUT_CONTENT};
 use crate::hashing::{CopyError, copy_hashed};
 use crate::header::EntryHeader;
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
-use crate::{BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, Progress, Signatures};
+use crate::{
+    BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, NoProgress, Progress, Signatures,
+};
 use tender_keys::keyring::MAX_KEYRING_BYTES;
 
 /// A descriptor whose signatures checked against the trust given.
@@ -89,12 +91,14 @@ pub trait Sink {
         Ok(None)
     }
     /// A staged patch matched its digest: rebuild the layer from it (and
-    /// check the layer against its digest). The default refuses: a sink
-    /// that keeps blobs must rebuild patched ones.
+    /// check the layer against its digest), advancing `progress` by the
+    /// layer's bytes. The default refuses: a sink that keeps blobs must
+    /// rebuild patched ones.
     fn commit_patch(
         &mut self,
         blob: &BlobRecord,
         _staged: Self::Staged,
+        _progress: &dyn Progress,
     ) -> Result<(), Self::Error> {
         Err(BundleError::Patch {
             blob: blob.digest.clone(),
@@ -417,7 +421,9 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     // Which media part this file is; a whole bundle is part 1 of 1.
     let mut part: Option<u32> = None;
     let mut summary = ReadSummary::default();
-    progress.start(sink.phase(), d.total_blob_bytes());
+    // Started at the first blob, when this file's part is known: what it
+    // carries (a patched layer at the layer's size), not the version's whole.
+    let mut started = false;
     loop {
         let item = match pending.take() {
             Some(p) => Some(p),
@@ -490,6 +496,12 @@ pub fn read_bundle_with<R: Read, S: Sink>(
             EntryName::Blob(ref digest)
             | EntryName::Chunk(ref digest, _)
             | EntryName::Patch(ref digest) => {
+                if !std::mem::replace(&mut started, true) {
+                    let k = part.unwrap_or(1);
+                    let carried = d.part_blobs(k).map(|b| b.size).sum::<u64>()
+                        + d.part_chunks(k).map(|(_, c)| c.size).sum::<u64>();
+                    progress.start(sink.phase(), carried);
+                }
                 let found = match name {
                     EntryName::Patch(_) => patches.get(digest),
                     _ => listed.get(digest),
@@ -552,9 +564,12 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     None => sink.wants(blob),
                 };
                 let mut staged = if wanted { Some(sink.stage(blob)?) } else { None };
+                // A patched layer counts as the layer: its bytes as it is
+                // rebuilt, or at once when it is not.
+                let counted = if patch.is_some() { &NoProgress as &dyn Progress } else { progress };
                 let copied = match staged.as_mut() {
-                    Some(w) => copy_hashed(&mut entry, &mut *w, size, progress),
-                    None => copy_hashed(&mut entry, io::sink(), size, progress),
+                    Some(w) => copy_hashed(&mut entry, &mut *w, size, counted),
+                    None => copy_hashed(&mut entry, io::sink(), size, counted),
                 };
                 let (actual, n) = match copied {
                     Ok(r) => r,
@@ -577,10 +592,13 @@ pub fn read_bundle_with<R: Read, S: Sink>(
                     }
                     .into());
                 }
+                if patch.is_some() && staged.is_none() {
+                    progress.advance(blob.size);
+                }
                 if let Some(staged) = staged {
                     match (chunk, patch) {
                         (Some(c), _) => sink.commit_chunk(blob, c, staged)?,
-                        (_, Some(_)) => sink.commit_patch(blob, staged)?,
+                        (_, Some(_)) => sink.commit_patch(blob, staged, progress)?,
                         _ => sink.commit(blob, staged)?,
                     }
                     summary.blobs_committed += 1;

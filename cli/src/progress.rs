@@ -230,13 +230,13 @@ impl Log {
         }
         let secs = now.duration_since(started).as_secs_f64();
         let moved = self.done - self.skipped;
-        let mut out = format!(
-            "{}: {} of {} in {}",
-            self.phase,
-            human(self.done),
-            human(self.total),
-            duration(secs)
-        );
+        let (done, total) = (human(self.done), human(self.total));
+        let mut out = if self.done < self.total {
+            // Failed or stopped: the bytes it got to, not "done".
+            format!("{}: stopped at {done} of {total} after {}", self.phase, duration(secs))
+        } else {
+            format!("{}: {done} of {total} in {}", self.phase, duration(secs))
+        };
         if secs >= 0.1 {
             out.push_str(&format!(", {}/s", human((moved as f64 / secs) as u64)));
         }
@@ -296,7 +296,7 @@ mod tests {
         assert!(last.contains(&format!("about {} left", duration(left))), "{last}");
         assert!(last.starts_with("pull: ") && last.contains("MiB of 1.2 GiB"), "{last}");
         let end = log.finish(done_at).unwrap();
-        assert!(end.starts_with("pull: ") && end.contains(" in 9m"), "{end}");
+        assert!(end.starts_with("pull: stopped at ") && end.contains(" after 9m"), "{end}");
     }
 
     #[test]

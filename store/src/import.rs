@@ -209,10 +209,11 @@ impl Sink for ImportSink<'_, '_> {
         &mut self,
         blob: &BlobRecord,
         Staged(staged): Staged,
+        progress: &dyn Progress,
     ) -> Result<(), StoreError> {
         // The patch's digest checked; the rebuilt layer is checked against
         // its own before it is kept. The patch itself is dropped with `staged`.
-        self.store.rebuild_patched(blob, staged.path())
+        self.store.rebuild_patched(blob, staged.path(), progress)
     }
 
     fn commit(&mut self, blob: &BlobRecord, Staged(staged): Staged) -> Result<(), StoreError> {

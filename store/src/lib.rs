@@ -836,8 +836,10 @@ impl Store {
             progress.item(&name);
             let f = File::open(&path).map_err(io_err(&path))?;
             let mut hasher = Sha256::new();
-            let mut r = BufReader::with_capacity(1 << 20, f);
-            let mut buf = vec![0u8; 1 << 20];
+            // Read straight into a buffer that stays in cache (see
+            // `tender_bundle::copy_hashed`).
+            let mut r = BufReader::with_capacity(tender_bundle::READ_BUFFER, f);
+            let mut buf = vec![0u8; 64 << 10];
             loop {
                 let n = r.read(&mut buf).map_err(io_err(&path))?;
                 if n == 0 {
