@@ -36,6 +36,7 @@ use sha2::{Digest as _, Sha256};
 use tender_bundle::{BundleError, Descriptor, Digest, ErrorKind, Progress, StackName, Version};
 use tender_keys::{KeyError, KeyId, PublicKey, Signature};
 
+mod commit;
 mod fsutil;
 mod gate;
 mod history;
