@@ -262,7 +262,7 @@ fn main() {
         .iter()
         .map(|b| (b["size"].as_u64().unwrap(), b["digest"].as_str().unwrap().to_owned()))
         .collect();
-    by_size.sort_by(|a, b| b.0.cmp(&a.0));
+    by_size.sort_by_key(|b| std::cmp::Reverse(b.0));
     let curled = work.join("curled");
     let curl_list = work.join("curl.list");
     fs::write(

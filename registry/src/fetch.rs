@@ -312,7 +312,7 @@ impl Registry {
         // Largest first: the longest blob starts at once, and the small
         // ones fill the other streams around it.
         let mut order: Vec<&WantedBlob> = blobs.iter().collect();
-        order.sort_by(|a, b| b.size.cmp(&a.size));
+        order.sort_by_key(|b| std::cmp::Reverse(b.size));
         let shared = Shared {
             pace: Mutex::new(Pace {
                 rate: limit_rate,
