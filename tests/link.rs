@@ -484,6 +484,47 @@ fn a_published_sub_layer_delta_pulls_only_the_patch() {
     env.assert_store_sound(2);
 }
 
+/// The rate in a progress line (`..., 15.9 MiB/s, about 2s left`), in bytes per second.
+fn line_rate(line: &str) -> Option<f64> {
+    let part = line.split(", ").find(|p| p.ends_with("/s"))?.strip_suffix("/s")?;
+    let (n, unit) = part.split_once(' ')?;
+    let shift = ["B", "KiB", "MiB", "GiB"].iter().position(|u| *u == unit)?;
+    Some(n.parse::<f64>().ok()? * (1u64 << (10 * shift)) as f64)
+}
+
+#[test]
+fn a_piped_pull_logs_its_stage_with_rate_and_time_left_and_json_stays_quiet() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let bundle = fleet_bundle(&env, 1);
+    let to = format!("{}/fleet/awareness:1.0.0", reg.host());
+    env.shore(&["publish", bundle.to_str().unwrap(), "--to", &to]).ok();
+    let cap = 16u64 << 20;
+    // stderr is a pipe: lines, not a bar.
+    let r = env.ship(&["pull", &to, "--limit-rate", "16M"]).ok();
+    println!("link: a piped pull at 16M logs:\n{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("pull: ")).collect();
+    assert!(lines.first().is_some_and(|l| l.ends_with(" to go")), "{lines:#?}");
+    let middle: Vec<&str> = lines.iter().copied().filter(|l| l.ends_with(" left")).collect();
+    assert!((2..=10).contains(&middle.len()), "a line a second at most: {lines:#?}");
+    for l in &middle {
+        let rate = line_rate(l).unwrap_or_else(|| panic!("no rate in {l:?}"));
+        assert!(rate >= cap as f64 * 0.6 && rate <= cap as f64 * 1.1, "{l:?}: {rate} B/s");
+        assert!(l.contains(" of ") && l.contains(", about "), "{l:?}");
+    }
+    let last = lines.last().unwrap();
+    let rate = line_rate(last).unwrap();
+    assert!(last.contains(" in ") && rate <= cap as f64 * 1.1, "{last:?}");
+    env.assert_store_sound(1);
+    // --json: stdout is the report alone, and no progress on stderr.
+    let fresh = Env::new();
+    fs::copy(env.path().join("ci.pub"), fresh.path().join("shore.pub")).unwrap();
+    fresh.ship(&["trust", "add", "shore.pub"]).ok();
+    let r = fresh.ship(&["--json", "pull", &to]).ok();
+    assert!(!r.stderr.contains("pull: "), "{}", r.stderr);
+    assert_eq!(json(&r)["complete"], true);
+}
+
 #[test]
 fn a_pull_learns_the_keyring_from_the_artifact() {
     let env = Env::new();

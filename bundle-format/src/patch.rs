@@ -11,6 +11,8 @@ use std::io::{self, BufReader, Read, Write};
 
 use crate::limits::{MAX_PATCH_MARGIN, MAX_PATCH_SEGMENT, MAX_PATCH_WINDOW_LOG};
 use crate::media::{DOCKER_LAYER_TAR, MediaType};
+// flate2's backend, named for its `std` feature alone (see Cargo.toml).
+use zlib_rs as _;
 /// Segment length the shore uses.
 pub const SEGMENT: u64 = 32 << 20;
 /// Margin the shore uses: content that moved by up to this much between
@@ -235,7 +237,9 @@ pub fn apply_patch<B: Read, P: Read>(
         frames: frames.to_vec(),
         g,
         next: 0,
+        frame: Vec::new(),
         seg: Vec::new(),
+        len: 0,
         at: 0,
     })
 }
@@ -246,7 +250,11 @@ struct Rebuild<B, P> {
     frames: Vec<u64>,
     g: Geometry,
     next: usize,
+    /// The current frame's compressed bytes.
+    frame: Vec<u8>,
+    /// The decoded segment: its first `len` bytes.
     seg: Vec<u8>,
+    len: usize,
     at: usize,
 }
 
@@ -254,26 +262,41 @@ impl<B: Read, P: Read> Rebuild<B, P> {
     fn decode_next(&mut self) -> io::Result<bool> {
         let Some(&len) = self.frames.get(self.next) else { return Ok(false) };
         let i = self.next as u64;
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        // A frame is at most what zstd makes of a segment (the patch is
+        // signed and checked by then; this bounds the memory it may take).
+        let bound = zstd::zstd_safe::compress_bound(self.g.segment as usize) as u64;
+        if len > bound {
+            return Err(invalid(format!("frame {i} is {len} bytes, more than a segment needs")));
+        }
+        self.frame.clear();
+        let got = (&mut self.patch).take(len).read_to_end(&mut self.frame)? as u64;
+        if got < len {
+            return Err(invalid(format!("frame {i} is cut short ({got} of {len} bytes)")));
+        }
         let (lo, hi) = self.g.window(i);
         let window = self.base.window(lo, hi)?;
-        let mut dec =
-            // Exactly this frame's bytes: the next frame stays in `patch`.
-            zstd::stream::read::Decoder::with_ref_prefix(
-                BufReader::new((&mut self.patch).take(len)),
-                window,
-            )?;
-        dec.window_log_max(MAX_PATCH_WINDOW_LOG)?;
-        self.seg.clear();
-        // One byte more than a segment: a frame that decodes to more is refused.
-        dec.take(self.g.segment + 1).read_to_end(&mut self.seg)?;
-        let last = self.next + 1 == self.frames.len();
-        let n = self.seg.len() as u64;
-        if n > self.g.segment || n == 0 || (!last && n != self.g.segment) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame {i} decodes to {n} bytes, not a segment of {}", self.g.segment),
-            ));
+        // One segment of room: a frame that decodes to more is refused. It
+        // is decoded in one call, straight into `seg` (allocated once):
+        // no window buffer of the decoder's own to fill and copy out of.
+        if self.seg.len() as u64 != self.g.segment {
+            self.seg = vec![0u8; self.g.segment as usize];
         }
+        let zstd_err =
+            |e: usize| invalid(format!("frame {i}: {}", zstd::zstd_safe::get_error_name(e)));
+        let mut dctx = zstd::zstd_safe::DCtx::create();
+        dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_PATCH_WINDOW_LOG))
+            .map_err(zstd_err)?;
+        dctx.ref_prefix(window).map_err(zstd_err)?;
+        let n = dctx.decompress(&mut self.seg[..], &self.frame).map_err(zstd_err)? as u64;
+        let last = self.next + 1 == self.frames.len();
+        if n > self.g.segment || n == 0 || (!last && n != self.g.segment) {
+            return Err(invalid(format!(
+                "frame {i} decodes to {n} bytes, not a segment of {}",
+                self.g.segment
+            )));
+        }
+        self.len = n as usize;
         self.next += 1;
         self.at = 0;
         Ok(true)
@@ -282,10 +305,10 @@ impl<B: Read, P: Read> Rebuild<B, P> {
 
 impl<B: Read, P: Read> Read for Rebuild<B, P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.seg.len() && !self.decode_next()? {
+        if self.at == self.len && !self.decode_next()? {
             return Ok(0);
         }
-        let n = buf.len().min(self.seg.len() - self.at);
+        let n = buf.len().min(self.len - self.at);
         buf[..n].copy_from_slice(&self.seg[self.at..self.at + n]);
         self.at += n;
         Ok(n)

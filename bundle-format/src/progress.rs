@@ -6,6 +6,11 @@ pub trait Progress: Sync {
     fn start(&self, _phase: &str, _total_bytes: u64) {}
     /// `bytes` more were moved.
     fn advance(&self, _bytes: u64) {}
+    /// `bytes` of the phase were done before it started (what a resumed
+    /// pull kept): counted as done, but not in the rate.
+    fn skip(&self, bytes: u64) {
+        self.advance(bytes);
+    }
     /// The current item (a blob, an image) changed.
     fn item(&self, _name: &str) {}
     /// The phase ended.

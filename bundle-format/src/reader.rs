@@ -12,7 +12,8 @@ use crate::hashing::{CopyError, copy_hashed};
 use crate::header::EntryHeader;
 use crate::limits::{MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_SIGNATURES_BYTES};
 use crate::{
-    BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, PatchRecord, Progress, Signatures,
+    BlobRecord, BundleError, ChunkRecord, Descriptor, Digest, NoProgress, PatchRecord, Progress,
+    Signatures,
 };
 use tender_keys::keyring::MAX_KEYRING_BYTES;
 
@@ -66,6 +67,11 @@ pub trait Sink {
     /// The descriptor verified: read on, or stop before any blob (for
     /// instance, when this exact bundle is already held). An error stops too.
     fn accept(&mut self, bundle: &VerifiedDescriptor) -> Result<Accept, Self::Error>;
+    /// What progress calls the pass over the blobs (`verify`; a sink that
+    /// keeps them: `import`).
+    fn phase(&self) -> &'static str {
+        "verify"
+    }
     /// Whether this blob should be staged (false: verify and discard).
     fn wants(&mut self, blob: &BlobRecord) -> bool;
     /// Somewhere temporary to write the blob's bytes.
@@ -86,12 +92,14 @@ pub trait Sink {
         Ok(None)
     }
     /// A staged patch matched its digest: rebuild the layer from it (and
-    /// check the layer against its digest). The default refuses: a sink
-    /// that keeps blobs must rebuild patched ones.
+    /// check the layer against its digest), advancing `progress` by the
+    /// layer's bytes. The default refuses: a sink that keeps blobs must
+    /// rebuild patched ones.
     fn commit_patch(
         &mut self,
         blob: &BlobRecord,
         _staged: Self::Staged,
+        _progress: &dyn Progress,
     ) -> Result<(), Self::Error> {
         Err(BundleError::Patch {
             blob: blob.digest.clone(),
@@ -401,7 +409,6 @@ pub fn read_bundle_with<R: Read, S: Sink>(
     }
     // 3 and 4: the layout and the blobs, each checked against the descriptor.
     let mut body = Body::new(&verified.descriptor);
-    progress.start("verify", verified.descriptor.total_blob_bytes());
     loop {
         let item = match pending.take() {
             Some(p) => Some(p),
@@ -474,6 +481,8 @@ struct Body<'d> {
     /// Which media part this file is; a whole bundle is part 1 of 1.
     part: Option<u32>,
     summary: ReadSummary,
+    /// Progress started: at the first blob, when this file's part is known.
+    started: bool,
 }
 
 /// Where one blob entry's bytes must go and what they must be.
@@ -502,6 +511,7 @@ impl<'d> Body<'d> {
             have_index: false,
             part: None,
             summary: ReadSummary::default(),
+            started: false,
         }
     }
 
@@ -557,6 +567,14 @@ impl<'d> Body<'d> {
                 }
             }
             EntryName::Blob(_) | EntryName::Chunk(..) | EntryName::Patch(_) => {
+                if !std::mem::replace(&mut self.started, true) {
+                    // What this file carries (a patched layer at the
+                    // layer's size), not the version's whole.
+                    let k = self.part.unwrap_or(1);
+                    let carried = self.d.part_blobs(k).map(|b| b.size).sum::<u64>()
+                        + self.d.part_chunks(k).map(|(_, c)| c.size).sum::<u64>();
+                    progress.start(sink.phase(), carried);
+                }
                 let want = self.expected(&name, offset)?;
                 self.blob_entry(entry, &name, want, source, sink, progress)?;
             }
@@ -675,9 +693,12 @@ impl<'d> Body<'d> {
             None => sink.wants(blob),
         };
         let mut staged = if wanted { Some(sink.stage(blob)?) } else { None };
+        // A patched layer counts as the layer: its bytes as it is rebuilt,
+        // or at once when it is not.
+        let counted = if patch.is_some() { &NoProgress as &dyn Progress } else { progress };
         let copied = match staged.as_mut() {
-            Some(w) => copy_hashed(entry, &mut *w, size, progress),
-            None => copy_hashed(entry, io::sink(), size, progress),
+            Some(w) => copy_hashed(entry, &mut *w, size, counted),
+            None => copy_hashed(entry, io::sink(), size, counted),
         };
         let (actual, n) = match copied {
             Ok(r) => r,
@@ -695,12 +716,15 @@ impl<'d> Body<'d> {
                 BundleError::DigestMismatch { entry: label, expected: want.digest.clone(), actual };
             return Err(e.into());
         }
+        if patch.is_some() && staged.is_none() {
+            progress.advance(blob.size);
+        }
         // A patched layer counts as the layer it rebuilt.
         let counted = if patch.is_some() { blob.size } else { size };
         if let Some(staged) = staged {
             match (chunk, patch) {
                 (Some(c), _) => sink.commit_chunk(blob, c, staged)?,
-                (_, Some(_)) => sink.commit_patch(blob, staged)?,
+                (_, Some(_)) => sink.commit_patch(blob, staged, progress)?,
                 _ => sink.commit(blob, staged)?,
             }
             self.summary.blobs_committed += 1;

@@ -2,10 +2,7 @@
 //! The binaries stay thin: parse arguments, call the libraries, render; one
 //! module per command under [`ship`] and [`shore`].
 
-use std::io::IsTerminal;
-
-use indicatif::{ProgressBar, ProgressStyle};
-use tender_bundle::{BundleError, ErrorKind, Progress};
+use tender_bundle::{BundleError, ErrorKind};
 use tender_deploy::DeployError;
 use tender_fleet::FleetError;
 use tender_pull::PullError;
@@ -14,9 +11,12 @@ use tender_serve::ServeError;
 use tender_stack::StackError;
 use tender_store::StoreError;
 
+pub mod progress;
 pub mod shell;
 pub mod ship;
 pub mod shore;
+
+pub use progress::Bar;
 
 /// Exit code for a bundle, signature or trust check that failed.
 pub const EXIT_VERIFY: i32 = 3;
@@ -27,71 +27,6 @@ pub const EXIT_DAMAGED: i32 = 4;
 pub const EXIT_ROLLED_BACK: i32 = 5;
 /// Exit code for an apply that failed and whose undoing failed too.
 pub const EXIT_RESTORE_FAILED: i32 = 6;
-
-/// A progress bar on stderr, hidden when stderr is not a terminal or when
-/// output is JSON.
-pub struct Bar(ProgressBar, Lines);
-
-/// Notes ([`Progress::note`]) when there is no bar: one line each on
-/// stderr when it changes (a log of what apply waited for), or nothing
-/// with `--json`.
-enum Lines {
-    Bar,
-    Log(std::sync::Mutex<String>),
-    Quiet,
-}
-
-impl Bar {
-    /// A bar, hidden unless stderr is a terminal and `json` is off.
-    pub fn new(json: bool) -> Bar {
-        if json {
-            return Bar(ProgressBar::hidden(), Lines::Quiet);
-        }
-        if !std::io::stderr().is_terminal() {
-            return Bar(ProgressBar::hidden(), Lines::Log(Default::default()));
-        }
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        Bar(bar, Lines::Bar)
-    }
-}
-
-impl Progress for Bar {
-    fn start(&self, phase: &str, total: u64) {
-        self.0.reset();
-        self.0.set_prefix(phase.to_owned());
-        self.0.set_length(total);
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn item(&self, name: &str) {
-        let short: String = name.chars().take(24).collect();
-        self.0.set_message(short);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-    fn note(&self, line: &str) {
-        match &self.1 {
-            Lines::Bar => self.0.set_message(line.to_owned()),
-            Lines::Log(last) => {
-                let mut last = last.lock().expect("progress lines");
-                if *last != line {
-                    eprintln!("{line}");
-                    line.clone_into(&mut last);
-                }
-            }
-            Lines::Quiet => {}
-        }
-    }
-}
 
 /// Parse a size: bytes, or a number with K, M, G or T (powers of 1024,
 /// optionally followed by `B` or `iB`).

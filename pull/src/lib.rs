@@ -206,7 +206,7 @@ pub fn pull(
         })
         .collect();
     progress.start("pull", plan.bytes_needed + plan.bytes_partial);
-    progress.advance(plan.bytes_partial);
+    progress.skip(plan.bytes_partial);
     let fetched = registry.fetch_blobs(t, &wanted, &sink, options.limit_rate, progress);
     progress.finish();
     let fetched = fetched.map_err(|e| match e {

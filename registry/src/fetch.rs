@@ -6,9 +6,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::{Either, select};
 use oci_client::client::BlobResponse;
 use oci_spec::image::MediaType;
 use sha2::{Digest as _, Sha256};
@@ -16,6 +20,7 @@ use tender_bundle::artifact::parse_artifact;
 use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_SIGNATURES_BYTES};
 use tender_bundle::{Digest, ErrorKind, Progress, Signatures};
 use tender_keys::Signature;
+use tokio_util::sync::CancellationToken;
 
 use crate::bounded::{self, GetError};
 use crate::policy::{Backoff, retry};
@@ -114,7 +119,8 @@ pub struct FetchReport {
 
 /// Keeps the average rate at or under a cap (a token bucket): a pause (a
 /// request's round trip, a retry's wait) may be made up for by a burst of
-/// at most [`PACE_CREDIT`] of the cap, never more.
+/// at most [`PACE_CREDIT`] of the cap, never more. Shared by every stream
+/// of a fetch, so the cap holds for their sum.
 struct Pace {
     rate: Option<u64>,
     start: tokio::time::Instant,
@@ -125,16 +131,39 @@ struct Pace {
 const PACE_CREDIT: Duration = Duration::from_millis(250);
 
 impl Pace {
-    async fn take(&mut self, n: u64) {
-        let Some(rate) = self.rate else { return };
+    /// Count `n` bytes received: when the cap says to wait, until when.
+    fn take(&mut self, n: u64) -> Option<tokio::time::Instant> {
+        let rate = self.rate?;
         self.bytes += n;
         let due = self.start + Duration::from_secs_f64(self.bytes as f64 / rate as f64);
         let now = tokio::time::Instant::now();
         if due > now {
-            tokio::time::sleep_until(due).await;
-        } else if now - due > PACE_CREDIT {
+            return Some(due);
+        }
+        if now - due > PACE_CREDIT {
             // Long behind schedule: the past beyond the credit does not count.
             self.start += (now - due) - PACE_CREDIT;
+        }
+        None
+    }
+}
+
+/// What the streams of one [`Registry::fetch_blobs`] share.
+struct Shared<'a> {
+    pace: Mutex<Pace>,
+    bytes_fetched: AtomicU64,
+    resumed_requests: AtomicU32,
+    progress: &'a dyn Progress,
+}
+
+impl Shared<'_> {
+    /// `n` more bytes arrived: count them, and wait as long as the cap says.
+    async fn received(&self, n: u64) {
+        self.bytes_fetched.fetch_add(n, Ordering::Relaxed);
+        self.progress.advance(n);
+        let due = self.pace.lock().expect("pace").take(n);
+        if let Some(due) = due {
+            tokio::time::sleep_until(due).await;
         }
     }
 }
@@ -315,11 +344,13 @@ impl Registry {
         })
     }
 
-    /// Fetch each of `blobs` from the repository of `t` into `sink`, one
-    /// after the other, at most `limit_rate` bytes per second on average.
-    /// A blob resumes from what its partial holds (HTTP Range), after a
-    /// dropped link, a killed process or a restart; the sink checks each
-    /// when it is whole.
+    /// Fetch each of `blobs` from the repository of `t` into `sink`: up to
+    /// [`NetworkPolicy::concurrency`](crate::NetworkPolicy) at once, largest
+    /// first; under a rate cap (`limit_rate`, bytes per second on average),
+    /// one at a time. A blob resumes from what its partial holds (HTTP
+    /// Range), after a dropped link, a killed process or a restart; the sink
+    /// checks each when it is whole. The first failure stops the other
+    /// streams (what they fetched stays in their partials).
     pub fn fetch_blobs(
         &self,
         t: &Target,
@@ -328,16 +359,63 @@ impl Registry {
         limit_rate: Option<u64>,
         progress: &dyn Progress,
     ) -> Result<FetchReport, RegistryError> {
-        let mut pace = Pace { rate: limit_rate, start: tokio::time::Instant::now(), bytes: 0 };
-        let mut report = FetchReport::default();
-        self.rt.block_on(async {
-            for blob in blobs {
-                progress.item(blob.digest.as_str());
-                self.fetch_blob(t, blob, sink, &mut pace, &mut report, progress).await?;
+        // Under a cap, one stream: each more would fill its own socket
+        // buffers past the cap, and a thin link gains nothing from them.
+        let streams = match limit_rate {
+            Some(_) => 1,
+            None => self.policy.concurrency.max(1),
+        };
+        // Largest first: the longest blob starts at once, and the small
+        // ones fill the other streams around it.
+        let mut order: Vec<&WantedBlob> = blobs.iter().collect();
+        order.sort_by_key(|b| std::cmp::Reverse(b.size));
+        let shared = Shared {
+            pace: Mutex::new(Pace {
+                rate: limit_rate,
+                start: tokio::time::Instant::now(),
+                bytes: 0,
+            }),
+            bytes_fetched: AtomicU64::new(0),
+            resumed_requests: AtomicU32::new(0),
+            progress,
+        };
+        let next = AtomicUsize::new(0);
+        let stop = CancellationToken::new();
+        let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
+        // A thread per stream, each driving its fetches on the shared
+        // runtime: writing and checking a blob (the sink's blocking work)
+        // then holds up no other stream.
+        std::thread::scope(|s| {
+            for _ in 0..streams.min(order.len()) {
+                s.spawn(|| {
+                    while let Some(blob) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if stop.is_cancelled() {
+                            break;
+                        }
+                        progress.item(blob.digest.as_str());
+                        let one = self.rt.block_on(async {
+                            let fetch = pin!(self.fetch_blob(t, blob, sink, &shared));
+                            match select(fetch, pin!(stop.cancelled())).await {
+                                Either::Left((result, _)) => result,
+                                Either::Right(_) => Ok(()),
+                            }
+                        });
+                        if let Err(e) = one {
+                            failed.lock().expect("first failure").get_or_insert(e);
+                            stop.cancel();
+                            break;
+                        }
+                    }
+                });
             }
-            Ok::<_, RegistryError>(())
-        })?;
-        Ok(report)
+        });
+        if let Some(e) = failed.into_inner().expect("first failure") {
+            return Err(e);
+        }
+        Ok(FetchReport {
+            bytes_fetched: shared.bytes_fetched.into_inner(),
+            resumed_requests: shared.resumed_requests.into_inner(),
+        })
     }
 
     /// Fetch one blob into its partial file, resuming from what it holds,
@@ -347,9 +425,7 @@ impl Registry {
         t: &Target,
         blob: &WantedBlob,
         sink: &dyn BlobSink,
-        pace: &mut Pace,
-        report: &mut FetchReport,
-        progress: &dyn Progress,
+        shared: &Shared<'_>,
     ) -> Result<(), RegistryError> {
         let (digest, size) = (&blob.digest, blob.size);
         let r = self.blob_ref(t, digest.as_str());
@@ -387,7 +463,7 @@ impl Registry {
                 let mut body = match resp {
                     BlobResponse::Partial(s) => {
                         if have > 0 {
-                            report.resumed_requests += 1;
+                            shared.resumed_requests.fetch_add(1, Ordering::Relaxed);
                         }
                         s.stream
                     }
@@ -414,9 +490,7 @@ impl Registry {
                     file.write_all(&chunk)
                         .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
                     have += n;
-                    report.bytes_fetched += n;
-                    progress.advance(n);
-                    pace.take(n).await;
+                    shared.received(n).await;
                 }
                 Ok(())
             };
@@ -462,12 +536,18 @@ impl Registry {
 mod tests {
     use super::*;
 
+    async fn take(p: &mut Pace, n: u64) {
+        if let Some(due) = p.take(n) {
+            tokio::time::sleep_until(due).await;
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pace_holds_the_average_and_banks_little_credit() {
         let mut p = Pace { rate: Some(1000), start: tokio::time::Instant::now(), bytes: 0 };
         let t0 = tokio::time::Instant::now();
         for _ in 0..10 {
-            p.take(500).await;
+            take(&mut p, 500).await;
         }
         let secs = t0.elapsed().as_secs_f64();
         assert!((4.9..=5.1).contains(&secs), "{secs}");
@@ -475,7 +555,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let t1 = tokio::time::Instant::now();
         for _ in 0..10 {
-            p.take(500).await;
+            take(&mut p, 500).await;
         }
         let secs = t1.elapsed().as_secs_f64();
         // (the first take after the pause is already received: 9 x 0.5 s - 0.25 s)

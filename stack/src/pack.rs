@@ -192,7 +192,10 @@ impl Plan {
             BlobData::File(path) => {
                 let f = File::open(path)
                     .map_err(|e| StackError::Io { path: path.clone(), source: e })?;
-                (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), path.clone())
+                (
+                    Box::new(std::io::BufReader::with_capacity(tender_bundle::READ_BUFFER, f)),
+                    path.clone(),
+                )
             }
             BlobData::Source { image } => {
                 let src = &self.sources[self.image_source[*image]];
@@ -539,7 +542,7 @@ fn write_part(
     };
     let tmp = tempfile::Builder::new().prefix(".tender-pack-").tempfile_in(dir).map_err(io(dir))?;
     let mut w = BundleWriter::new(
-        BufWriter::with_capacity(1 << 20, tmp),
+        BufWriter::with_capacity(tender_bundle::READ_BUFFER, tmp),
         path,
         signed,
         oci_index,

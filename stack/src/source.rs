@@ -211,7 +211,10 @@ impl ImageSource for OciLayoutSource {
     fn open(&self, reference: &str, digest: &Digest, _size: u64) -> Result<BlobReader, StackError> {
         let path = self.layout_dir(reference)?.join("blobs/sha256").join(digest.hex());
         let f = File::open(&path).map_err(|e| StackError::Io { path: path.clone(), source: e })?;
-        Ok(BlobReader { reader: Box::new(BufReader::with_capacity(1 << 20, f)), location: path })
+        Ok(BlobReader {
+            reader: Box::new(BufReader::with_capacity(tender_bundle::READ_BUFFER, f)),
+            location: path,
+        })
     }
 }
 

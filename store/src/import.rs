@@ -12,6 +12,7 @@ use tender_bundle::{
 };
 use tender_keys::KeyId;
 
+use crate::commit::Committer;
 use crate::fsutil::{io_err, sync_dir, write_atomic};
 use crate::{Gate, Purpose, Store, StoreError, VersionRecord, now_rfc3339};
 
@@ -115,6 +116,7 @@ impl ImportReport {
 struct ImportSink<'g, 's> {
     store: &'s Store,
     staging: PathBuf,
+    committer: Committer,
     gate: &'g mut Gate<'s>,
     warnings: Vec<String>,
     below_floor: Option<u64>,
@@ -166,6 +168,10 @@ impl Sink for ImportSink<'_, '_> {
         Ok(if admission.already_held { Accept::Stop } else { Accept::Read })
     }
 
+    fn phase(&self) -> &'static str {
+        "import"
+    }
+
     fn wants(&mut self, blob: &BlobRecord) -> bool {
         !self.store.has_blob(&blob.digest)
     }
@@ -210,20 +216,17 @@ impl Sink for ImportSink<'_, '_> {
         &mut self,
         blob: &BlobRecord,
         Staged(staged): Staged,
+        progress: &dyn Progress,
     ) -> Result<(), StoreError> {
         // The patch's digest checked; the rebuilt layer is checked against
         // its own before it is kept. The patch itself is dropped with `staged`.
-        self.store.rebuild_patched(blob, staged.path())
+        self.store.rebuild_patched(blob, staged.path(), progress)
     }
 
     fn commit(&mut self, blob: &BlobRecord, Staged(staged): Staged) -> Result<(), StoreError> {
-        // Durable before it is visible under its digest.
-        staged.as_file().sync_all().map_err(io_err(staged.path()))?;
-        let target = self.store.blob_path(&blob.digest);
-        staged
-            .persist(&target)
-            .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
-        Ok(())
+        // Durable before it is visible under its digest: fsynced, then
+        // renamed, on a thread of the committer while the next blob streams.
+        self.committer.commit(staged, self.store.blob_path(&blob.digest))
     }
 }
 
@@ -257,21 +260,23 @@ impl Store {
         let mut sink = ImportSink {
             store: self,
             staging,
+            committer: Committer::start(),
             gate: &mut gate,
             warnings: vec![],
             below_floor: None,
             held_as: None,
         };
-        let (v, summary) =
-            match read_bundle_with(input, source, &trust, detached, &mut sink, progress) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Blobs committed so far are complete and verified: keep them,
-                    // and make their renames durable, so a rerun skips them.
-                    let _ = sync_dir(&self.blobs_dir());
-                    return Err(e);
-                }
-            };
+        let read = read_bundle_with(input, source, &trust, detached, &mut sink, progress);
+        // Every blob handed to the committer is in place (or failed) from here.
+        let (v, summary) = match (read, sink.committer.finish()) {
+            (Ok(r), Ok(())) => r,
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                // Blobs committed so far are complete and verified: keep them,
+                // and make their renames durable, so a rerun skips them.
+                let _ = sync_dir(&self.blobs_dir());
+                return Err(e);
+            }
+        };
         let d = &v.descriptor;
         let mut report = ImportReport {
             already_imported: summary.stopped,

@@ -36,6 +36,7 @@ use sha2::{Digest as _, Sha256};
 use tender_bundle::{BundleError, Descriptor, Digest, ErrorKind, Progress, StackName, Version};
 use tender_keys::{KeyError, KeyId, PublicKey, Signature};
 
+mod commit;
 mod fsutil;
 mod gate;
 mod history;
@@ -869,8 +870,10 @@ impl Store {
             progress.item(&name);
             let f = File::open(&path).map_err(io_err(&path))?;
             let mut hasher = Sha256::new();
-            let mut r = BufReader::with_capacity(1 << 20, f);
-            let mut buf = vec![0u8; 1 << 20];
+            // Read straight into a buffer that stays in cache (see
+            // `tender_bundle::copy_hashed`).
+            let mut r = BufReader::with_capacity(tender_bundle::READ_BUFFER, f);
+            let mut buf = vec![0u8; 64 << 10];
             loop {
                 let n = r.read(&mut buf).map_err(io_err(&path))?;
                 if n == 0 {

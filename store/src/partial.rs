@@ -81,7 +81,7 @@ impl Store {
             .into());
         }
         if blob.patch.is_some() {
-            let rebuilt = self.rebuild_patched(blob, &path);
+            let rebuilt = self.rebuild_patched(blob, &path, &NoProgress);
             let _ = fs::remove_file(&path);
             rebuilt?;
             return sync_dir(&self.blobs_dir());

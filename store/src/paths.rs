@@ -77,7 +77,13 @@ impl Store {
         let f = File::open(bundle)
             .map_err(|source| StoreError::OpenBundle { path: bundle.to_owned(), source })?;
         let detached = tender_bundle::read_detached(bundle)?;
-        self.import_with(BufReader::with_capacity(1 << 20, f), bundle, &detached, policy, progress)
+        self.import_with(
+            BufReader::with_capacity(tender_bundle::READ_BUFFER, f),
+            bundle,
+            &detached,
+            policy,
+            progress,
+        )
     }
 }
 

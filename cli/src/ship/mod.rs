@@ -313,5 +313,5 @@ impl KubeArgs {
 
 fn open_bundle(path: &Path) -> Result<BufReader<File>> {
     let f = File::open(path).with_context(|| format!("opening bundle {}", path.display()))?;
-    Ok(BufReader::with_capacity(1 << 20, f))
+    Ok(BufReader::with_capacity(tender_bundle::READ_BUFFER, f))
 }
