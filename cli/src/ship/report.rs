@@ -53,6 +53,12 @@ impl Report {
                     .context("writing stdout")?;
             }
         }
+        // Once a copy is out (a file, stdout), the next receipt starts
+        // after this one, even if the push below fails: a receipt number
+        // is never used for two contents.
+        if self.out.is_some() || target.is_none() {
+            store.mark_reported(&receipt)?;
+        }
         if let Some(t) = &target {
             let args = RegistryArgs {
                 registry: t.host.clone(),
@@ -77,8 +83,10 @@ impl Report {
                 eprintln!("pushed receipt {} of {} to {t}", receipt.sequence, receipt.ship);
             }
         }
-        // Only once it is out: the next receipt starts after this one.
-        store.mark_reported(&receipt)?;
+        if self.out.is_none() && target.is_some() {
+            // Only pushed: out once the push is done.
+            store.mark_reported(&receipt)?;
+        }
         if let Some(p) = &self.out {
             if ctx.json {
                 print_json(&json!({

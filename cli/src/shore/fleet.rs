@@ -126,7 +126,7 @@ impl FleetCmd {
 /// Damaged entries, each an error naming its file; true when any.
 fn report_damaged(damaged: &[tender_fleet::FleetError]) -> bool {
     for e in damaged {
-        eprintln!("error: {}", tender_bundle::error_chain(e));
+        eprintln!("error: {}", printable(&tender_bundle::error_chain(e)));
     }
     !damaged.is_empty()
 }
@@ -163,8 +163,9 @@ fn list(fleet: &FleetDir, json: bool) -> Result<i32> {
 pub(super) enum Source {
     /// A file.
     File(PathBuf),
-    /// Fetched from a registry: its reference, and its bytes or why not.
-    Fetched(PathBuf, Result<Vec<u8>, tender_registry::RegistryError>),
+    /// In a registry: its reference, and how to fetch it (when it is
+    /// ingested, so one receipt at a time is in memory).
+    Fetched(PathBuf, Box<dyn FnOnce() -> Result<Vec<u8>, tender_registry::RegistryError>>),
 }
 
 fn ingest(fleet: &FleetDir, receipts: Vec<Source>, json: bool) -> Result<i32> {
@@ -179,20 +180,21 @@ fn ingest(fleet: &FleetDir, receipts: Vec<Source>, json: bool) -> Result<i32> {
                 let r = fleet.ingest(&p, now).map_err(anyhow::Error::new);
                 (p, r)
             }
-            Source::Fetched(p, Ok(bytes)) => {
-                let r = fleet.ingest_bytes(&p, &bytes, now).map_err(anyhow::Error::new);
-                (p, r)
-            }
-            Source::Fetched(p, Err(e)) => {
-                let r =
-                    Err(anyhow::Error::new(e).context(format!("fetching receipt {}", p.display())));
+            Source::Fetched(p, fetch) => {
+                let r = match fetch() {
+                    Ok(bytes) => fleet.ingest_bytes(&p, &bytes, now).map_err(anyhow::Error::new),
+                    Err(e) => {
+                        Err(anyhow::Error::new(e)
+                            .context(format!("fetching receipt {}", p.display())))
+                    }
+                };
                 (p, r)
             }
         };
         match outcome {
             Ok(i) => {
                 for w in &i.warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", printable(w));
                 }
                 if !json {
                     if i.already_kept {
@@ -216,7 +218,7 @@ fn ingest(fleet: &FleetDir, receipts: Vec<Source>, json: bool) -> Result<i32> {
             }
             Err(e) => {
                 if total > 1 {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", printable(&format!("{e:#}")));
                 }
                 first_err.get_or_insert(e);
             }
@@ -248,6 +250,21 @@ fn status(fleet: &FleetDir, stale: Duration, json: bool) -> Result<i32> {
     Ok(if report_damaged(&ships.damaged) { 1 } else { 0 })
 }
 
+/// Print a line made from a receipt's text: control characters (terminal
+/// escapes a ship or its cluster's status messages could carry) shown
+/// escaped, never sent to the terminal.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", printable(&format!($($arg)*)))
+    };
+}
+
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect()
+}
+
 fn print_row(r: &ShipStatus) {
     let heard = match &r.last_receipt {
         Some(t) => format!(
@@ -258,12 +275,12 @@ fn print_row(r: &ShipStatus) {
         None => "no receipt yet".into(),
     };
     let stale = if r.stale { "  STALE" } else { "" };
-    println!("{}: {heard}{stale}", r.ship);
+    say!("{}: {heard}{stale}", r.ship);
     if let Some(free) = r.free_bytes {
         let fsck = r.fsck.as_ref().map_or("never".to_string(), |f| {
             format!("{} at {}", if f.clean { "clean" } else { "DAMAGED" }, f.at)
         });
-        println!("  free {}, fsck {fsck}", human(free));
+        say!("  free {}, fsck {fsck}", human(free));
     }
     for s in &r.stacks {
         let in_force = s.in_force.as_ref().map_or("(none)".to_string(), |v| v.to_string());
@@ -272,20 +289,32 @@ fn print_row(r: &ShipStatus) {
             (h, Some(why)) => format!("{h}: {why}"),
             (h, None) => h.to_string(),
         };
-        println!("  {}: in force {in_force}, {health}", s.stack);
+        say!("  {}: in force {in_force}, {health}", s.stack);
         for w in &s.waiting {
             let state = if w.complete {
                 "complete".to_string()
             } else {
                 format!("{} missing", human(w.bytes_missing))
             };
-            println!("    waiting {} (sequence {}) {state}", w.version, w.sequence);
+            say!("    waiting {} (sequence {}) {state}", w.version, w.sequence);
         }
         if s.failed_applies > 0 {
-            println!("    {} failed apply(ies) since the receipt before", s.failed_applies);
+            say!("    {} failed apply(ies) since the receipt before", s.failed_applies);
         }
         for n in &s.settings_not_set {
-            println!("    setting not set: {n}");
+            say!("    setting not set: {n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        let hostile = "unhealthy: x\u{1b}[2J\u{1b}]0;pwned\u{7}\r\nMV Other: ok";
+        let shown = super::printable(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[2J") && shown.contains("\\r\\nMV Other"), "{shown}");
+        assert_eq!(super::printable("MV Aurora: in force 1.1.0"), "MV Aurora: in force 1.1.0");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use tender_bundle::receipt::{MAX_RECEIPT_MANIFEST_BYTES, parse_receipt_artifact};
 use tender_registry::{Registry, Target, Transport};
 
@@ -41,16 +41,63 @@ pub(super) fn receipts_at(from: &str, link: &LinkArgs) -> Result<Vec<Source>> {
             None => tender_registry::RegistryAuth::Anonymous,
         },
     };
-    let registry = Registry::new(&repo.host, &transport, auth)?;
+    let registry = std::rc::Rc::new(Registry::new(&repo.host, &transport, auth)?);
     let mut tags = registry.list_tags(&repo.repo)?;
+    // The registry decides how many tags it lists: a fleet has far fewer
+    // ships than this, and each receipt is fetched only when ingested, so
+    // at most one is held at a time.
+    if tags.len() > MAX_TAGS {
+        bail!(
+            "{from} lists {} tags, more than the {MAX_TAGS} receipts one ingest reads; \
+             is it the fleet's receipt repository?",
+            tags.len()
+        );
+    }
     tags.sort();
-    let layer = |m: &[u8]| parse_receipt_artifact(m).map_err(Into::into);
     Ok(tags
         .into_iter()
         .map(|tag| {
+            let shown = PathBuf::from(format!("{from}:{}", tag.escape_debug()));
+            if !is_tag(&tag) {
+                let bad = tender_registry::RegistryError::BadReference {
+                    reference: shown.display().to_string(),
+                    reason: "not a tag (A-Z a-z 0-9 _ . -, at most 128)".into(),
+                };
+                return Source::Fetched(shown, Box::new(move || Err(bad)));
+            }
             let t = Target { host: repo.host.clone(), repo: repo.repo.clone(), tag };
-            let fetched = registry.fetch_small_artifact(&t, MAX_RECEIPT_MANIFEST_BYTES, &layer);
-            Source::Fetched(PathBuf::from(t.to_string()), fetched)
+            let registry = registry.clone();
+            Source::Fetched(
+                shown,
+                Box::new(move || {
+                    let layer = |m: &[u8]| parse_receipt_artifact(m).map_err(Into::into);
+                    registry.fetch_small_artifact(&t, MAX_RECEIPT_MANIFEST_BYTES, &layer)
+                }),
+            )
         })
         .collect())
+}
+
+/// The most tags `ingest --from` reads.
+const MAX_TAGS: usize = 1000;
+
+/// The OCI distribution grammar for a tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn is_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_follow_the_oci_grammar() {
+        for ok in ["mv-aurora", "_x", "a.b_c-1", &"a".repeat(128)] {
+            assert!(super::is_tag(ok), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "a/../b", "a\u{1b}[2J", &"a".repeat(129), "a:b"] {
+            assert!(!super::is_tag(bad), "{bad:?}");
+        }
+    }
 }

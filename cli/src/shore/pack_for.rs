@@ -72,6 +72,14 @@ fn plan_and_pack(
     json: bool,
 ) -> Result<i32> {
     let ships = to.fleet.fleet().ships().context("reading the fleet")?;
+    // A job run from the wrong directory, or without TENDER_FLEET, must
+    // not "succeed" having packed nothing.
+    if ships.ships.is_empty() && ships.damaged.is_empty() {
+        anyhow::bail!(
+            "no ships in the fleet directory {} (--fleet DIR or TENDER_FLEET; add ships with tender-shore fleet add SHIP.pub --name NAME)",
+            to.fleet.dir.display()
+        );
+    }
     let file = StackFile::load(stack)?;
     let (name, version) = (file.name.clone(), file.version.clone());
     let predecessors = args.base()?;
