@@ -172,14 +172,17 @@ fn estimate(rows: &[Row], short: &[String], json: bool) -> Result<i32> {
     } else {
         for r in rows {
             println!(
-                "{:>12} bytes  {:<5}  {}{}",
+                "{:>12} bytes of blobs  {:<5}  {}{}",
                 r.carried_bytes,
                 r.bundle,
                 r.ship,
                 r.free_bytes.map_or(String::new(), |f| format!(" ({} free)", human(f)))
             );
         }
-        println!("{total:>12} bytes  in total ({})", human(total));
+        println!(
+            "{total:>12} bytes of blobs in total ({}; each bundle adds its descriptor and about 1 KiB a blob of tar headers)",
+            human(total)
+        );
         for s in short {
             eprintln!("warning: {s}");
         }
