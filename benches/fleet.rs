@@ -73,7 +73,41 @@ fn mbps(bytes: u64, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e6
 }
 
-fn main() {
+/// The fixture, the work directory and the bundle every measure uses.
+struct Bench {
+    fleet: PathBuf,
+    work: PathBuf,
+    rounds: usize,
+    mib: u64,
+    stack: PathBuf,
+    bundle: String,
+    store: String,
+    /// The bundle's descriptor.
+    d: serde_json::Value,
+    /// The blobs it carries, as files in the layouts.
+    files: Vec<PathBuf>,
+    blob_bytes: u64,
+    bundle_bytes: u64,
+}
+
+impl Bench {
+    fn w(&self, p: &str) -> String {
+        self.work.join(p).display().to_string()
+    }
+
+    fn fresh_store(&self) {
+        let _ = fs::remove_dir_all(&self.store);
+        let st = Command::new(SHIP)
+            .args(["--store", &self.store, "trust", "add", &self.w("ci.pub")])
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+    }
+}
+
+fn nothing() {}
+
+fn setup() -> Bench {
     // `cargo bench` passes --bench; nothing else to parse.
     let mib: u64 =
         std::env::var("FLEET_MODEL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
@@ -103,168 +137,223 @@ fn main() {
     .unwrap();
     run(&format!("{SHORE} keygen --out {} >/dev/null 2>&1", w("ci")));
     let bundle = w("fleet.tender");
-    let pack = format!(
-        "{SHORE} --json pack {} --key {} --out {bundle} >/dev/null",
-        stack.display(),
-        w("ci.key")
-    );
-    run(&pack); // warm the cache, and learn the blob list
-
-    // The blobs the bundle carries, as files in the layouts.
-    let mut a = tar::Archive::new(fs::File::open(&bundle).unwrap());
-    let mut first = a.entries().unwrap().next().unwrap().unwrap();
-    let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut first, &mut raw).unwrap();
-    let d: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    run(&pack_command(&stack, &w("ci.key"), &bundle)); // warm the cache, and learn the blob list
+    let d = descriptor_of(&bundle);
     let mut files: Vec<PathBuf> = Vec::new();
     let mut blob_bytes = 0u64;
     for b in d["blobs"].as_array().unwrap() {
-        let hex = &b["digest"].as_str().unwrap()[7..];
         blob_bytes += b["size"].as_u64().unwrap();
-        let found = fs::read_dir(fleet.join("layouts"))
-            .unwrap()
-            .map(|e| e.unwrap().path().join("blobs/sha256").join(hex))
-            .find(|p| p.exists())
-            .or_else(|| {
-                fs::read_dir(fleet.join("stack/v2")).unwrap().map(|e| e.unwrap().path()).find(|p| {
-                    let bytes = fs::read(p).unwrap();
-                    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-                    digest.iter().map(|b| format!("{b:02x}")).collect::<String>() == hex
-                })
-            })
-            .unwrap_or_else(|| panic!("blob {hex} not found in the fixture"));
-        files.push(found);
+        files.push(fixture_file(&fleet, &b["digest"].as_str().unwrap()[7..]));
     }
-    let list = files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
     let bundle_bytes = fs::metadata(&bundle).unwrap().len();
-    let nothing = || {};
+    let store = w("store");
+    Bench { fleet, work, rounds, mib, stack, bundle, store, d, files, blob_bytes, bundle_bytes }
+}
 
-    let cat_pack =
-        median_in("pack", &format!("cat {list} > {0} && sync {0}", w("cat.out")), rounds, &nothing);
+fn pack_command(stack: &Path, key: &str, bundle: &str) -> String {
+    format!("{SHORE} --json pack {} --key {key} --out {bundle} >/dev/null", stack.display())
+}
+
+/// A bundle's descriptor (its first entry).
+fn descriptor_of(bundle: &str) -> serde_json::Value {
+    let mut a = tar::Archive::new(fs::File::open(bundle).unwrap());
+    let mut first = a.entries().unwrap().next().unwrap().unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut first, &mut raw).unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// Where the fixture keeps blob `hex`: a layout's blob, or a manifest file.
+fn fixture_file(fleet: &Path, hex: &str) -> PathBuf {
+    fs::read_dir(fleet.join("layouts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("blobs/sha256").join(hex))
+        .find(|p| p.exists())
+        .or_else(|| {
+            fs::read_dir(fleet.join("stack/v2")).unwrap().map(|e| e.unwrap().path()).find(|p| {
+                let bytes = fs::read(p).unwrap();
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+                digest.iter().map(|b| format!("{b:02x}")).collect::<String>() == hex
+            })
+        })
+        .unwrap_or_else(|| panic!("blob {hex} not found in the fixture"))
+}
+
+/// Pack, import and verify, against cat+sync and skopeo.
+struct Local {
+    cat_pack: Measured,
+    cat_pack_nosync: Measured,
+    pack_m: Measured,
+    skopeo: Measured,
+    cat_import: Measured,
+    import: Measured,
+    verify: Measured,
+}
+
+const IMAGES: [(&str, &str); 3] =
+    [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")];
+
+fn local(b: &Bench) -> Local {
+    let (rounds, bundle, store) = (b.rounds, &b.bundle, &b.store);
+    let list = b.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let pack = pack_command(&b.stack, &b.w("ci.key"), bundle);
+    let cat_pack = median_in(
+        "pack",
+        &format!("cat {list} > {0} && sync {0}", b.w("cat.out")),
+        rounds,
+        &nothing,
+    );
     let cat_pack_nosync =
-        median_in("pack", &format!("cat {list} > {}", w("cat.out")), rounds, &nothing);
+        median_in("pack", &format!("cat {list} > {}", b.w("cat.out")), rounds, &nothing);
     let pack_m = median_in("pack", &pack, rounds, &nothing);
     // skopeo writes one image per oci-archive: all three images, all platforms.
-    let mut skopeo_cmd = Vec::new();
-    for (image, tag) in
-        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
-    {
-        skopeo_cmd.push(format!(
-            "rm -f {out} && skopeo copy -q --all oci:{}:{tag} oci-archive:{out}",
-            fleet.join("layouts").join(image).display(),
-            out = w(&format!("skopeo-{image}.tar"))
-        ));
-    }
+    let skopeo_cmd: Vec<String> = IMAGES
+        .iter()
+        .map(|(image, tag)| {
+            format!(
+                "rm -f {out} && skopeo copy -q --all oci:{}:{tag} oci-archive:{out}",
+                b.fleet.join("layouts").join(image).display(),
+                out = b.w(&format!("skopeo-{image}.tar"))
+            )
+        })
+        .collect();
     let skopeo = median_in("pack", &skopeo_cmd.join(" && "), rounds, &nothing);
-
     let cat_import =
-        median(&format!("cat {bundle} > {0} && sync {0}", w("cat2.out")), rounds, &nothing);
-    let store = w("store");
-    let fresh_store = || {
-        let _ = fs::remove_dir_all(&store);
-        let st = Command::new(SHIP)
-            .args(["--store", &store, "trust", "add", &w("ci.pub")])
-            .output()
-            .unwrap();
-        assert!(st.status.success());
-    };
+        median(&format!("cat {bundle} > {0} && sync {0}", b.w("cat2.out")), rounds, &nothing);
     let import = median(
         &format!("{SHIP} --json --store {store} import {bundle} >/dev/null"),
         rounds,
-        &fresh_store,
+        &|| b.fresh_store(),
     );
     let verify = median(
         &format!("{SHIP} --json --store {store} verify {bundle} >/dev/null"),
         rounds,
         &nothing,
     );
+    Local { cat_pack, cat_pack_nosync, pack_m, skopeo, cat_import, import, verify }
+}
 
-    // Push into a fresh docker-registry: tender-ship load from the store vs
-    // skopeo copy --all from the layouts, same images, same run.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let reg_root = work.join("registry");
-    let config = work.join("registry.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-            reg_root.display()
-        ),
-    )
-    .unwrap();
-    let registry: std::cell::RefCell<Option<std::process::Child>> = Default::default();
-    let stop_registry = || {
-        if let Some(mut c) = registry.borrow_mut().take() {
+/// A docker-registry on 127.0.0.1, started afresh on demand.
+struct Registry {
+    port: u16,
+    root: PathBuf,
+    config: PathBuf,
+    child: std::cell::RefCell<Option<std::process::Child>>,
+}
+
+impl Registry {
+    fn new(work: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let root = work.join("registry");
+        let config = work.join("registry.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        Registry { port, root, config, child: Default::default() }
+    }
+
+    fn stop(&self) {
+        if let Some(mut c) = self.child.borrow_mut().take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-    };
-    let fresh_registry = || {
-        stop_registry();
-        let _ = fs::remove_dir_all(&reg_root);
+    }
+
+    fn fresh(&self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.root);
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&config)
+            .arg(&self.config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("docker-registry");
-        *registry.borrow_mut() = Some(child);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        *self.child.borrow_mut() = Some(child);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             std::thread::sleep(Duration::from_millis(50));
         }
-    };
+    }
+}
+
+/// Load, publish and pull, against skopeo and four curls.
+struct Links {
+    load_m: Measured,
+    load_again: Measured,
+    skopeo_push_m: Measured,
+    publish_m: Measured,
+    pull_m: Measured,
+    skopeo_pull_m: Measured,
+    curl4: Measured,
+}
+
+fn links(b: &Bench) -> Links {
+    let (rounds, bundle, store) = (b.rounds, &b.bundle, &b.store);
+    // Push into a fresh docker-registry: tender-ship load from the store vs
+    // skopeo copy --all from the layouts, same images, same run.
+    let reg = Registry::new(&b.work);
+    let port = reg.port;
     let load = format!(
         "{SHIP} --json --store {store} load awareness --registry 127.0.0.1:{port} >/dev/null"
     );
-    fresh_registry();
-    let load_m = median_in("load", &load, rounds, &fresh_registry);
+    reg.fresh();
+    let load_m = median_in("load", &load, rounds, &|| reg.fresh());
     let load_again = median_in("load", &load, rounds, &nothing);
-    let mut skopeo_push = Vec::new();
-    for (image, tag) in
-        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
-    {
-        skopeo_push.push(format!(
-            "skopeo copy -q --all --dest-tls-verify=false oci:{}:{tag} docker://127.0.0.1:{port}/fleet/{image}:{tag}",
-            fleet.join("layouts").join(image).display()
-        ));
-    }
-    let skopeo_push_m = median_in("load", &skopeo_push.join(" && "), rounds, &fresh_registry);
-
+    let skopeo_push: Vec<String> = IMAGES
+        .iter()
+        .map(|(image, tag)| {
+            format!(
+                "skopeo copy -q --all --dest-tls-verify=false oci:{}:{tag} docker://127.0.0.1:{port}/fleet/{image}:{tag}",
+                b.fleet.join("layouts").join(image).display()
+            )
+        })
+        .collect();
+    let skopeo_push_m = median_in("load", &skopeo_push.join(" && "), rounds, &|| reg.fresh());
     // Links: publish the bundle into a fresh registry, pull it into a fresh
     // store; skopeo pulls the same images out of the same registry.
     let target = format!("127.0.0.1:{port}/fleet/awareness:1.1.0");
     let publish = format!("{SHORE} --json publish {bundle} --to {target} >/dev/null");
-    let publish_m = median(&publish, rounds, &fresh_registry);
+    let publish_m = median(&publish, rounds, &|| reg.fresh());
     run(&skopeo_push.join(" && "));
     let pull = format!("{SHIP} --json --store {store} pull {target} >/dev/null");
-    let pull_m = median(&pull, rounds, &fresh_store);
-    let mut skopeo_pull = Vec::new();
-    for (image, tag) in
-        [("sensor-fusion", "1.1.0"), ("bridge-ui", "1.0.0"), ("ais-gateway", "1.0.0")]
-    {
-        skopeo_pull.push(format!(
-            "skopeo copy -q --all --src-tls-verify=false docker://127.0.0.1:{port}/fleet/{image}:{tag} oci:{}:{tag}",
-            w(&format!("pulled-{image}"))
-        ));
-    }
+    let pull_m = median(&pull, rounds, &|| b.fresh_store());
+    let skopeo_pull: Vec<String> = IMAGES
+        .iter()
+        .map(|(image, tag)| {
+            format!(
+                "skopeo copy -q --all --src-tls-verify=false docker://127.0.0.1:{port}/fleet/{image}:{tag} oci:{}:{tag}",
+                b.w(&format!("pulled-{image}"))
+            )
+        })
+        .collect();
     let clear_pulled = || {
-        for image in ["sensor-fusion", "bridge-ui", "ais-gateway"] {
-            let _ = fs::remove_dir_all(w(&format!("pulled-{image}")));
+        for (image, _) in IMAGES {
+            let _ = fs::remove_dir_all(b.w(&format!("pulled-{image}")));
         }
     };
     let skopeo_pull_m = median(&skopeo_pull.join(" && "), rounds, &clear_pulled);
-    // The link's ceiling: the bundle's blobs, as the pull fetches them from
-    // the artifact's repository, by four curls at once, largest first.
-    let mut by_size: Vec<(u64, String)> = d["blobs"]
+    let curl4 = curl_ceiling(b, port);
+    reg.stop();
+    Links { load_m, load_again, skopeo_push_m, publish_m, pull_m, skopeo_pull_m, curl4 }
+}
+
+/// The link's ceiling: the bundle's blobs, as the pull fetches them from
+/// the artifact's repository, by four curls at once, largest first.
+fn curl_ceiling(b: &Bench, port: u16) -> Measured {
+    let mut by_size: Vec<(u64, String)> = b.d["blobs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|b| (b["size"].as_u64().unwrap(), b["digest"].as_str().unwrap().to_owned()))
         .collect();
     by_size.sort_by_key(|b| std::cmp::Reverse(b.0));
-    let curled = work.join("curled");
-    let curl_list = work.join("curl.list");
+    let curled = b.work.join("curled");
+    let curl_list = b.work.join("curl.list");
     fs::write(
         &curl_list,
         by_size
@@ -285,115 +374,144 @@ fn main() {
     };
     let curl4 = median(
         &format!("xargs -P 4 -L 1 curl -sfSL < {}", curl_list.display()),
-        rounds,
+        b.rounds,
         &clear_curled,
     );
     let curled_bytes: u64 =
         fs::read_dir(&curled).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-    assert_eq!(curled_bytes, blob_bytes, "curl fetched every blob whole");
-    stop_registry();
+    assert_eq!(curled_bytes, b.blob_bytes, "curl fetched every blob whole");
+    curl4
+}
 
-    // The sub-layer delta, release 1 to 2: its size against the whole bundle
-    // and the layer delta, and the time to pack and to import it.
-    let stack1 = fleet.join("tender-bench-v1.yaml");
+/// The sub-layer delta, release 1 to 2.
+struct Sub {
+    sub_pack: Measured,
+    sub_import: Measured,
+    cat_rebuilt: Measured,
+    rebuilt_bytes: u64,
+}
+
+fn sub_layer(b: &Bench) -> Sub {
+    let (rounds, store) = (b.rounds, &b.store);
+    let stack1 = b.fleet.join("tender-bench-v1.yaml");
     fs::write(
         &stack1,
         "name: awareness\nversion: 1.0.0\nmanifests: [stack/v1/*.yaml]\n\
          sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n",
     )
     .unwrap();
-    let v1 = w("v1.tender");
+    let v1 = b.w("v1.tender");
     run(&format!(
         "{SHORE} --json pack {} --key {} --sequence 1 --out {v1} >/dev/null",
         stack1.display(),
-        w("ci.key")
+        b.w("ci.key")
     ));
     let delta = |extra: &str, out: &str| {
         format!(
             "{SHORE} --json pack {} --key {} --sequence 2 --base {v1} {extra} --out {} >/dev/null",
-            stack.display(),
-            w("ci.key"),
-            w(out)
+            b.stack.display(),
+            b.w("ci.key"),
+            b.w(out)
         )
     };
     run(&delta("--patches never", "layer.tender"));
     let sub_pack = median(&delta("", "sub.tender"), rounds, &nothing);
     let v1_store = || {
-        fresh_store();
+        b.fresh_store();
         run(&format!("{SHIP} --json --store {store} import {v1} >/dev/null"));
     };
     let sub_import = median(
-        &format!("{SHIP} --json --store {store} import {} >/dev/null", w("sub.tender")),
+        &format!("{SHIP} --json --store {store} import {} >/dev/null", b.w("sub.tender")),
         rounds,
         &v1_store,
     );
     // The layers the delta rebuilds, as the store keeps them.
-    let sub_d: serde_json::Value = {
-        let mut a = tar::Archive::new(fs::File::open(w("sub.tender")).unwrap());
-        let mut first = a.entries().unwrap().next().unwrap().unwrap();
-        let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut first, &mut raw).unwrap();
-        serde_json::from_slice(&raw).unwrap()
-    };
-    let rebuilt: Vec<String> = sub_d["blobs"]
-        .as_array()
-        .unwrap()
+    let sub_d = descriptor_of(&b.w("sub.tender"));
+    let patched: Vec<&serde_json::Value> =
+        sub_d["blobs"].as_array().unwrap().iter().filter(|b| b.get("patch").is_some()).collect();
+    let rebuilt: Vec<String> = patched
         .iter()
-        .filter(|b| b.get("patch").is_some())
         .map(|b| format!("{store}/blobs/sha256/{}", &b["digest"].as_str().unwrap()[7..]))
         .collect();
-    let rebuilt_bytes: u64 = sub_d["blobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b.get("patch").is_some())
-        .map(|b| b["size"].as_u64().unwrap())
-        .sum();
+    let rebuilt_bytes: u64 = patched.iter().map(|b| b["size"].as_u64().unwrap()).sum();
     let cat_rebuilt = median(
-        &format!("cat {} > {1} && sync {1}", rebuilt.join(" "), w("cat3.out")),
+        &format!("cat {} > {1} && sync {1}", rebuilt.join(" "), b.w("cat3.out")),
         rounds,
         &nothing,
     );
-    let size = |f: &str| fs::metadata(w(f)).unwrap().len();
+    Sub { sub_pack, sub_import, cat_rebuilt, rebuilt_bytes }
+}
 
+fn main() {
+    let b = setup();
+    let l = local(&b);
+    let k = links(&b);
+    let s = sub_layer(&b);
+    print_table(&b, &l, &k, &s);
+    print_ratios(&b, &l, &k, &s);
+}
+
+fn row(name: &str, m: &Measured, bytes: u64) {
     println!(
-        "\nfleet: FLEET_MODEL_MIB={mib}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {rounds}\n",
-        files.len(),
-        blob_bytes as f64 / 1e6,
-        bundle_bytes as f64 / 1e6
+        "{name:<34} {:>9.3} {:>10.0} {:>9} MiB",
+        m.time.as_secs_f64(),
+        mbps(bytes, m.time),
+        m.max_rss_kib / 1024
+    );
+}
+
+fn print_table(b: &Bench, l: &Local, k: &Links, s: &Sub) {
+    println!(
+        "\nfleet: FLEET_MODEL_MIB={}, {} blobs, {:.1} MB of blobs, bundle {:.1} MB, median of {}\n",
+        b.mib,
+        b.files.len(),
+        b.blob_bytes as f64 / 1e6,
+        b.bundle_bytes as f64 / 1e6,
+        b.rounds
     );
     println!("{:<34} {:>9} {:>10} {:>12}", "operation", "seconds", "MB/s", "peak RSS");
-    let row = |name: &str, m: &Measured, bytes: u64| {
-        println!(
-            "{name:<34} {:>9.3} {:>10.0} {:>9} MiB",
-            m.time.as_secs_f64(),
-            mbps(bytes, m.time),
-            m.max_rss_kib / 1024
-        );
-    };
-    row("cat blobs > file; sync", &cat_pack, blob_bytes);
-    row("cat blobs > file (no sync)", &cat_pack_nosync, blob_bytes);
-    row("tender-shore pack", &pack_m, blob_bytes);
-    row("skopeo copy --all oci-archive", &skopeo, blob_bytes);
-    row("cat bundle > file; sync", &cat_import, bundle_bytes);
-    row("tender-ship import", &import, bundle_bytes);
-    row("tender-ship verify", &verify, bundle_bytes);
-    row("tender-ship load (fresh registry)", &load_m, blob_bytes);
-    row("tender-ship load (all present)", &load_again, blob_bytes);
-    row("skopeo copy --all to registry", &skopeo_push_m, blob_bytes);
-    row("tender-shore publish (fresh registry)", &publish_m, blob_bytes);
-    row("tender-ship pull (fresh store)", &pull_m, blob_bytes);
-    row("skopeo copy --all from registry", &skopeo_pull_m, blob_bytes);
-    row("4 x curl from registry (ceiling)", &curl4, blob_bytes);
-    row("tender-shore pack sub-layer delta", &sub_pack, rebuilt_bytes);
-    row("tender-ship import sub-layer delta", &sub_import, rebuilt_bytes);
-    row("cat rebuilt layers > file; sync", &cat_rebuilt, rebuilt_bytes);
+    let (blob_bytes, bundle_bytes) = (b.blob_bytes, b.bundle_bytes);
+    row("cat blobs > file; sync", &l.cat_pack, blob_bytes);
+    row("cat blobs > file (no sync)", &l.cat_pack_nosync, blob_bytes);
+    row("tender-shore pack", &l.pack_m, blob_bytes);
+    row("skopeo copy --all oci-archive", &l.skopeo, blob_bytes);
+    row("cat bundle > file; sync", &l.cat_import, bundle_bytes);
+    row("tender-ship import", &l.import, bundle_bytes);
+    row("tender-ship verify", &l.verify, bundle_bytes);
+    row("tender-ship load (fresh registry)", &k.load_m, blob_bytes);
+    row("tender-ship load (all present)", &k.load_again, blob_bytes);
+    row("skopeo copy --all to registry", &k.skopeo_push_m, blob_bytes);
+    row("tender-shore publish (fresh registry)", &k.publish_m, blob_bytes);
+    row("tender-ship pull (fresh store)", &k.pull_m, blob_bytes);
+    row("skopeo copy --all from registry", &k.skopeo_pull_m, blob_bytes);
+    row("4 x curl from registry (ceiling)", &k.curl4, blob_bytes);
+    row("tender-shore pack sub-layer delta", &s.sub_pack, s.rebuilt_bytes);
+    row("tender-ship import sub-layer delta", &s.sub_import, s.rebuilt_bytes);
+    row("cat rebuilt layers > file; sync", &s.cat_rebuilt, s.rebuilt_bytes);
+}
+
+fn print_ratios(b: &Bench, l: &Local, k: &Links, s: &Sub) {
+    let size = |f: &str| fs::metadata(b.w(f)).unwrap().len();
+    let bundle_bytes = b.bundle_bytes;
+    let (pack_m, cat_pack, skopeo, import, cat_import, verify) =
+        (&l.pack_m, &l.cat_pack, &l.skopeo, &l.import, &l.cat_import, &l.verify);
+    let (load_m, load_again, skopeo_push_m, publish_m, pull_m, skopeo_pull_m, curl4) = (
+        &k.load_m,
+        &k.load_again,
+        &k.skopeo_push_m,
+        &k.publish_m,
+        &k.pull_m,
+        &k.skopeo_pull_m,
+        &k.curl4,
+    );
+    let (sub_pack, sub_import, cat_rebuilt, rebuilt_bytes) =
+        (&s.sub_pack, &s.sub_import, &s.cat_rebuilt, s.rebuilt_bytes);
     let r = |a: &Measured, b: &Measured| b.time.as_secs_f64() / a.time.as_secs_f64();
     println!("\nratios (rate of tender / rate of baseline; targets in brackets)");
-    println!("pack   / cat+sync     {:>6.2}   [>= 0.8]", r(&pack_m, &cat_pack));
-    println!("pack   / skopeo       {:>6.2}   [>= 2.0]", r(&pack_m, &skopeo));
-    println!("import / cat+sync     {:>6.2}   [>= 0.9]", r(&import, &cat_import));
-    println!("verify / cat+sync     {:>6.2}", r(&verify, &cat_import));
+    println!("pack   / cat+sync     {:>6.2}   [>= 0.8]", r(pack_m, cat_pack));
+    println!("pack   / skopeo       {:>6.2}   [>= 2.0]", r(pack_m, skopeo));
+    println!("import / cat+sync     {:>6.2}   [>= 0.9]", r(import, cat_import));
+    println!("verify / cat+sync     {:>6.2}", r(verify, cat_import));
     println!(
         "load time / skopeo push time {:>6.2}   [< 1.0]; load with all blobs present: {:.3} s",
         load_m.time.as_secs_f64() / skopeo_push_m.time.as_secs_f64(),
@@ -415,7 +533,7 @@ fn main() {
         bundle_bytes,
         size("sub.tender") as f64 * 100.0 / size("layer.tender") as f64,
         mbps(rebuilt_bytes, sub_import.time),
-        r(&sub_import, &cat_rebuilt)
+        r(sub_import, cat_rebuilt)
     );
     println!(
         "peak RSS: pull {} MiB, publish {} MiB, sub-layer pack {} MiB, sub-layer import {} MiB",
