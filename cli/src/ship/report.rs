@@ -11,6 +11,11 @@ use crate::print_json;
 
 /// Arguments of `tender-ship report`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  tender-ship report --out /media/usb/receipt-aurora.json
+  tender-ship report --to registry.example/fleet/receipts:mv-aurora
+      (once, before: tender-ship keygen --name \"MV Aurora\")")]
 pub struct Report {
     /// Write the receipt here instead of stdout.
     #[arg(long)]

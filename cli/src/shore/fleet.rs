@@ -31,6 +31,11 @@ impl FleetDir {
 pub enum FleetCmd {
     /// Add a ship: its public key (STORE/ship.pub from `tender-ship keygen`)
     /// and its name.
+    #[command(after_help = "\
+Examples:
+  tender-shore fleet add aurora.pub --name \"MV Aurora\"
+      the name exactly as `tender-ship keygen --name` gave it (to correct
+      one, remove the ship by its file-name form, mv-aurora, and add it again)")]
     Add {
         /// The ship's public key.
         key: PathBuf,
@@ -41,11 +46,17 @@ pub enum FleetCmd {
         fleet: FleetDir,
     },
     /// The ships, their keys and their latest receipts.
+    #[command(after_help = "\
+Examples:
+  tender-shore fleet list --fleet /srv/tender/fleet")]
     List {
         #[command(flatten)]
         fleet: FleetDir,
     },
     /// Remove a ship and all it sent.
+    #[command(after_help = "\
+Examples:
+  tender-shore fleet remove mv-aurora")]
     Remove {
         /// Its name (or file-name form, e.g. mv-aurora).
         name: String,
@@ -56,6 +67,10 @@ pub enum FleetCmd {
     /// keep each; refuses an unknown ship, an altered or forged receipt, or
     /// one not newer than the one kept (replay); warns on one dated in the
     /// future. Each receipt stands alone: one refused leaves the others.
+    #[command(after_help = "\
+Examples:
+  tender-shore fleet ingest /media/usb/receipt-aurora.json
+  tender-shore fleet ingest --from registry.example/fleet/receipts")]
     Ingest {
         /// Receipt files.
         #[arg(required_unless_present = "from")]
@@ -72,6 +87,10 @@ pub enum FleetCmd {
     /// One row per ship: last receipt and its age, per stack the version in
     /// force and its health, versions waiting aboard, free space, fsck,
     /// failed applies since the receipt before.
+    #[command(after_help = "\
+Examples:
+  tender-shore fleet status
+  tender-shore --json fleet status --stale 14days")]
     Status {
         /// Mark ships not heard of for longer than this.
         #[arg(long, default_value = "30days", value_parser = parse_duration)]
