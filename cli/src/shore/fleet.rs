@@ -289,7 +289,12 @@ fn print_row(r: &ShipStatus) {
         Some(t) => format!(
             "receipt {} of {t} ({} ago)",
             r.receipt_sequence.unwrap_or(0),
-            humantime::format_duration(Duration::from_secs(r.age_seconds / 60 * 60))
+            // Whole minutes once past one (seconds would be noise), seconds before.
+            humantime::format_duration(Duration::from_secs(if r.age_seconds < 60 {
+                r.age_seconds
+            } else {
+                r.age_seconds / 60 * 60
+            }))
         ),
         None => "no receipt yet".into(),
     };
