@@ -18,6 +18,7 @@ pub mod artifact;
 mod descriptor;
 mod detached;
 mod digest;
+mod durable;
 mod entry;
 mod hashing;
 mod header;
@@ -40,6 +41,7 @@ pub use descriptor::{
 };
 pub use detached::{detached_sig_path, parse_detached, read_detached};
 pub use digest::Digest;
+pub use durable::write_replacing;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
 pub use hashing::{CopyError, READ_BUFFER, copy_hashed, read_ahead};
 pub use header::EntryHeader;

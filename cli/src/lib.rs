@@ -104,23 +104,17 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 /// file beside it, fsync, rename, fsync of the directory (a keyring or a
 /// signature file must never be left half-written).
 pub fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        // Public files (keyrings, signatures), readable as fs::write makes them.
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        tmp.as_file_mut().write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().with_context(|| format!("writing {}", path.display()))
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a file name this tool writes", path.display()))?;
+    // Public files (keyrings, signatures), readable as fs::write makes them.
+    tender_bundle::write_replacing(dir, name, bytes, 0o644)
+        .map_err(|(at, e)| anyhow::Error::new(e).context(format!("writing {}", at.display())))
 }
 
 pub use tender_bundle::error_chain as chain;

@@ -389,16 +389,9 @@ fn sync_dir(dir: &Path) -> Result<(), FleetError> {
     fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
-/// Replace `dir/name` with `bytes`: temp file (0600), fsync, rename, fsync
-/// of the directory.
+/// Replace `dir/name` with `bytes`, mode 0600
+/// ([`tender_bundle::write_replacing`]).
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), FleetError> {
-    use std::io::Write as _;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
-    tmp.as_file_mut()
-        .write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(io_err(tmp.path()))?;
-    let target = dir.join(name);
-    tmp.persist(&target).map_err(|e| FleetError::Io { path: target.clone(), source: e.error })?;
-    sync_dir(dir)
+    tender_bundle::write_replacing(dir, name, bytes, 0o600)
+        .map_err(|(path, source)| FleetError::Io { path, source })
 }

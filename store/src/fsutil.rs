@@ -4,7 +4,7 @@
 //! a key file others can write).
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
@@ -19,19 +19,11 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
-/// Replace `dir/name` with `bytes` atomically. The temp file is created
-/// 0600 (tempfile's mode, whatever the umask adds) and keeps it.
+/// Replace `dir/name` with `bytes` atomically, mode 0600
+/// ([`tender_bundle::write_replacing`]).
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
-    // Through the file itself: NamedTempFile's own writes append "at path
-    // P" to an error that already names P.
-    tmp.as_file_mut()
-        .write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(io_err(tmp.path()))?;
-    let target = dir.join(name);
-    tmp.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
-    sync_dir(dir)
+    tender_bundle::write_replacing(dir, name, bytes, 0o600)
+        .map_err(|(path, source)| StoreError::Io { path, source })
 }
 
 /// Create `path` and its missing parents with mode 0700 (the umask can
