@@ -234,6 +234,14 @@ fn a_sub_layer_delta_is_tiny_and_rebuilds_release_2_exactly() {
     assert!(sub * 100 < layer, "sub-layer delta {sub} is not under 1 % of the layer delta {layer}");
     let rows = report["patches"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["used"] == true), "{rows:?}");
+    assert!(!r.stderr.contains("patch:"), "--json stays quiet: {}", r.stderr);
+    // Piped, making each patch is a stage of its own in the log: what it
+    // will encode, then what it did and how fast.
+    let piped = support::pack_fleet(&env, 2, &p("sub2.tender"), &["--base", &p("v1.tender")]).ok();
+    let patch_lines: Vec<&str> =
+        piped.stderr.lines().filter(|l| l.starts_with("patch: ")).collect();
+    assert!(patch_lines.iter().any(|l| l.ends_with(" to go")), "{}", piped.stderr);
+    assert!(patch_lines.iter().any(|l| l.contains(" in ")), "{}", piped.stderr);
 
     // Aboard: release 1, then the sub-layer delta; every layer is checked
     // against its DiffID, and the store is sound.

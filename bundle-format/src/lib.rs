@@ -43,7 +43,7 @@ pub use detached::{detached_sig_path, parse_detached, read_detached};
 pub use digest::Digest;
 pub use durable::write_replacing;
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
-pub use hashing::{CopyError, READ_BUFFER, copy_hashed, read_ahead};
+pub use hashing::{CopyError, READ_BUFFER, copy_hashed};
 pub use header::EntryHeader;
 pub use kind::ErrorKind;
 pub use progress::{NoProgress, Progress};

@@ -95,24 +95,30 @@ impl Geometry {
 /// A forward-only view of a stream that keeps the bytes from some offset on.
 struct Sliding<R> {
     r: R,
+    /// `buf[head..]` holds the stream's bytes from `start` on; the bytes
+    /// before `head` are spent, moved out only when room is needed (each
+    /// window would otherwise move most of the one before: two bytes per
+    /// byte of the layer).
     buf: Vec<u8>,
-    /// Offset of `buf[0]` in the stream.
+    head: usize,
+    /// Offset of `buf[head]` in the stream.
     start: u64,
     eof: bool,
 }
 
 impl<R: Read> Sliding<R> {
     fn new(r: R) -> Self {
-        Sliding { r, buf: Vec::new(), start: 0, eof: false }
+        Sliding { r, buf: Vec::new(), head: 0, start: 0, eof: false }
     }
 
     /// The bytes `[lo, hi)` of the stream (fewer at its end). `lo` never
     /// goes back.
     fn window(&mut self, lo: u64, hi: u64) -> io::Result<&[u8]> {
+        let held = self.buf.len() - self.head;
         if lo > self.start {
-            let drop = ((lo - self.start) as usize).min(self.buf.len());
-            self.buf.drain(..drop);
-            self.start += drop as u64;
+            let spent = ((lo - self.start) as usize).min(held);
+            self.head += spent;
+            self.start += spent as u64;
         }
         // Skip forward if `lo` is beyond what was read.
         while self.start < lo && !self.eof {
@@ -122,25 +128,30 @@ impl<R: Read> Sliding<R> {
                 self.eof = true;
             }
         }
+        let held = self.buf.len() - self.head;
         let want = hi.saturating_sub(self.start) as usize;
-        if self.buf.len() < want && !self.eof {
+        if held < want && !self.eof {
+            let need = want - held;
+            if self.buf.len() + need > self.buf.capacity() {
+                self.buf.drain(..self.head);
+                self.head = 0;
+            }
             // read_to_end fills spare capacity without zeroing it each call
             // (decompressors hand back a few KiB per read).
-            let need = (want - self.buf.len()) as u64;
-            let n = (&mut self.r).take(need).read_to_end(&mut self.buf)?;
-            if (n as u64) < need {
+            let n = (&mut self.r).take(need as u64).read_to_end(&mut self.buf)?;
+            if n < need {
                 self.eof = true;
             }
         }
-        let end = want.min(self.buf.len());
-        let from = ((lo.max(self.start) - self.start) as usize).min(end);
+        let end = self.head + want.min(self.buf.len() - self.head);
+        let from = self.head + ((lo.max(self.start) - self.start) as usize).min(end - self.head);
         Ok(&self.buf[from..end])
     }
 
     /// Read to the end; the stream's length.
     fn finish(mut self) -> io::Result<u64> {
         let n = io::copy(&mut self.r, &mut io::sink())?;
-        Ok(self.start + self.buf.len() as u64 + n)
+        Ok(self.start + (self.buf.len() - self.head) as u64 + n)
     }
 }
 
@@ -227,7 +238,7 @@ pub fn apply_patch<B: Read, P: Read>(
     patch: P,
     frames: &[u64],
     g: Geometry,
-) -> io::Result<impl Read> {
+) -> io::Result<Rebuild<B, P>> {
     if !g.is_valid() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "patch geometry out of bounds"));
     }
@@ -244,7 +255,9 @@ pub fn apply_patch<B: Read, P: Read>(
     })
 }
 
-struct Rebuild<B, P> {
+/// A layer being rebuilt from its base and patch: read it as a stream, or
+/// take it a segment at a time ([`Rebuild::decode_into`]).
+pub struct Rebuild<B, P> {
     base: Sliding<B>,
     patch: P,
     frames: Vec<u64>,
@@ -252,14 +265,16 @@ struct Rebuild<B, P> {
     next: usize,
     /// The current frame's compressed bytes.
     frame: Vec<u8>,
-    /// The decoded segment: its first `len` bytes.
+    /// For [`Read`]: the decoded segment, its first `len` bytes.
     seg: Vec<u8>,
     len: usize,
     at: usize,
 }
 
 impl<B: Read, P: Read> Rebuild<B, P> {
-    fn decode_next(&mut self) -> io::Result<bool> {
+    /// Decode the next segment into `out` (resized to a segment; its
+    /// allocation is reused); `false` after the last.
+    pub fn decode_into(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
         let Some(&len) = self.frames.get(self.next) else { return Ok(false) };
         let i = self.next as u64;
         let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
@@ -276,19 +291,24 @@ impl<B: Read, P: Read> Rebuild<B, P> {
         }
         let (lo, hi) = self.g.window(i);
         let window = self.base.window(lo, hi)?;
-        // One segment of room: a frame that decodes to more is refused. It
-        // is decoded in one call, straight into `seg` (allocated once):
-        // no window buffer of the decoder's own to fill and copy out of.
-        if self.seg.len() as u64 != self.g.segment {
-            self.seg = vec![0u8; self.g.segment as usize];
-        }
+        // Room for what the frame's header says it holds, at most a segment:
+        // a frame that decodes to more is refused. It is decoded in one
+        // call, straight into `out`: no window buffer of the decoder's own
+        // to fill and copy out of. (Sized by the header, the last segment
+        // of a small layer does not take a whole segment of memory.)
+        let room = match zstd::zstd_safe::get_frame_content_size(&self.frame) {
+            Ok(Some(n)) => n.min(self.g.segment),
+            _ => self.g.segment,
+        };
+        out.resize(room as usize, 0);
         let zstd_err =
             |e: usize| invalid(format!("frame {i}: {}", zstd::zstd_safe::get_error_name(e)));
+        // A decoder per frame: it borrows the frame's window.
         let mut dctx = zstd::zstd_safe::DCtx::create();
         dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_PATCH_WINDOW_LOG))
             .map_err(zstd_err)?;
         dctx.ref_prefix(window).map_err(zstd_err)?;
-        let n = dctx.decompress(&mut self.seg[..], &self.frame).map_err(zstd_err)? as u64;
+        let n = dctx.decompress(&mut out[..], &self.frame).map_err(zstd_err)? as u64;
         let last = self.next + 1 == self.frames.len();
         if n > self.g.segment || n == 0 || (!last && n != self.g.segment) {
             return Err(invalid(format!(
@@ -296,23 +316,100 @@ impl<B: Read, P: Read> Rebuild<B, P> {
                 self.g.segment
             )));
         }
-        self.len = n as usize;
+        out.truncate(n as usize);
         self.next += 1;
-        self.at = 0;
         Ok(true)
     }
 }
 
 impl<B: Read, P: Read> Read for Rebuild<B, P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.len && !self.decode_next()? {
-            return Ok(0);
+        if self.at == self.len {
+            let mut seg = std::mem::take(&mut self.seg);
+            let more = self.decode_into(&mut seg);
+            self.seg = seg;
+            if !more? {
+                return Ok(0);
+            }
+            (self.len, self.at) = (self.seg.len(), 0);
         }
         let n = buf.len().min(self.len - self.at);
         buf[..n].copy_from_slice(&self.seg[self.at..self.at + n]);
         self.at += n;
         Ok(n)
     }
+}
+
+/// Which side of [`rebuild_ahead`] failed.
+#[derive(Debug)]
+pub enum RebuildError<E> {
+    /// Opening the base or decoding the patch.
+    Decode(io::Error),
+    /// What the consumer returned.
+    Consume(E),
+}
+
+/// Rebuild a layer as [`apply_patch`] does, decoding each segment on a
+/// thread of its own while `consume` takes the one before on this thread:
+/// decoding then runs beside what consumes (writing, hashing) instead of
+/// in turn. Two segments are in memory besides the base window. `base`
+/// opens the base's uncompressed stream (on the decoding thread, so it need
+/// not be `Send`). Stops at the first error of either side.
+pub fn rebuild_ahead<B: Read, P: Read + Send, E>(
+    base: impl FnOnce() -> io::Result<B> + Send,
+    patch: P,
+    frames: &[u64],
+    g: Geometry,
+    mut consume: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), RebuildError<E>> {
+    std::thread::scope(|s| {
+        // Rendezvous: the decoder hands over a segment only when the
+        // consumer is done with the one before, so two are alive at most.
+        let (to_consumer, decoded) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(0);
+        let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let buffers = frames.len().min(2);
+        s.spawn(move || {
+            let mut rebuild = match base().and_then(|b| apply_patch(b, patch, frames, g)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = to_consumer.send(Err(e));
+                    return;
+                }
+            };
+            for _ in 0..frames.len() {
+                // Gone: the consumer stopped.
+                let Ok(mut seg) = spare.recv() else { return };
+                let item = match rebuild.decode_into(&mut seg) {
+                    Ok(false) => return,
+                    Ok(true) => Ok(seg),
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                // Gone: the consumer stopped.
+                if to_consumer.send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        // The two segment buffers, touched here while the decoder fills
+        // its first window: fresh memory costs its first touch (much of a
+        // copy's time on a virtual machine), and this thread is idle now.
+        for _ in 0..buffers {
+            let mut seg = Vec::new();
+            if frames.len() > 1 {
+                seg.resize(g.segment.min(MAX_PATCH_SEGMENT) as usize, 0);
+            }
+            let _ = give_back.send(seg);
+        }
+        for item in &decoded {
+            let seg = item.map_err(RebuildError::Decode)?;
+            consume(&seg).map_err(RebuildError::Consume)?;
+            let _ = give_back.send(seg);
+        }
+        Ok(())
+        // On an early return `decoded` drops before the scope joins: a
+        // decoder waiting to hand over sees it gone and stops.
+    })
 }
 
 #[cfg(test)]
@@ -376,6 +473,91 @@ mod tests {
         // An empty layer has no frame.
         let made = make_patch(&base[..], &b""[..], &mut Vec::new(), g).unwrap();
         assert!(made.frames.is_empty());
+    }
+
+    /// What [`rebuild_ahead`] hands over, joined.
+    fn rebuild_segments(
+        base: &[u8],
+        patch: &[u8],
+        made: &Made,
+        g: Geometry,
+    ) -> Result<Vec<u8>, RebuildError<()>> {
+        let mut out = Vec::new();
+        rebuild_ahead(
+            || Ok(base),
+            patch,
+            &made.frames,
+            g,
+            |seg| {
+                assert!(seg.len() as u64 <= g.segment);
+                out.extend_from_slice(seg);
+                Ok(())
+            },
+        )
+        .map(|()| out)
+    }
+
+    #[test]
+    fn segments_ahead_rebuild_the_same_and_stop_on_either_side() {
+        let g = Geometry { segment: 64 << 10, margin: 32 << 10 };
+        let base = lines(40_000, "c");
+        let mut new = base.clone();
+        new.splice(300_000..300_000, b"a new file\n".repeat(100));
+        let mut patch = Vec::new();
+        let made = make_patch(&base[..], &new[..], &mut patch, g).unwrap();
+        assert!(made.frames.len() > 3);
+        assert_eq!(rebuild_segments(&base, &patch, &made, g).unwrap(), new);
+        // The base cannot be opened: a decode error, nothing consumed.
+        let r = rebuild_ahead(
+            || Err::<&[u8], _>(io::Error::other("no base")),
+            &patch[..],
+            &made.frames,
+            g,
+            |_| -> Result<(), ()> { panic!("nothing to consume") },
+        );
+        assert!(matches!(r, Err(RebuildError::Decode(e)) if e.to_string() == "no base"));
+        // The consumer stops after the first segment: no hang, its error.
+        let mut seen = 0;
+        let r = rebuild_ahead(
+            || Ok(&base[..]),
+            &patch[..],
+            &made.frames,
+            g,
+            |_| {
+                seen += 1;
+                Err("full")
+            },
+        );
+        assert!(matches!(r, Err(RebuildError::Consume("full"))));
+        assert_eq!(seen, 1);
+        // A cut patch: the segments before it, then a decode error.
+        let cut = &patch[..patch.len() - 10];
+        assert!(matches!(
+            rebuild_segments(&base, cut, &made, g),
+            Err(RebuildError::Decode(e)) if e.to_string().contains("cut short")
+        ));
+    }
+
+    proptest::proptest! {
+        /// The sliding view gives exactly the bytes a slice would, for
+        /// any forward-moving sequence of windows (spent bytes are moved
+        /// out lazily, which must never show).
+        #[test]
+        fn sliding_windows_are_the_streams_bytes(
+            len in 0usize..20_000,
+            steps in proptest::collection::vec((0u64..3_000, 0u64..6_000), 1..40),
+        ) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            let mut s = Sliding::new(&data[..]);
+            let mut lo = 0u64;
+            for (forward, span) in steps {
+                lo += forward;
+                let hi = lo + span;
+                let want = &data[(lo as usize).min(len)..(hi as usize).min(len)];
+                proptest::prop_assert_eq!(s.window(lo, hi).unwrap(), want);
+            }
+            proptest::prop_assert_eq!(s.finish().unwrap(), len as u64);
+        }
     }
 
     #[test]

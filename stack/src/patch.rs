@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tender_bundle::limits::MAX_JSON_BLOB_BYTES;
 use tender_bundle::patch::{Geometry, decompress, layer_kind, make_patch};
-use tender_bundle::{BlobRecord, Digest, ImageRecord, NoProgress, PatchRecord};
+use tender_bundle::{BlobRecord, Digest, ImageRecord, NoProgress, PatchRecord, Progress};
 
 use crate::StackError;
 use crate::delta::Base;
@@ -224,6 +224,7 @@ impl Plan {
         base: &Base,
         c: &Candidate,
         dir: &std::path::Path,
+        progress: &dyn Progress,
     ) -> Result<Patched, String> {
         let (old_c, _) = layer_kind(&c.base_type).ok_or("base is not a layer")?;
         let (new_c, plain_type) = layer_kind(&c.layer_type).ok_or("not a layer")?;
@@ -255,18 +256,23 @@ impl Plan {
             .ok_or("the base layer's bytes are not at hand (give the earlier bundle as --base)")?;
         let mut hashing = HashingReader::new(reader);
         let patch_path = dir.join(format!("{}.patch", c.diff_id.hex()));
+        // Encoding is the slow part (minutes for a large layer): its own
+        // phase, counted in bytes of the new layer encoded.
+        progress.start("patch", len);
+        progress.item(&c.layer.to_string());
         let made = {
             let old = decompress(&mut hashing, old_c).map_err(|e| format!("base layer: {e}"))?;
             let out = File::create(&patch_path).map_err(|e| e.to_string())?;
             let new = File::open(&tar_path).map_err(|e| e.to_string())?;
             make_patch(
                 old,
-                std::io::BufReader::with_capacity(1 << 20, new),
+                Advancing { inner: std::io::BufReader::with_capacity(1 << 20, new), progress },
                 std::io::BufWriter::new(out),
                 Geometry::DEFAULT,
             )
             .map_err(|e| format!("making the patch: {e}"))?
         };
+        progress.finish();
         let _ = std::fs::remove_file(&tar_path);
         // What the decompressor left unread (a gzip trailer) counts too.
         std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| e.to_string())?;
@@ -294,6 +300,7 @@ impl Plan {
         &mut self,
         base: &Base,
         policy: Patches,
+        progress: &dyn Progress,
     ) -> Result<Vec<PatchRow>, StackError> {
         if policy == Patches::Never {
             return Ok(vec![]);
@@ -318,7 +325,7 @@ impl Plan {
                 used: false,
                 reason: None,
             };
-            match self.make_one(base, c, dir.path()) {
+            match self.make_one(base, c, dir.path(), progress) {
                 Ok(p) if p.record.size < c.layer_size => {
                     row.patch_size = Some(p.record.size);
                     row.used = true;
@@ -475,6 +482,20 @@ impl<R: Read> HashingReader<R> {
     }
     fn digest(self) -> Digest {
         Digest::from_hasher(self.hasher)
+    }
+}
+
+/// A reader that reports what passes through it as progress.
+struct Advancing<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+}
+
+impl<R: Read> Read for Advancing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
     }
 }
 

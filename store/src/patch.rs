@@ -1,10 +1,12 @@
 //! Rebuilding a layer that travelled as a sub-layer patch (`docs/deltas.md`).
 
 use std::fs::File;
+use std::io::{BufReader, Write};
 use std::path::Path;
 
-use tender_bundle::patch::{apply_patch, decompress, layer_kind};
-use tender_bundle::{BlobRecord, BundleError, Progress, read_ahead};
+use sha2::{Digest as _, Sha256};
+use tender_bundle::patch::{RebuildError, decompress, layer_kind, rebuild_ahead};
+use tender_bundle::{BlobRecord, BundleError, Digest, Progress};
 
 use crate::fsutil::io_err;
 use crate::{Store, StoreError};
@@ -44,33 +46,53 @@ impl Store {
             .tempfile_in(&staging)
             .map_err(io_err(&staging))?;
         let tmp_path = tmp.path().to_owned();
-        // Two stages on two cores: one thread decompresses the base and
-        // decodes the patch (one window of the base and one segment of the
-        // layer in memory), this one writes what it decoded while
-        // `copy_hashed` hashes it on a third.
+        // Three stages on two cores: a thread decompresses the base and
+        // decodes the patch a segment at a time (one base window and two
+        // segments in memory); this one writes the segment before while a
+        // third hashes it.
         let (frames, geometry, base_digest) = (&p.frames, p.geometry(), &p.base);
-        let layer = move || {
-            let base = decompress(
+        let base = move || {
+            decompress(
                 std::io::BufReader::with_capacity(tender_bundle::READ_BUFFER, base_file),
                 compression,
             )
-            .map_err(|e| std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}")))?;
-            apply_patch(base, std::io::BufReader::new(patch), frames, geometry)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}")))
         };
-        // At most one byte more than the layer: a patch that decodes to
-        // more is refused without writing it all.
-        let copied = read_ahead(layer, |layer| {
-            tender_bundle::copy_hashed(layer, tmp.as_file_mut(), blob.size + 1, progress)
-        });
-        let (actual, n) = copied.map_err(|e| match e {
-            tender_bundle::CopyError::Read(e) => refuse(format!("cannot apply: {e}")),
-            tender_bundle::CopyError::Write(source) => {
-                StoreError::Io { path: tmp_path.clone(), source }
+        let (mut hasher, mut written) = (Sha256::new(), 0u64);
+        let file = tmp.as_file_mut();
+        let rebuilt = rebuild_ahead(base, BufReader::new(patch), frames, geometry, |seg| {
+            // A patch that decodes to more than the layer is refused
+            // before the excess is written.
+            if written + seg.len() as u64 > blob.size {
+                return Err(None);
             }
-        })?;
-        if n != blob.size || actual != blob.digest {
+            std::thread::scope(|s| {
+                let hashing = s.spawn(|| hasher.update(seg));
+                let wrote = write_segment(file, seg, written, progress);
+                hashing.join().expect("hashing does not panic");
+                wrote
+            })
+            .map_err(Some)?;
+            written += seg.len() as u64;
+            Ok(())
+        });
+        match rebuilt {
+            Ok(()) => {}
+            Err(RebuildError::Decode(e)) => return Err(refuse(format!("cannot apply: {e}"))),
+            Err(RebuildError::Consume(Some(source))) => {
+                return Err(StoreError::Io { path: tmp_path, source });
+            }
+            Err(RebuildError::Consume(None)) => {
+                return Err(refuse(format!(
+                    "it rebuilds more than the layer's {} bytes",
+                    blob.size
+                )));
+            }
+        }
+        let actual = Digest::from_hasher(hasher);
+        if written != blob.size || actual != blob.digest {
             return Err(refuse(format!(
-                "it rebuilds {actual} ({n} bytes), not the layer's DiffID ({} bytes)",
+                "it rebuilds {actual} ({written} bytes), not the layer's DiffID ({} bytes)",
                 blob.size
             )));
         }
@@ -81,3 +103,40 @@ impl Store {
         Ok(())
     }
 }
+
+/// Write one rebuilt segment at `offset` of `file`, in pieces that
+/// progress counts, and start its writeback: the fsync at the end then
+/// waits for the last segment only, not for the whole layer.
+fn write_segment(
+    file: &mut File,
+    seg: &[u8],
+    offset: u64,
+    progress: &dyn Progress,
+) -> std::io::Result<()> {
+    for piece in seg.chunks(4 << 20) {
+        file.write_all(piece)?;
+        progress.advance(piece.len() as u64);
+    }
+    start_writeback(file, offset, seg.len() as u64);
+    Ok(())
+}
+
+/// Ask the kernel to start writing `len` bytes at `offset` of `file` to
+/// disk, without waiting (durability still comes from the fsync after).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call only schedules writeback,
+    // and a failure leaves the later fsync to do it all.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}

@@ -63,7 +63,7 @@ impl Pack {
         if only_estimate {
             let base = args.base()?;
             let (plan, patches) =
-                args.plan(StackFile::load(&stack)?, Path::new("."), base.as_ref())?;
+                args.plan(StackFile::load(&stack)?, Path::new("."), base.as_ref(), ctx.json)?;
             estimate(&plan, base.as_ref(), &patches, ctx.json);
         } else {
             pack_to(&stack, out, split, &args, ctx.json, false)?;
@@ -189,6 +189,7 @@ impl PackArgs {
         file: StackFile,
         cache_in: &Path,
         base: Option<&Base>,
+        json: bool,
     ) -> Result<(Plan, Vec<PatchRow>)> {
         let reader = ImageReader::new(self.transport(), self.authfile.clone(), cache_in)?;
         let registries = RegistrySource::new(reader);
@@ -198,7 +199,7 @@ impl PackArgs {
             PatchArg::Never => Patches::Never,
         };
         let rows = match base {
-            Some(b) => plan.apply_patches(b, policy)?,
+            Some(b) => plan.apply_patches(b, policy, &Bar::new(json))?,
             None => vec![],
         };
         Ok((plan, rows))
@@ -256,7 +257,7 @@ pub(super) fn pack_to(
     let file = StackFile::load(stack)?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.tender", file.name, file.version)));
-    let (plan, patches) = args.plan(file, &parent_of(&out), base.as_ref())?;
+    let (plan, patches) = args.plan(file, &parent_of(&out), base.as_ref(), json)?;
     let now = std::time::SystemTime::now();
     let sequence = args.sequence(&plan.stack, now)?;
     let planned = Planned { plan, patches, base, sequence, now };

@@ -88,7 +88,7 @@ fn plan_and_pack(
     let mut planned = Vec::new();
     for p in chosen {
         let base = p.base;
-        let (plan, patches) = args.plan(StackFile::load(stack)?, cache, base.as_ref())?;
+        let (plan, patches) = args.plan(StackFile::load(stack)?, cache, base.as_ref(), json)?;
         let carried: u64 =
             plan.estimate(base.as_ref()).iter().filter(|r| r.carried).map(|r| r.size).sum();
         let held = |d| base.as_ref().is_some_and(|b| b.blobs.contains(d));
