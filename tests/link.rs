@@ -455,15 +455,29 @@ fn a_registry_gone_mid_pull_gives_up_keeping_progress_and_a_rerun_completes() {
         "no version before it is whole"
     );
 
+    // A byte of the largest partial goes bad while the ship waits (a torn
+    // write before a power cut): the rerun hashes what the partial held
+    // before going on, finds it, and fetches that blob once afresh.
+    let largest = fs::read_dir(env.store().join("staging/partial"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .expect("a partial is kept");
+    let mut bytes = fs::read(&largest).unwrap();
+    bytes[0] ^= 0xff;
+    fs::write(&largest, &bytes).unwrap();
+    let spoiled = bytes.len() as u64;
+
     reg.restart();
     let first = relay.bytes();
     json(&env.ship(&["--json", "pull", &via]).ok());
     let rerun = relay.bytes() - first;
     assert!(
-        rerun as f64 <= (needed - kept) as f64 * 1.05,
-        "the rerun fetched {rerun} for {} lacking",
+        rerun as f64 <= (needed - kept + spoiled) as f64 * 1.05,
+        "the rerun fetched {rerun} for {} lacking and {spoiled} spoiled",
         needed - kept
     );
+    assert!(rerun > needed - kept, "the spoiled partial was fetched again: {rerun}");
     env.assert_store_sound(1);
 }
 

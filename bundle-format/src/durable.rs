@@ -1,7 +1,7 @@
 //! Replacing a file whole or not at all, the one way every crate does it
 //! (the store's records, the fleet's entries, the shore's keyrings and
 //! signature files): a temporary file beside it, fsync, rename, fsync of
-//! the directory.
+//! the directory. And starting a long write's writeback as it goes.
 
 use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -32,6 +32,29 @@ pub fn write_replacing(
     tmp.persist(&target).map_err(|e| (target.clone(), e.error))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
+
+/// Ask the kernel to start writing `len` bytes at `offset` of `file` to
+/// disk, without waiting for them. A long write that does this as it goes
+/// leaves its closing fsync only the last stretch to wait for, instead of
+/// the whole file (durability still comes from that fsync).
+#[cfg(target_os = "linux")]
+pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: a valid open descriptor; the call only schedules writeback,
+    // and if it fails the fsync after does it all.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Elsewhere the closing fsync does it all.
+#[cfg(not(target_os = "linux"))]
+pub fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {

@@ -255,8 +255,8 @@ impl BlobSink for Staging<'_> {
         self.store.restart_partial(file, self.record(blob)).map_err(sink_err)
     }
 
-    fn complete(&self, blob: &WantedBlob) -> Result<(), SinkError> {
-        self.store.adopt_partial(self.record(blob)).map_err(sink_err)
+    fn complete(&self, blob: &WantedBlob, written: &Digest) -> Result<(), SinkError> {
+        self.store.adopt_partial(self.record(blob), written).map_err(sink_err)
     }
 
     fn discard(&self, blob: &WantedBlob) {

@@ -53,9 +53,11 @@ pub trait BlobSink: Sync {
     fn open(&self, blob: &WantedBlob) -> Result<(File, u64), SinkError>;
     /// The registry ignored the range: empty the partial.
     fn restart(&self, blob: &WantedBlob, file: &mut File) -> Result<(), SinkError>;
-    /// The partial holds `blob.size` bytes: check and keep them. An error
-    /// means they were bad and the partial is gone (fetched once more).
-    fn complete(&self, blob: &WantedBlob) -> Result<(), SinkError>;
+    /// The partial holds `blob.size` bytes, whose SHA-256 is `written`
+    /// (hashed as they were written, and read back for bytes an earlier run
+    /// left): check and keep them. An error means they were bad and the
+    /// partial is gone (fetched once more).
+    fn complete(&self, blob: &WantedBlob, written: &Digest) -> Result<(), SinkError>;
     /// The registry sent more than signed: remove the partial.
     fn discard(&self, blob: &WantedBlob);
     /// Where the partial is (for errors).
@@ -439,10 +441,17 @@ impl Registry {
         };
         let mut backoff = Backoff::new(&self.policy);
         let mut refetched = false;
+        // The partial's bytes, hashed as they are written: no second pass
+        // over a large blob once it has arrived.
+        let mut hashed = Hashed::new(size);
         loop {
             let (mut file, mut have) = sink.open(blob)?;
+            hashed
+                .catch_up(&partial, have)
+                .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
             if have == size {
-                match sink.complete(blob) {
+                let written = std::mem::replace(&mut hashed, Hashed::new(size)).digest();
+                match sink.complete(blob, &written) {
                     Ok(()) => return Ok(()),
                     // Bad bytes (a torn write before a power cut, a lying
                     // server): the partial is gone; fetch once afresh.
@@ -472,6 +481,7 @@ impl Registry {
                             // The server ignored the range: start over.
                             sink.restart(blob, &mut file)?;
                             have = 0;
+                            hashed = Hashed::new(size);
                         }
                         s.stream
                     }
@@ -489,6 +499,7 @@ impl Registry {
                     }
                     file.write_all(&chunk)
                         .map_err(|e| RegistryError::Io { path: partial.clone(), source: e })?;
+                    hashed.wrote(&file, &chunk);
                     have += n;
                     shared.received(n).await;
                 }
@@ -529,6 +540,122 @@ impl Registry {
                 None => return Err(error),
             }
         }
+    }
+}
+
+/// Writeback of a partial starts every this many bytes (see
+/// [`tender_bundle::start_writeback`]).
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// From this size on, a blob is hashed on a thread of its own as it
+/// arrives (below, handing chunks over costs more than it saves).
+const HASH_BESIDE_FROM: u64 = 4 << 20;
+/// Chunks in flight to that thread (each as the connection gave it).
+const HASH_DEPTH: usize = 64;
+
+/// Where a partial's hash is computed.
+enum Hasher {
+    Inline(Sha256),
+    /// On a thread fed chunks as they are written: the stream that writes
+    /// them then only writes, and a large blob's hash is ready when its
+    /// last byte is.
+    Beside {
+        chunks: std::sync::mpsc::SyncSender<bytes::Bytes>,
+        thread: std::thread::JoinHandle<Sha256>,
+    },
+}
+
+impl Hasher {
+    /// Hand hashing on to a thread: worth it for `left` more bytes?
+    fn beside(self, left: u64) -> Hasher {
+        let state = match self {
+            Hasher::Inline(state) if left >= HASH_BESIDE_FROM => state,
+            other => return other,
+        };
+        let (chunks, arriving) = std::sync::mpsc::sync_channel::<bytes::Bytes>(HASH_DEPTH);
+        let thread = std::thread::spawn(move || {
+            let mut state = state;
+            for chunk in arriving {
+                state.update(&chunk);
+            }
+            state
+        });
+        Hasher::Beside { chunks, thread }
+    }
+
+    fn update(&mut self, chunk: &bytes::Bytes) {
+        match self {
+            Hasher::Inline(state) => state.update(chunk),
+            Hasher::Beside { chunks, .. } => {
+                chunks.send(chunk.clone()).expect("the hashing thread runs until its sender drops");
+            }
+        }
+    }
+
+    fn finish(self) -> Sha256 {
+        match self {
+            Hasher::Inline(state) => state,
+            Hasher::Beside { chunks, thread } => {
+                drop(chunks);
+                thread.join().expect("hashing does not panic")
+            }
+        }
+    }
+}
+
+/// The SHA-256 of a partial's first `len` bytes (of `size`).
+struct Hashed {
+    hasher: Hasher,
+    size: u64,
+    len: u64,
+    /// Where writeback was last started.
+    flushed: u64,
+}
+
+impl Hashed {
+    fn new(size: u64) -> Hashed {
+        Hashed { hasher: Hasher::Inline(Sha256::new()), size, len: 0, flushed: 0 }
+    }
+
+    /// `chunk` was appended to `file`.
+    fn wrote(&mut self, file: &File, chunk: &bytes::Bytes) {
+        if let Hasher::Inline(_) = self.hasher {
+            let inline = std::mem::replace(&mut self.hasher, Hasher::Inline(Sha256::new()));
+            self.hasher = inline.beside(self.size.saturating_sub(self.len));
+        }
+        self.hasher.update(chunk);
+        self.len += chunk.len() as u64;
+        if self.len - self.flushed >= WRITEBACK_EVERY {
+            tender_bundle::start_writeback(file, self.flushed, self.len - self.flushed);
+            self.flushed = self.len;
+        }
+    }
+
+    /// Hash the bytes of `path` up to `have` that are not hashed yet (an
+    /// earlier run's, or an attempt's whose writes this did not see): read
+    /// back from the start unless what is hashed is exactly their prefix.
+    fn catch_up(&mut self, path: &std::path::Path, have: u64) -> std::io::Result<()> {
+        if self.len == have {
+            return Ok(());
+        }
+        let mut state = Sha256::new();
+        let mut f = std::io::Read::take(File::open(path)?, have);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            state.update(&buf[..n]);
+        }
+        let read = have - f.limit();
+        // The old hasher's thread ends with its sender.
+        *self = Hashed { hasher: Hasher::Inline(state), size: self.size, len: read, flushed: read };
+        Ok(())
+    }
+
+    fn digest(self) -> Digest {
+        Digest::from_hasher(self.hasher.finish())
     }
 }
 

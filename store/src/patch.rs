@@ -117,26 +117,6 @@ fn write_segment(
         file.write_all(piece)?;
         progress.advance(piece.len() as u64);
     }
-    start_writeback(file, offset, seg.len() as u64);
+    tender_bundle::start_writeback(file, offset, seg.len() as u64);
     Ok(())
 }
-
-/// Ask the kernel to start writing `len` bytes at `offset` of `file` to
-/// disk, without waiting (durability still comes from the fsync after).
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid open descriptor; the call only schedules writeback,
-    // and a failure leaves the later fsync to do it all.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
