@@ -326,12 +326,19 @@ impl Registry {
         policy: NetworkPolicy,
     ) -> Result<Registry, RegistryError> {
         let plain = transport.plain_hosts(host);
-        let http = policy.http_client(host)?;
         let scheme = bounded::scheme(host, &plain);
+        // Each HTTP client loads the system's trust store as it is built
+        // (oci-client builds two): tens of milliseconds each, so ours is
+        // built beside them rather than after.
+        let (client, http) = std::thread::scope(|s| {
+            let http = s.spawn(|| policy.http_client(host));
+            let client = Client::new(policy.oci_config(plain));
+            (client, http.join().expect("building a client does not panic"))
+        });
         Ok(Registry {
             rt: runtime()?,
-            client: Client::new(policy.oci_config(plain)),
-            http,
+            client,
+            http: http?,
             scheme,
             host: host.to_owned(),
             auth,
