@@ -398,12 +398,22 @@ impl Descriptor {
             ));
         }
         let mut seen = BTreeSet::new();
+        let mut carried = BTreeSet::new();
         for b in &self.blobs {
             if b.part > self.parts {
                 return bad(format!("blob {} is in part {} of {}", b.digest, b.part, self.parts));
             }
             if !seen.insert(&b.digest) {
                 return bad(format!("blob {} listed twice", b.digest));
+            }
+            // What travels is named (and, pulled, stored while it arrives) by
+            // its own digest: two blobs travelling under one would share it.
+            if !carried.insert(b.carried_as().0) {
+                return bad(format!(
+                    "blob {} travels as {}, which another blob travels as too",
+                    b.digest,
+                    b.carried_as().0
+                ));
             }
             if let Some(p) = &b.patch {
                 use crate::patch::{Compression, layer_kind};
@@ -613,6 +623,39 @@ pub(crate) mod tests {
         let mut traversal = d.clone();
         traversal.manifests[0].path = "../x.yaml".into();
         assert!(traversal.validate().is_err());
+
+        // Two layers travelling as one patch (one partial file aboard, one
+        // entry name): refused; each with its own patch: fine.
+        let patched = |layer: &[u8], patch: &[u8]| BlobRecord {
+            digest: Digest::of(layer),
+            size: layer.len() as u64,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            part: 1,
+            chunks: vec![],
+            patch: Some(PatchRecord {
+                digest: Digest::of(patch),
+                size: patch.len() as u64,
+                base: Digest::of(b"base"),
+                base_media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                base_size: 4,
+                segment: crate::patch::SEGMENT,
+                margin: crate::patch::MARGIN,
+                frames: vec![patch.len() as u64],
+            }),
+        };
+        let mut two = d.clone();
+        two.blobs.push(patched(b"layer one", b"patch one"));
+        two.blobs.push(patched(b"layer two", b"patch two"));
+        two.validate().unwrap();
+        let mut shared = d.clone();
+        shared.blobs.push(patched(b"layer one", b"one patch"));
+        shared.blobs.push(patched(b"layer two", b"one patch"));
+        let e = shared.validate().unwrap_err().to_string();
+        assert!(e.contains("another blob travels as too"), "{e}");
+        // A patch with the digest of another blob: refused too.
+        let mut clash = d.clone();
+        clash.blobs.push(patched(b"layer one", b"kind: Pod"));
+        assert!(clash.validate().is_err());
     }
 
     #[test]

@@ -265,7 +265,8 @@ pub fn apply_patch<B: Read, P: Read>(
 }
 
 /// A layer being rebuilt from its base and patch: read it as a stream, or
-/// take it a segment at a time ([`Rebuild::decode_into`]).
+/// take it a segment at a time ([`Rebuild::decode_into`]), one or the
+/// other (a segment taken is not seen by a later `read`).
 pub struct Rebuild<B, P> {
     base: Sliding<B>,
     patch: P,
@@ -281,6 +282,17 @@ pub struct Rebuild<B, P> {
 }
 
 impl<B: Read, P: Read> Rebuild<B, P> {
+    /// Read the base as far as the next frame's window reaches (what
+    /// [`Rebuild::decode_into`] reads first), before an output buffer is
+    /// needed.
+    pub fn fill_window(&mut self) -> io::Result<()> {
+        if self.next < self.frames.len() {
+            let (lo, hi) = self.g.window(self.next as u64);
+            self.base.window(lo, hi)?;
+        }
+        Ok(())
+    }
+
     /// Decode the next segment into `out` (resized to a segment; its
     /// allocation is reused); `false` after the last.
     pub fn decode_into(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
@@ -417,6 +429,11 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E>(
                 }
             };
             for _ in 0..frames.len() {
+                // The base first, while the consumer touches the buffers.
+                if let Err(e) = rebuild.fill_window() {
+                    let _ = to_consumer.send(Err(e));
+                    return;
+                }
                 // Gone: the consumer stopped.
                 let Ok(mut seg) = spare.recv() else { return };
                 let item = match rebuild.decode_into(&mut seg) {
@@ -431,9 +448,10 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E>(
                 }
             }
         });
-        // The two segment buffers, touched here while the decoder fills
-        // its first window: fresh memory costs its first touch (much of a
-        // copy's time on a virtual machine), and this thread is idle now.
+        // The two segment buffers, touched here while the decoder reads
+        // the base into its first window: fresh memory costs its first
+        // touch (much of a copy's time on a virtual machine), and this
+        // thread is idle until the first segment is decoded.
         for _ in 0..buffers {
             let mut seg = Vec::new();
             if frames.len() > 1 {
@@ -449,8 +467,9 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E>(
             let _ = give_back.send(seg);
         }
         Ok(())
-        // On an early return `decoded` drops before the scope joins: a
-        // decoder waiting to hand over sees it gone and stops.
+        // On an early return `decoded` and `give_back` drop before the
+        // scope joins: a decoder waiting to hand a segment over, or for a
+        // buffer, sees them gone and stops.
     })
 }
 
@@ -578,6 +597,33 @@ mod tests {
             rebuild_segments(&base, cut, &made, g),
             Err(RebuildError::Decode(e)) if e.to_string().contains("cut short")
         ));
+    }
+
+    #[test]
+    fn a_frame_header_that_lies_about_its_size_is_refused_or_harmless() {
+        // A plain frame of 100 bytes: single segment, its content size in
+        // the one byte after the frame header descriptor.
+        let g = Geometry { segment: 100, margin: 0 };
+        let layer = vec![b'x'; 100];
+        let frame = zstd::bulk::compress(&layer, 3).unwrap();
+        assert_eq!(frame[4] & 0b1110_0000, 0b0010_0000, "single segment, 1-byte size");
+        assert_eq!(frame[5], 100);
+        let rebuilt = |frame: &[u8]| -> io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            apply_patch(&b"base"[..], frame, &[frame.len() as u64], g)?.read_to_end(&mut out)?;
+            Ok(out)
+        };
+        assert_eq!(rebuilt(&frame).unwrap(), layer);
+        // Says 10: its buffer is 10 bytes, and decoding 100 into it fails.
+        let mut short = frame.clone();
+        short[5] = 10;
+        assert!(rebuilt(&short).is_err());
+        // Says 200: its buffer is at most a segment; never more comes out.
+        let mut long = frame.clone();
+        long[5] = 200;
+        if let Ok(out) = rebuilt(&long) {
+            assert_eq!(out, layer);
+        }
     }
 
     proptest::proptest! {

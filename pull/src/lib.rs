@@ -141,8 +141,11 @@ fn prepare(
             plan.bytes_held += b.size;
         } else {
             let (digest, size) = b.carried_as();
-            let have =
-                partials.iter().find(|(p, _)| p == digest).map_or(0, |(_, n)| (*n).min(size));
+            // A partial longer than the blob is started over: nothing kept.
+            let have = partials
+                .iter()
+                .find(|(p, _)| p == digest)
+                .map_or(0, |(_, n)| if *n <= size { *n } else { 0 });
             plan.blobs_needed += 1;
             plan.bytes_needed += size - have;
             plan.bytes_partial += have;

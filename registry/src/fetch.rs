@@ -603,23 +603,29 @@ impl Hasher {
     }
 }
 
-/// The SHA-256 of a partial's first `len` bytes (of `size`).
+/// The SHA-256 of a partial's first `len` bytes (of `size`), and how far
+/// its writeback has been started. The store compares the digest with the
+/// signed one before the blob goes in (`BlobSink::complete`).
 struct Hashed {
     hasher: Hasher,
     size: u64,
     len: u64,
     /// Where writeback was last started.
     flushed: u64,
+    /// Whether it was decided where hashing runs (at the first chunk).
+    placed: bool,
 }
 
 impl Hashed {
     fn new(size: u64) -> Hashed {
-        Hashed { hasher: Hasher::Inline(Sha256::new()), size, len: 0, flushed: 0 }
+        Hashed { hasher: Hasher::Inline(Sha256::new()), size, len: 0, flushed: 0, placed: false }
     }
 
     /// `chunk` was appended to `file`.
     fn wrote(&mut self, file: &File, chunk: &bytes::Bytes) {
-        if let Hasher::Inline(_) = self.hasher {
+        if !self.placed {
+            // The first chunk since (re)starting: a thread, if enough is left.
+            self.placed = true;
             let inline = std::mem::replace(&mut self.hasher, Hasher::Inline(Sha256::new()));
             self.hasher = inline.beside(self.size.saturating_sub(self.len));
         }
@@ -650,7 +656,13 @@ impl Hashed {
         }
         let read = have - f.limit();
         // The old hasher's thread ends with its sender.
-        *self = Hashed { hasher: Hasher::Inline(state), size: self.size, len: read, flushed: read };
+        *self = Hashed {
+            hasher: Hasher::Inline(state),
+            size: self.size,
+            len: read,
+            flushed: read,
+            placed: false,
+        };
         Ok(())
     }
 

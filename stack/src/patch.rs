@@ -260,7 +260,7 @@ impl Plan {
         // phase, counted in bytes of the new layer encoded.
         progress.start("patch", len);
         progress.item(&c.layer.to_string());
-        let made = {
+        let made = (|| {
             let old = decompress(&mut hashing, old_c).map_err(|e| format!("base layer: {e}"))?;
             let out = File::create(&patch_path).map_err(|e| e.to_string())?;
             let new = File::open(&tar_path).map_err(|e| e.to_string())?;
@@ -270,9 +270,11 @@ impl Plan {
                 std::io::BufWriter::new(out),
                 Geometry::DEFAULT,
             )
-            .map_err(|e| format!("making the patch: {e}"))?
-        };
+            .map_err(|e| format!("making the patch: {e}"))
+        })();
+        // Ended whether or not it worked (a failed stage says where it stopped).
         progress.finish();
+        let made = made?;
         let _ = std::fs::remove_file(&tar_path);
         // What the decompressor left unread (a gzip trailer) counts too.
         std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use tender_bundle::{BlobRecord, BundleError, Digest, NoProgress, VerifiedDescriptor};
@@ -17,7 +18,8 @@ impl Store {
     }
 
     /// Where a blob being fetched grows until it is whole. Its bytes are
-    /// unverified until [`Store::adopt_partial`] checks them.
+    /// unverified until [`Store::adopt_partial`] compares their digest (the
+    /// fetcher hashes them as it writes them) with the signed one.
     pub fn partial_path(&self, d: &Digest) -> PathBuf {
         self.partial_dir().join(d.hex())
     }
@@ -25,19 +27,43 @@ impl Store {
     /// Open the partial file of what a pull fetches for `blob` (see
     /// [`BlobRecord::carried_as`]) for appending; returns it and how many bytes
     /// it already holds (a file longer than expected is started over).
+    /// Anything at its path that is not a regular file of its own (a
+    /// symlink, a directory, a FIFO) is removed first: never followed, so
+    /// a pull writes nothing outside the store and never moves a link into
+    /// `blobs/`.
     pub fn open_partial(&self, blob: &BlobRecord) -> Result<(File, u64), StoreError> {
         let dir = self.partial_dir();
         crate::create_dirs(&dir)?;
         let (digest, size) = blob.carried_as();
         let path = self.partial_path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_file() => {
+                let removed =
+                    if m.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                removed.map_err(io_err(&path))?;
+            }
+            _ => {}
+        }
+        // O_NOFOLLOW: a link planted after the check above is refused, not
+        // followed; O_NONBLOCK: a FIFO planted there cannot hang the open.
         let mut f = File::options()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(io_err(&path))?;
-        let mut len = f.metadata().map_err(io_err(&path))?.len();
+        let meta = f.metadata().map_err(io_err(&path))?;
+        if !meta.is_file() {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::other(
+                    "not a regular file (changed while the store was locked?)",
+                ),
+            });
+        }
+        let mut len = meta.len();
         if len > size {
             f.set_len(0).map_err(io_err(&path))?;
             len = 0;
@@ -95,8 +121,10 @@ impl Store {
         let mut out = Vec::new();
         for p in crate::read_dir_sorted(&dir)? {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Ok(d) = Digest::from_hex(&name) {
-                out.push((d, p.metadata().map_err(io_err(&p))?.len()));
+            let meta = p.symlink_metadata().map_err(io_err(&p))?;
+            // Only a regular file is resumed from (see `open_partial`).
+            if let (Ok(d), true) = (Digest::from_hex(&name), meta.is_file()) {
+                out.push((d, meta.len()));
             }
         }
         Ok(out)

@@ -203,3 +203,54 @@ fn history_keeps_the_version_in_force_through_failures_and_names_the_one_before(
     let history = s.root().join("stacks/s/history.json");
     assert_eq!(fs::metadata(&history).unwrap().permissions().mode() & 0o077, 0, "{history:?}");
 }
+
+#[test]
+fn a_partial_that_is_not_a_regular_file_is_replaced_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate().unwrap();
+    let s = store(dir.path(), &key);
+    let bytes = b"the blob a pull fetches".to_vec();
+    let blob = tender_bundle::BlobRecord {
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+        media_type: "application/octet-stream".into(),
+        part: 1,
+        chunks: vec![],
+        patch: None,
+    };
+    let path = s.partial_path(&blob.digest);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+
+    // A symlink planted where the partial goes, to a file outside the
+    // store: the file is left alone, the partial is a file of the store's.
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"not the store's").unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    assert_eq!(s.partials().unwrap(), vec![], "a link is nothing to resume from");
+    let (mut f, have) = s.open_partial(&blob).unwrap();
+    assert_eq!(have, 0);
+    std::io::Write::write_all(&mut f, &bytes).unwrap();
+    drop(f);
+    assert_eq!(fs::read(&outside).unwrap(), b"not the store's");
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+    s.adopt_partial(&blob, &Digest::of(&bytes)).unwrap();
+    let kept = s.blob_path(&blob.digest);
+    assert!(fs::symlink_metadata(&kept).unwrap().file_type().is_file());
+    assert_eq!(fs::read(&kept).unwrap(), bytes);
+
+    // A directory there (which no rerun could get past before): replaced.
+    let other = b"another blob".to_vec();
+    let blob2 = tender_bundle::BlobRecord { digest: Digest::of(&other), size: 12, ..blob.clone() };
+    let path2 = s.partial_path(&blob2.digest);
+    fs::create_dir_all(path2.join("inside")).unwrap();
+    let (mut f, have) = s.open_partial(&blob2).unwrap();
+    assert_eq!(have, 0);
+    assert!(fs::symlink_metadata(&path2).unwrap().file_type().is_file());
+    std::io::Write::write_all(&mut f, &other).unwrap();
+    drop(f);
+
+    // Bytes that do not hash to the signed digest: refused, partial gone.
+    let e = s.adopt_partial(&blob2, &Digest::of(b"other bytes")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert!(!path2.exists());
+}
