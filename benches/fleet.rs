@@ -14,7 +14,9 @@
 //!
 //!     FLEET_MODEL_MIB=1024 cargo bench --bench fleet
 //!
-//! Each figure is the median of `BENCH_ROUNDS` (default 3) runs, warm cache.
+//! Each figure is the median of `BENCH_ROUNDS` (default 3) runs, warm cache;
+//! import, the sub-layer import and pull run in turn with their baselines
+//! (`paired`), so both meet the machine's drift alike.
 //! `BENCH_SKIP=pack,load` leaves out those groups (their rows show 0).
 
 use std::fs;
@@ -54,6 +56,33 @@ fn median(cmd: &str, rounds: usize, before: &dyn Fn()) -> Measured {
         .collect();
     v.sort_by_key(|m| m.time);
     v.swap_remove(rounds / 2)
+}
+
+/// `a` and `b` (each a command and what to do before it), `rounds` times
+/// each, in turn, alternating which goes first; the median of each. The
+/// machine drifts over a run (the page cache, memory a virtual machine's
+/// host took back and hands out again slowly): a tender figure and its
+/// baseline then meet the same drift instead of one taking all of it.
+fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measured, Measured) {
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let one = |(cmd, before): (&str, &dyn Fn()), into: &mut Vec<Measured>| {
+            before();
+            into.push(run(cmd));
+        };
+        if i % 2 == 0 {
+            one(a, &mut va);
+            one(b, &mut vb);
+        } else {
+            one(b, &mut vb);
+            one(a, &mut va);
+        }
+    }
+    let mid = |mut v: Vec<Measured>| {
+        v.sort_by_key(|m| m.time);
+        v.swap_remove(rounds / 2)
+    };
+    (mid(va), mid(vb))
 }
 
 /// Whether `BENCH_SKIP` (a comma list) names `group`.
@@ -218,12 +247,10 @@ fn local(b: &Bench) -> Local {
         })
         .collect();
     let skopeo = median_in("pack", &skopeo_cmd.join(" && "), rounds, &nothing);
-    let cat_import =
-        median(&format!("cat {bundle} > {0} && sync {0}", b.w("cat2.out")), rounds, &nothing);
-    let import = median(
-        &format!("{SHIP} --json --store {store} import {bundle} >/dev/null"),
+    let (cat_import, import) = paired(
+        (&format!("cat {bundle} > {0} && sync {0}", b.w("cat2.out")), &nothing),
+        (&format!("{SHIP} --json --store {store} import {bundle} >/dev/null"), &|| b.fresh_store()),
         rounds,
-        &|| b.fresh_store(),
     );
     let verify = median(
         &format!("{SHIP} --json --store {store} verify {bundle} >/dev/null"),
@@ -321,7 +348,13 @@ fn links(b: &Bench) -> Links {
     let publish_m = median(&publish, rounds, &|| reg.fresh());
     run(&skopeo_push.join(" && "));
     let pull = format!("{SHIP} --json --store {store} pull {target} >/dev/null");
-    let pull_m = median(&pull, rounds, &|| b.fresh_store());
+    let (curl, clear_curled) = curl_ceiling(b, port);
+    let (pull_m, curl4) = paired((&pull, &|| b.fresh_store()), (&curl, &clear_curled), rounds);
+    let curled_bytes: u64 = fs::read_dir(b.work.join("curled"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(curled_bytes, b.blob_bytes, "curl fetched every blob whole");
     let skopeo_pull: Vec<String> = IMAGES
         .iter()
         .map(|(image, tag)| {
@@ -337,14 +370,14 @@ fn links(b: &Bench) -> Links {
         }
     };
     let skopeo_pull_m = median(&skopeo_pull.join(" && "), rounds, &clear_pulled);
-    let curl4 = curl_ceiling(b, port);
     reg.stop();
     Links { load_m, load_again, skopeo_push_m, publish_m, pull_m, skopeo_pull_m, curl4 }
 }
 
 /// The link's ceiling: the bundle's blobs, as the pull fetches them from
-/// the artifact's repository, by four curls at once, largest first.
-fn curl_ceiling(b: &Bench, port: u16) -> Measured {
+/// the artifact's repository, by four curls at once, largest first. The
+/// command, and what clears its output before each round.
+fn curl_ceiling(b: &Bench, port: u16) -> (String, impl Fn() + '_) {
     let mut by_size: Vec<(u64, String)> = b.d["blobs"]
         .as_array()
         .unwrap()
@@ -368,19 +401,11 @@ fn curl_ceiling(b: &Bench, port: u16) -> Measured {
             .collect::<String>(),
     )
     .unwrap();
-    let clear_curled = || {
+    let clear_curled = move || {
         let _ = fs::remove_dir_all(&curled);
         fs::create_dir_all(&curled).unwrap();
     };
-    let curl4 = median(
-        &format!("xargs -P 4 -L 1 curl -sfSL < {}", curl_list.display()),
-        b.rounds,
-        &clear_curled,
-    );
-    let curled_bytes: u64 =
-        fs::read_dir(&curled).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-    assert_eq!(curled_bytes, b.blob_bytes, "curl fetched every blob whole");
-    curl4
+    (format!("xargs -P 4 -L 1 curl -sfSL < {}", curl_list.display()), clear_curled)
 }
 
 /// The sub-layer delta, release 1 to 2.
@@ -420,24 +445,30 @@ fn sub_layer(b: &Bench) -> Sub {
         b.fresh_store();
         run(&format!("{SHIP} --json --store {store} import {v1} >/dev/null"));
     };
-    let sub_import = median(
-        &format!("{SHIP} --json --store {store} import {} >/dev/null", b.w("sub.tender")),
-        rounds,
-        &v1_store,
-    );
-    // The layers the delta rebuilds, as the store keeps them.
+    // The layers the delta rebuilds, as the store keeps them, copied out
+    // once (each round starts from a store without them).
     let sub_d = descriptor_of(&b.w("sub.tender"));
     let patched: Vec<&serde_json::Value> =
         sub_d["blobs"].as_array().unwrap().iter().filter(|b| b.get("patch").is_some()).collect();
-    let rebuilt: Vec<String> = patched
-        .iter()
-        .map(|b| format!("{store}/blobs/sha256/{}", &b["digest"].as_str().unwrap()[7..]))
-        .collect();
+    v1_store();
+    run(&format!("{SHIP} --json --store {store} import {} >/dev/null", b.w("sub.tender")));
+    let rebuilt = b.w("rebuilt.bin");
+    run(&format!(
+        "cat {} > {rebuilt}",
+        patched
+            .iter()
+            .map(|b| format!("{store}/blobs/sha256/{}", &b["digest"].as_str().unwrap()[7..]))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let rebuilt_bytes: u64 = patched.iter().map(|b| b["size"].as_u64().unwrap()).sum();
-    let cat_rebuilt = median(
-        &format!("cat {} > {1} && sync {1}", rebuilt.join(" "), b.w("cat3.out")),
+    let (sub_import, cat_rebuilt) = paired(
+        (
+            &format!("{SHIP} --json --store {store} import {} >/dev/null", b.w("sub.tender")),
+            &v1_store,
+        ),
+        (&format!("cat {rebuilt} > {0} && sync {0}", b.w("cat3.out")), &nothing),
         rounds,
-        &nothing,
     );
     Sub { sub_pack, sub_import, cat_rebuilt, rebuilt_bytes }
 }
