@@ -112,12 +112,10 @@ impl<R: Read> Sliding<R> {
     }
 
     /// A view whose windows span at most `span` bytes: room for one is
-    /// taken at the start (in huge pages where the system gives them), and
-    /// spent bytes are moved out as each new window needs the room.
+    /// taken at the start (not grown by doubling past it), and spent bytes
+    /// are moved out as each new window needs the room.
     fn with_room(r: R, span: u64) -> Self {
-        let mut buf = Vec::with_capacity(span as usize);
-        ask_huge_pages(&mut buf);
-        Sliding { r, buf, head: 0, start: 0, eof: false }
+        Sliding { r, buf: Vec::with_capacity(span as usize), head: 0, start: 0, eof: false }
     }
 
     /// The bytes `[lo, hi)` of the stream (fewer at its end). `lo` never
@@ -361,30 +359,6 @@ impl<B: Read, P: Read> Read for Rebuild<B, P> {
     }
 }
 
-/// Ask for `buf`'s spare capacity to be backed by huge pages (before it is
-/// touched): a rebuild's tens of MiB of buffers then cost a few dozen page
-/// faults instead of tens of thousands. Only advice: without transparent
-/// huge pages (or elsewhere than Linux) nothing changes.
-fn ask_huge_pages(buf: &mut Vec<u8>) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let spare = buf.spare_capacity_mut();
-        let start = spare.as_mut_ptr() as usize;
-        let end = start + spare.len();
-        let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-        if from < to {
-            // SAFETY: [from, to) lies inside `buf`'s own allocation, and
-            // MADV_HUGEPAGE changes how it is backed, never its contents.
-            unsafe {
-                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buf;
-}
-
 /// Which side of [`rebuild_ahead`] failed.
 #[derive(Debug)]
 pub enum RebuildError<E> {
@@ -455,8 +429,6 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E>(
         for _ in 0..buffers {
             let mut seg = Vec::new();
             if frames.len() > 1 {
-                seg.reserve_exact(g.segment as usize);
-                ask_huge_pages(&mut seg);
                 seg.resize(g.segment as usize, 0);
             }
             let _ = give_back.send(seg);
