@@ -140,15 +140,40 @@ pub struct Admission {
 
 /// A blob being written to `staging/`. Writes go to the file itself:
 /// `NamedTempFile`'s own append "at path P" to an error that
-/// [`StoreError::Io`] already names P for.
-pub(crate) struct Staged(NamedTempFile);
+/// [`StoreError::Io`] already names P for. Its writeback is started every
+/// [`WRITEBACK_EVERY`] bytes, so the fsync before it is committed waits
+/// for the last stretch only, not for a whole large layer.
+pub(crate) struct Staged {
+    file: NamedTempFile,
+    written: u64,
+    flushed: u64,
+}
+
+/// See [`Staged`].
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl Staged {
+    fn into_file(self) -> NamedTempFile {
+        self.file
+    }
+}
 
 impl io::Write for Staged {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.as_file_mut().write(buf)
+        let n = self.file.as_file_mut().write(buf)?;
+        self.written += n as u64;
+        if self.written - self.flushed >= WRITEBACK_EVERY {
+            tender_bundle::start_writeback(
+                self.file.as_file(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.as_file_mut().flush()
+        self.file.as_file_mut().flush()
     }
 }
 
@@ -180,12 +205,12 @@ impl Sink for ImportSink<'_, '_> {
         tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.staging)
-            .map(Staged)
+            .map(|file| Staged { file, written: 0, flushed: 0 })
             .map_err(io_err(&self.staging))
     }
 
     fn write_failed(&self, staged: &Staged, err: io::Error) -> StoreError {
-        StoreError::Io { path: staged.0.path().to_owned(), source: err }
+        StoreError::Io { path: staged.file.path().to_owned(), source: err }
     }
 
     fn wants_chunk(&mut self, blob: &BlobRecord, chunk: &ChunkRecord) -> bool {
@@ -196,8 +221,9 @@ impl Sink for ImportSink<'_, '_> {
         &mut self,
         blob: &BlobRecord,
         chunk: &ChunkRecord,
-        Staged(staged): Staged,
+        staged: Staged,
     ) -> Result<(), StoreError> {
+        let staged = staged.into_file();
         staged.as_file().sync_all().map_err(io_err(staged.path()))?;
         let target = self.store.chunk_path(&blob.digest, chunk);
         let dir = target.parent().expect("chunk paths have a directory").to_owned();
@@ -215,15 +241,16 @@ impl Sink for ImportSink<'_, '_> {
     fn commit_patch(
         &mut self,
         blob: &BlobRecord,
-        Staged(staged): Staged,
+        staged: Staged,
         progress: &dyn Progress,
     ) -> Result<(), StoreError> {
         // The patch's digest checked; the rebuilt layer is checked against
         // its own before it is kept. The patch itself is dropped with `staged`.
-        self.store.rebuild_patched(blob, staged.path(), progress)
+        self.store.rebuild_patched(blob, staged.file.path(), progress)
     }
 
-    fn commit(&mut self, blob: &BlobRecord, Staged(staged): Staged) -> Result<(), StoreError> {
+    fn commit(&mut self, blob: &BlobRecord, staged: Staged) -> Result<(), StoreError> {
+        let staged = staged.into_file();
         // Durable before it is visible under its digest: fsynced, then
         // renamed, on a thread of the committer while the next blob streams.
         self.committer.commit(staged, self.store.blob_path(&blob.digest))
