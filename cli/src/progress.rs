@@ -122,7 +122,7 @@ impl Rate {
         self.samples.push_back((now, done));
     }
 
-    /// `done` bytes at `now` (kept once a [`SAMPLE_EVERY`]).
+    /// `done` bytes at `now` (kept once a `SAMPLE_EVERY`).
     pub fn sample(&mut self, now: Instant, done: u64) {
         match self.samples.back() {
             Some(&(t, _)) if now.duration_since(t) < SAMPLE_EVERY => {}
