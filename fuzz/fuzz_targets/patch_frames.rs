@@ -1,0 +1,39 @@
+//! Sub-layer patch decoding (`tender_bundle::patch::apply_patch`) over
+//! arbitrary bytes. A patch is signed, but a signer is trusted only for its
+//! stack: what it decodes to must stay within a segment per frame, and bad
+//! frames must be refused, never panic.
+//!
+//! Input: segment (2 bytes, 1 to 4096), margin / 16 (1 byte), frame count
+//! (1 byte, up to 7), each frame's length (2 bytes each), the base's length
+//! (2 bytes), the base, then the patch.
+#![no_main]
+
+use std::io::Read;
+
+use libfuzzer_sys::fuzz_target;
+use tender_bundle::patch::{Geometry, apply_patch};
+
+fn u16_at(d: &[u8], i: usize) -> u64 {
+    u16::from_le_bytes([*d.get(i).unwrap_or(&0), *d.get(i + 1).unwrap_or(&0)]) as u64
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 4 {
+        return;
+    }
+    let segment = 1 + u16_at(data, 0) % 4096;
+    let margin = data[2] as u64 * 16;
+    let count = (data[3] % 8) as usize;
+    let frames: Vec<u64> = (0..count).map(|i| u16_at(data, 4 + 2 * i)).collect();
+    let at = (4 + 2 * count).min(data.len());
+    let base_len = (u16_at(data, at) as usize).min(data.len().saturating_sub(at + 2));
+    let rest = data.get(at + 2..).unwrap_or(&[]);
+    let (base, patch) = rest.split_at(base_len.min(rest.len()));
+    let g = Geometry { segment, margin };
+    let Ok(rebuild) = apply_patch(base, patch, &frames, g) else { return };
+    let most = segment * frames.len() as u64;
+    let mut out = Vec::new();
+    // Read one byte past the most it may give: more would be a bug.
+    let _ = rebuild.take(most + 1).read_to_end(&mut out);
+    assert!(out.len() as u64 <= most, "{} bytes from {} frames of {segment}", out.len(), frames.len());
+});
