@@ -27,7 +27,7 @@ pub use fetch::{BlobSink, FetchReport, FetchedArtifact, LayerOf, SinkError, Want
 pub use images::ImageReader;
 pub use policy::NetworkPolicy;
 pub use push::{BlobUpload, PushReport, UploadCounts};
-pub use target::Target;
+pub use target::{Target, is_repository, is_tag};
 
 use std::path::{Path, PathBuf};
 

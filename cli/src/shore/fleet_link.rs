@@ -58,7 +58,7 @@ pub(super) fn receipts_at(from: &str, link: &LinkArgs) -> Result<Vec<Source>> {
         .into_iter()
         .map(|tag| {
             let shown = PathBuf::from(format!("{from}:{}", tag.escape_debug()));
-            if !is_tag(&tag) {
+            if !tender_registry::is_tag(&tag) {
                 let bad = tender_registry::RegistryError::BadReference {
                     reference: shown.display().to_string(),
                     reason: "not a tag (A-Z a-z 0-9 _ . -, at most 128)".into(),
@@ -81,23 +81,15 @@ pub(super) fn receipts_at(from: &str, link: &LinkArgs) -> Result<Vec<Source>> {
 /// The most tags `ingest --from` reads.
 const MAX_TAGS: usize = 1000;
 
-/// The OCI distribution grammar for a tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-fn is_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    tag.len() <= 128
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn tags_follow_the_oci_grammar() {
         for ok in ["mv-aurora", "_x", "a.b_c-1", &"a".repeat(128)] {
-            assert!(super::is_tag(ok), "{ok}");
+            assert!(tender_registry::is_tag(ok), "{ok}");
         }
         for bad in ["", "-a", ".a", "a/../b", "a\u{1b}[2J", &"a".repeat(129), "a:b"] {
-            assert!(!super::is_tag(bad), "{bad:?}");
+            assert!(!tender_registry::is_tag(bad), "{bad:?}");
         }
     }
 }
