@@ -371,14 +371,19 @@ pub fn pack_fleet(env: &Env, rel: u32, out: &str, extra: &[&str]) -> Run {
     // One stack file per release and test binary: binaries run in parallel.
     let name = std::env::current_exe().unwrap().file_name().unwrap().to_string_lossy().into_owned();
     let stack = fleet().join(format!("tender-{name}-v{rel}.yaml"));
+    // Tests of one binary run on threads at once and write the same bytes
+    // here: each writes its own file and renames it in, so none ever reads
+    // one half written.
+    let tmp = fleet().join(format!("tender-{name}-v{rel}.{:?}.tmp", std::thread::current().id()));
     fs::write(
-        &stack,
+        &tmp,
         format!(
             "name: awareness\nversion: {version}\nmanifests: [stack/{dir}/*.yaml]\n\
              sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/\n"
         ),
     )
     .unwrap();
+    fs::rename(&tmp, &stack).unwrap();
     let seq = rel.to_string();
     let mut args =
         vec!["pack", stack.to_str().unwrap(), "--key", "ci.key", "--sequence", &seq, "--out", out];
