@@ -56,6 +56,34 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 pub fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
+/// A file written front to back whose writeback is started every
+/// [`Writeback::EVERY`] bytes as it grows (see [`start_writeback`]): what
+/// the import's staged blobs and a pull's partials keep beside their file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Writeback {
+    written: u64,
+    started: u64,
+}
+
+impl Writeback {
+    /// Bytes between two starts.
+    pub const EVERY: u64 = 8 << 20;
+
+    /// A file that already holds `len` bytes (left to the closing fsync).
+    pub fn at(len: u64) -> Writeback {
+        Writeback { written: len, started: len }
+    }
+
+    /// `n` more bytes were appended to `file`.
+    pub fn wrote(&mut self, file: &std::fs::File, n: u64) {
+        self.written += n;
+        if self.written - self.started >= Self::EVERY {
+            start_writeback(file, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ pub use descriptor::{
 };
 pub use detached::{detached_sig_path, parse_detached, read_detached};
 pub use digest::Digest;
-pub use durable::{start_writeback, write_replacing};
+pub use durable::{Writeback, start_writeback, write_replacing};
 pub use entry::{EntryName, OCI_LAYOUT_CONTENT, check_relative_path};
 pub use hashing::{CopyError, READ_BUFFER, copy_hashed};
 pub use header::EntryHeader;

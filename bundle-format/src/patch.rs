@@ -237,9 +237,9 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// A reader of the layer that `patch` (frames of the given lengths)
-/// rebuilds from the stream `base`. Unverified: the caller hashes what it
-/// reads and bounds how much. Holds one segment and one base window.
+/// The layer that `patch` (frames of the given lengths) rebuilds from the
+/// stream `base`, to decode a segment at a time. Unverified: the caller
+/// hashes what it takes and bounds how much. Holds one base window.
 pub fn apply_patch<B: Read, P: Read>(
     base: B,
     patch: P,
@@ -256,15 +256,11 @@ pub fn apply_patch<B: Read, P: Read>(
         g,
         next: 0,
         frame: Vec::new(),
-        seg: Vec::new(),
-        len: 0,
-        at: 0,
     })
 }
 
-/// A layer being rebuilt from its base and patch: read it as a stream, or
-/// take it a segment at a time ([`Rebuild::decode_into`]), one or the
-/// other (a segment taken is not seen by a later `read`).
+/// A layer being rebuilt from its base and patch, a segment at a time
+/// ([`Rebuild::decode_into`]; [`rebuild_ahead`] does it on a thread).
 pub struct Rebuild<B, P> {
     base: Sliding<B>,
     patch: P,
@@ -273,10 +269,6 @@ pub struct Rebuild<B, P> {
     next: usize,
     /// The current frame's compressed bytes.
     frame: Vec<u8>,
-    /// For [`Read`]: the decoded segment, its first `len` bytes.
-    seg: Vec<u8>,
-    len: usize,
-    at: usize,
 }
 
 impl<B: Read, P: Read> Rebuild<B, P> {
@@ -338,24 +330,6 @@ impl<B: Read, P: Read> Rebuild<B, P> {
         out.truncate(n as usize);
         self.next += 1;
         Ok(true)
-    }
-}
-
-impl<B: Read, P: Read> Read for Rebuild<B, P> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.len {
-            let mut seg = std::mem::take(&mut self.seg);
-            let more = self.decode_into(&mut seg);
-            self.seg = seg;
-            if !more? {
-                return Ok(0);
-            }
-            (self.len, self.at) = (self.seg.len(), 0);
-        }
-        let n = buf.len().min(self.len - self.at);
-        buf[..n].copy_from_slice(&self.seg[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 
@@ -459,10 +433,17 @@ mod tests {
         v
     }
 
-    fn rebuild(base: &[u8], patch: &[u8], made: &Made, g: Geometry) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        apply_patch(base, patch, &made.frames, g)?.read_to_end(&mut out)?;
+    /// Every segment `r` decodes, joined.
+    fn decode_all(mut r: Rebuild<&[u8], &[u8]>) -> io::Result<Vec<u8>> {
+        let (mut out, mut seg) = (Vec::new(), Vec::new());
+        while r.decode_into(&mut seg)? {
+            out.extend_from_slice(&seg);
+        }
         Ok(out)
+    }
+
+    fn rebuild(base: &[u8], patch: &[u8], made: &Made, g: Geometry) -> io::Result<Vec<u8>> {
+        decode_all(apply_patch(base, patch, &made.frames, g)?)
     }
 
     #[test]
@@ -581,9 +562,7 @@ mod tests {
         assert_eq!(frame[4] & 0b1110_0000, 0b0010_0000, "single segment, 1-byte size");
         assert_eq!(frame[5], 100);
         let rebuilt = |frame: &[u8]| -> io::Result<Vec<u8>> {
-            let mut out = Vec::new();
-            apply_patch(&b"base"[..], frame, &[frame.len() as u64], g)?.read_to_end(&mut out)?;
-            Ok(out)
+            decode_all(apply_patch(&b"base"[..], frame, &[frame.len() as u64], g)?)
         };
         assert_eq!(rebuilt(&frame).unwrap(), layer);
         // Says 10: its buffer is 10 bytes, and decoding 100 into it fails.

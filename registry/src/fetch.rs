@@ -18,7 +18,7 @@ use oci_spec::image::MediaType;
 use sha2::{Digest as _, Sha256};
 use tender_bundle::artifact::parse_artifact;
 use tender_bundle::limits::{MAX_DESCRIPTOR_BYTES, MAX_SIGNATURES_BYTES};
-use tender_bundle::{Digest, ErrorKind, Progress, Signatures};
+use tender_bundle::{Digest, ErrorKind, Progress, Signatures, Writeback};
 use tender_keys::Signature;
 use tokio_util::sync::CancellationToken;
 
@@ -543,10 +543,6 @@ impl Registry {
     }
 }
 
-/// Writeback of a partial starts every this many bytes (see
-/// [`tender_bundle::start_writeback`]).
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
 /// From this size on, a blob is hashed on a thread of its own as it
 /// arrives (below, handing chunks over costs more than it saves).
 const HASH_BESIDE_FROM: u64 = 4 << 20;
@@ -603,22 +599,27 @@ impl Hasher {
     }
 }
 
-/// The SHA-256 of a partial's first `len` bytes (of `size`), and how far
-/// its writeback has been started. The store compares the digest with the
-/// signed one before the blob goes in (`BlobSink::complete`).
+/// The SHA-256 of a partial's first `len` bytes (of `size`), and its
+/// writeback as it grows. The store compares the digest with the signed
+/// one before the blob goes in (`BlobSink::complete`).
 struct Hashed {
     hasher: Hasher,
     size: u64,
     len: u64,
-    /// Where writeback was last started.
-    flushed: u64,
+    writeback: Writeback,
     /// Whether it was decided where hashing runs (at the first chunk).
     placed: bool,
 }
 
 impl Hashed {
     fn new(size: u64) -> Hashed {
-        Hashed { hasher: Hasher::Inline(Sha256::new()), size, len: 0, flushed: 0, placed: false }
+        Hashed::resumed(Sha256::new(), size, 0)
+    }
+
+    /// `state` has hashed the first `len` bytes.
+    fn resumed(state: Sha256, size: u64, len: u64) -> Hashed {
+        let writeback = Writeback::at(len);
+        Hashed { hasher: Hasher::Inline(state), size, len, writeback, placed: false }
     }
 
     /// `chunk` was appended to `file`.
@@ -631,10 +632,7 @@ impl Hashed {
         }
         self.hasher.update(chunk);
         self.len += chunk.len() as u64;
-        if self.len - self.flushed >= WRITEBACK_EVERY {
-            tender_bundle::start_writeback(file, self.flushed, self.len - self.flushed);
-            self.flushed = self.len;
-        }
+        self.writeback.wrote(file, chunk.len() as u64);
     }
 
     /// Hash the bytes of `path` up to `have` that are not hashed yet (an
@@ -654,15 +652,8 @@ impl Hashed {
             }
             state.update(&buf[..n]);
         }
-        let read = have - f.limit();
         // The old hasher's thread ends with its sender.
-        *self = Hashed {
-            hasher: Hasher::Inline(state),
-            size: self.size,
-            len: read,
-            flushed: read,
-            placed: false,
-        };
+        *self = Hashed::resumed(state, self.size, have - f.limit());
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tempfile::NamedTempFile;
 use tender_bundle::{
     Accept, BlobRecord, ChunkRecord, Digest, Progress, Sink, StackName, VerifiedDescriptor,
-    Version, read_bundle_with,
+    Version, Writeback, read_bundle_with,
 };
 use tender_keys::KeyId;
 
@@ -140,17 +140,13 @@ pub struct Admission {
 
 /// A blob being written to `staging/`. Writes go to the file itself:
 /// `NamedTempFile`'s own append "at path P" to an error that
-/// [`StoreError::Io`] already names P for. Its writeback is started every
-/// [`WRITEBACK_EVERY`] bytes, so the fsync before it is committed waits
-/// for the last stretch only, not for a whole large layer.
+/// [`StoreError::Io`] already names P for. Its writeback is started as it
+/// grows, so the fsync before it is committed waits for the last stretch
+/// only, not for a whole large layer.
 pub(crate) struct Staged {
     file: NamedTempFile,
-    written: u64,
-    flushed: u64,
+    writeback: Writeback,
 }
-
-/// See [`Staged`].
-const WRITEBACK_EVERY: u64 = 8 << 20;
 
 impl Staged {
     fn into_file(self) -> NamedTempFile {
@@ -161,15 +157,7 @@ impl Staged {
 impl io::Write for Staged {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.as_file_mut().write(buf)?;
-        self.written += n as u64;
-        if self.written - self.flushed >= WRITEBACK_EVERY {
-            tender_bundle::start_writeback(
-                self.file.as_file(),
-                self.flushed,
-                self.written - self.flushed,
-            );
-            self.flushed = self.written;
-        }
+        self.writeback.wrote(self.file.as_file(), n as u64);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -205,7 +193,7 @@ impl Sink for ImportSink<'_, '_> {
         tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.staging)
-            .map(|file| Staged { file, written: 0, flushed: 0 })
+            .map(|file| Staged { file, writeback: Writeback::default() })
             .map_err(io_err(&self.staging))
     }
 
