@@ -20,6 +20,7 @@ mod detached;
 mod digest;
 mod durable;
 mod entry;
+pub mod gunzip;
 mod hashing;
 mod header;
 pub mod index;

@@ -52,10 +52,7 @@ impl Store {
         // third hashes it.
         let (frames, geometry, base_digest) = (&p.frames, p.geometry(), &p.base);
         let base = move || {
-            decompress(
-                std::io::BufReader::with_capacity(tender_bundle::READ_BUFFER, base_file),
-                compression,
-            )
+            decompress(base_file, compression)
             .map_err(|e| std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}")))
         };
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
