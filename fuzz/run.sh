@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 export RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-1}
 ./make-seeds.sh
-for t in bundle_reader descriptor detached_sigs stack_file k8s_manifest artifact_manifest keyring receipt patch_frames; do
+for t in bundle_reader descriptor detached_sigs stack_file k8s_manifest artifact_manifest keyring receipt patch_frames gunzip; do
   mkdir -p "corpus/$t"
   cargo fuzz run "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -rss_limit_mb=512 2>&1 | tail -n 3
 done

@@ -5,6 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = tender_stack::StackFile::parse(text, std::path::Path::new("/nonexistent/stack.yaml"));
+        let _ =
+            tender_stack::StackFile::parse(text, std::path::Path::new("/nonexistent/stack.yaml"));
     }
 });

@@ -52,8 +52,9 @@ impl Store {
         // third hashes it.
         let (frames, geometry, base_digest) = (&p.frames, p.geometry(), &p.base);
         let base = move || {
-            decompress(base_file, compression)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}")))
+            decompress(base_file, compression).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}"))
+            })
         };
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
