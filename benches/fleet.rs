@@ -17,7 +17,8 @@
 //! Each figure is the median of `BENCH_ROUNDS` (default 3) runs, warm cache;
 //! import, the sub-layer import and pull run in turn with their baselines
 //! (`paired`), so both meet the machine's drift alike.
-//! `BENCH_SKIP=pack,load` leaves out those groups (their rows show 0).
+//! `BENCH_SKIP=pack,load` leaves out those groups (their rows show 0);
+//! `BENCH_VERBOSE=1` prints every round of the paired measures.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,8 @@ fn median(cmd: &str, rounds: usize, before: &dyn Fn()) -> Measured {
 }
 
 /// `a` and `b` (each a command and what to do before it), `rounds` times
-/// each, in turn, alternating which goes first; the median of each. The
+/// each, in turn, alternating which goes first, each from a `sync`ed disk;
+/// the median of each. The
 /// machine drifts over a run (the page cache, memory a virtual machine's
 /// host took back and hands out again slowly): a tender figure and its
 /// baseline then meet the same drift instead of one taking all of it.
@@ -68,6 +70,10 @@ fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measure
     for i in 0..rounds {
         let one = |(cmd, before): (&str, &dyn Fn()), into: &mut Vec<Measured>| {
             before();
+            // What earlier steps left unwritten (the bundles packed for this
+            // group) is flushed first: its writeback otherwise falls on
+            // whichever side runs next.
+            run("sync");
             into.push(run(cmd));
         };
         if i % 2 == 0 {
@@ -77,6 +83,12 @@ fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measure
             one(b, &mut vb);
             one(a, &mut va);
         }
+    }
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let secs = |v: &[Measured]| {
+            v.iter().map(|m| format!("{:.3}", m.time.as_secs_f64())).collect::<Vec<_>>()
+        };
+        eprintln!("rounds, in turn: {:?} | {:?}", secs(&va), secs(&vb));
     }
     let mid = |mut v: Vec<Measured>| {
         v.sort_by_key(|m| m.time);
