@@ -50,11 +50,11 @@ impl Store {
         // decodes the patch a segment at a time (one base window and two
         // segments in memory); this one writes the segment before while a
         // third hashes it.
-        let (frames, geometry, base_digest) = (&p.frames, p.geometry(), &p.base);
+        let (frames, geometry) = (&p.frames, p.geometry());
         let base = move || {
-            decompress(base_file, compression).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("base layer {base_digest}: {e}"))
-            })
+            decompress(BaseFile(base_file), compression)
+                .map(BaseStream)
+                .map_err(BaseStream::<()>::tag)
         };
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
@@ -76,7 +76,20 @@ impl Store {
         });
         match rebuilt {
             Ok(()) => {}
-            Err(RebuildError::Decode(e)) => return Err(refuse(format!("cannot apply: {e}"))),
+            Err(RebuildError::Decode(e)) => {
+                return Err(match BaseFileError::take(e) {
+                    // The disk, not the patch: named as any I/O error is.
+                    Ok(source) => StoreError::Io { path: base_path, source },
+                    Err(e) if e.get_ref().is_some_and(|i| i.is::<BaseStreamError>()) => {
+                        refuse(format!(
+                            "its base layer {} in the store does not decompress ({e}): \
+                             `tender-ship fsck` tells whether the store's copy is damaged",
+                            p.base
+                        ))
+                    }
+                    Err(e) => refuse(format!("cannot apply: {e}")),
+                });
+            }
             Err(RebuildError::Consume(Stop::Write(source))) => {
                 return Err(StoreError::Io { path: tmp_path, source });
             }
@@ -99,6 +112,63 @@ impl Store {
         tmp.persist(&target)
             .map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
         Ok(())
+    }
+}
+
+/// The base layer's file. Its read errors are marked, so that a failing
+/// disk is reported as an I/O error naming the file, not as a patch that
+/// does not apply.
+struct BaseFile(File);
+
+/// A read error of [`BaseFile`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct BaseFileError(std::io::Error);
+
+impl BaseFileError {
+    /// The file's own error, if `e` is one.
+    fn take(e: std::io::Error) -> Result<std::io::Error, std::io::Error> {
+        if !e.get_ref().is_some_and(|i| i.is::<Self>()) {
+            return Err(e);
+        }
+        let inner = e.into_inner().expect("checked above");
+        Ok(inner.downcast::<Self>().expect("checked above").0)
+    }
+}
+
+impl std::io::Read for BaseFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => e,
+            kind => std::io::Error::new(kind, BaseFileError(e)),
+        })
+    }
+}
+
+/// The base layer uncompressed. Its errors (a file's marked as they are)
+/// are marked as the base's: a base that does not decompress is the
+/// store's damage, not the patch's.
+struct BaseStream<R>(R);
+
+/// A decompression error of [`BaseStream`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct BaseStreamError(std::io::Error);
+
+impl<R> BaseStream<R> {
+    fn tag(e: std::io::Error) -> std::io::Error {
+        let marked =
+            e.get_ref().is_some_and(|i| i.is::<BaseFileError>() || i.is::<BaseStreamError>());
+        if marked || e.kind() == std::io::ErrorKind::Interrupted {
+            return e;
+        }
+        std::io::Error::new(e.kind(), BaseStreamError(e))
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for BaseStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(Self::tag)
     }
 }
 
@@ -141,9 +211,10 @@ mod tests {
 
     /// A layer of many segments rebuilt through the store: both segment
     /// buffers in turn, each written at its offset; one that decodes to
-    /// more than its signed size is refused with nothing kept.
+    /// more than its signed size is refused with nothing kept, and so is
+    /// one whose base cannot be read or decompressed.
     #[test]
-    fn a_layer_of_many_segments_is_rebuilt_whole_and_one_too_long_is_refused() {
+    fn a_layer_of_many_segments_is_rebuilt_whole_and_what_cannot_be_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(&dir.path().join("store")).unwrap();
         let g = Geometry { segment: 64 << 10, margin: 32 << 10 };
@@ -184,5 +255,28 @@ mod tests {
         let whole = record(layer.len() as u64);
         store.rebuild_patched(&whole, &patch_file, &tender_bundle::NoProgress).unwrap();
         assert_eq!(std::fs::read(store.blob_path(&whole.digest)).unwrap(), layer);
+
+        // A base that cannot be read is the disk's error, naming the file;
+        // one that does not decompress is the store's damage, named so; in
+        // neither case is anything kept.
+        std::fs::remove_file(store.blob_path(&whole.digest)).unwrap();
+        let base_path = store.blob_path(&base_digest);
+        std::fs::remove_file(&base_path).unwrap();
+        std::fs::create_dir(&base_path).unwrap();
+        match store.rebuild_patched(&whole, &patch_file, &tender_bundle::NoProgress) {
+            Err(StoreError::Io { path, .. }) => assert_eq!(path, base_path),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir(&base_path).unwrap();
+        std::fs::write(&base_path, b"not gzip at all").unwrap();
+        let mut gzip_base = record(layer.len() as u64);
+        gzip_base.patch.as_mut().unwrap().base_media_type =
+            "application/vnd.oci.image.layer.v1.tar+gzip".into();
+        let e =
+            store.rebuild_patched(&gzip_base, &patch_file, &tender_bundle::NoProgress).unwrap_err();
+        assert!(e.to_string().contains("does not decompress"), "{e}");
+        assert!(e.to_string().contains(&base_digest.to_string()), "{e}");
+        assert!(!store.has_blob(&whole.digest));
+        assert_eq!(std::fs::read_dir(dir.path().join("store/staging")).unwrap().count(), 0);
     }
 }
