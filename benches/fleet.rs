@@ -84,7 +84,7 @@ fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measure
             one(a, &mut va);
         }
     }
-    if std::env::var_os("BENCH_VERBOSE").is_some() {
+    if std::env::var("BENCH_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0") {
         let secs = |v: &[Measured]| {
             v.iter().map(|m| format!("{:.3}", m.time.as_secs_f64())).collect::<Vec<_>>()
         };

@@ -52,9 +52,9 @@ pub fn layer_kind(media_type: &str) -> Option<(Compression, String)> {
 }
 
 /// A reader of `r`'s uncompressed bytes (`r` unbuffered: this buffers).
-/// gzip is read without its CRC: see [`crate::gunzip`]. (Its buffer stays
-/// small: read into 256 KiB instead, the kernel's copy out of the page
-/// cache took six times as long, the buffer no longer in the CPU's cache.)
+/// gzip is read without its CRC: see [`crate::gunzip`]. Its input is
+/// buffered in [`crate::READ_BUFFER`] (32 KiB): with 256 KiB, the kernel's
+/// copy out of the page cache took six times as long.
 pub fn decompress<'a>(r: impl Read + 'a, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use tender_bundle::patch::{RebuildError, decompress, layer_kind, rebuild_ahead};
@@ -51,14 +51,14 @@ impl Store {
         // segments in memory); this one writes the segment before while a
         // third hashes it.
         let (frames, geometry) = (&p.frames, p.geometry());
+        let base_read = FileRead { file: base_file, path: base_path.clone() };
         let base = move || {
-            decompress(BaseFile(base_file), compression)
-                .map(BaseStream)
-                .map_err(BaseStream::<()>::tag)
+            decompress(base_read, compression).map(BaseStream).map_err(BaseStream::<()>::tag)
         };
+        let patch = BufReader::new(FileRead { file: patch, path: patch_file.to_owned() });
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
-        let rebuilt = rebuild_ahead(base, BufReader::new(patch), frames, geometry, |seg| {
+        let rebuilt = rebuild_ahead(base, patch, frames, geometry, |seg| {
             // A patch that decodes to more than the layer is refused
             // before the excess is written.
             if written + seg.len() as u64 > blob.size {
@@ -77,17 +77,18 @@ impl Store {
         match rebuilt {
             Ok(()) => {}
             Err(RebuildError::Decode(e)) => {
-                return Err(match BaseFileError::take(e) {
+                return Err(match FileReadError::take(e) {
                     // The disk, not the patch: named as any I/O error is.
-                    Ok(source) => StoreError::Io { path: base_path, source },
+                    Ok(FileReadError { path, source }) => StoreError::Io { path, source },
                     Err(e) if e.get_ref().is_some_and(|i| i.is::<BaseStreamError>()) => {
-                        refuse(format!(
-                            "its base layer {} in the store does not decompress ({e}): \
-                             `tender-ship fsck` tells whether the store's copy is damaged",
-                            p.base
-                        ))
+                        base_damage_or(&base_path, &p.base, || {
+                            refuse(format!("its base layer {} does not decompress: {e}", p.base))
+                        })
                     }
-                    Err(e) => refuse(format!("cannot apply: {e}")),
+                    // A frame's checksum fails on a wrong base byte too.
+                    Err(e) => {
+                        base_damage_or(&base_path, &p.base, || refuse(format!("cannot apply: {e}")))
+                    }
                 });
             }
             Err(RebuildError::Consume(Stop::Write(source))) => {
@@ -102,10 +103,12 @@ impl Store {
         }
         let actual = Digest::from_hasher(hasher);
         if written != blob.size || actual != blob.digest {
-            return Err(refuse(format!(
-                "it rebuilds {actual} ({written} bytes), not the layer's DiffID ({} bytes)",
-                blob.size
-            )));
+            return Err(base_damage_or(&base_path, &p.base, || {
+                refuse(format!(
+                    "it rebuilds {actual} ({written} bytes), not the layer's DiffID ({} bytes)",
+                    blob.size
+                ))
+            }));
         }
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
         let target = self.blob_path(&blob.digest);
@@ -115,39 +118,74 @@ impl Store {
     }
 }
 
-/// The base layer's file. Its read errors are marked, so that a failing
-/// disk is reported as an I/O error naming the file, not as a patch that
-/// does not apply.
-struct BaseFile(File);
+/// On a rebuild that failed, what to report: the base layer's copy in the
+/// store if it no longer hashes to its digest (the store is damaged, and a
+/// wrong base byte is what made the rebuild fail: nothing checks a base's
+/// bytes again as it is read, not even gzip's CRC, see
+/// `tender_bundle::gunzip`), else `refusal`. Costs a read of the base, on
+/// failure only.
+fn base_damage_or(
+    base_path: &Path,
+    base: &Digest,
+    refusal: impl FnOnce() -> StoreError,
+) -> StoreError {
+    let hashed = File::open(base_path).ok().and_then(|f| {
+        tender_bundle::copy_hashed(f, std::io::sink(), u64::MAX, &tender_bundle::NoProgress).ok()
+    });
+    match hashed {
+        Some((actual, _)) if actual != *base => BundleError::DigestMismatch {
+            entry: format!(
+                "base layer {} in the store is damaged (`tender-ship fsck` finds what else is)",
+                base_path.display()
+            ),
+            expected: base.clone(),
+            actual,
+        }
+        .into(),
+        _ => refusal(),
+    }
+}
 
-/// A read error of [`BaseFile`].
+/// A file the rebuild reads (the base layer, the patch). Its read errors
+/// carry its path, so that a failing disk is reported as an I/O error
+/// naming the file, not as a patch that does not apply.
+struct FileRead {
+    file: File,
+    path: PathBuf,
+}
+
+/// A read error of a [`FileRead`].
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-struct BaseFileError(std::io::Error);
+#[error("{}: {source}", path.display())]
+struct FileReadError {
+    path: PathBuf,
+    source: std::io::Error,
+}
 
-impl BaseFileError {
+impl FileReadError {
     /// The file's own error, if `e` is one.
-    fn take(e: std::io::Error) -> Result<std::io::Error, std::io::Error> {
+    fn take(e: std::io::Error) -> Result<Self, std::io::Error> {
         if !e.get_ref().is_some_and(|i| i.is::<Self>()) {
             return Err(e);
         }
         let inner = e.into_inner().expect("checked above");
-        Ok(inner.downcast::<Self>().expect("checked above").0)
+        Ok(*inner.downcast::<Self>().expect("checked above"))
     }
 }
 
-impl std::io::Read for BaseFile {
+impl std::io::Read for FileRead {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf).map_err(|e| match e.kind() {
+        self.file.read(buf).map_err(|e| match e.kind() {
             std::io::ErrorKind::Interrupted => e,
-            kind => std::io::Error::new(kind, BaseFileError(e)),
+            kind => std::io::Error::new(kind, FileReadError { path: self.path.clone(), source: e }),
         })
     }
 }
 
-/// The base layer uncompressed. Its errors (a file's marked as they are)
-/// are marked as the base's: a base that does not decompress is the
-/// store's damage, not the patch's.
+/// The base layer uncompressed. Its errors are marked as the base's (a
+/// file's error stays marked as the file's): a base that does not
+/// decompress is a damaged store copy, or a signed base that never was a
+/// valid layer, not a patch that does not apply.
 struct BaseStream<R>(R);
 
 /// A decompression error of [`BaseStream`].
@@ -158,7 +196,7 @@ struct BaseStreamError(std::io::Error);
 impl<R> BaseStream<R> {
     fn tag(e: std::io::Error) -> std::io::Error {
         let marked =
-            e.get_ref().is_some_and(|i| i.is::<BaseFileError>() || i.is::<BaseStreamError>());
+            e.get_ref().is_some_and(|i| i.is::<FileReadError>() || i.is::<BaseStreamError>());
         if marked || e.kind() == std::io::ErrorKind::Interrupted {
             return e;
         }
@@ -256,9 +294,10 @@ mod tests {
         store.rebuild_patched(&whole, &patch_file, &tender_bundle::NoProgress).unwrap();
         assert_eq!(std::fs::read(store.blob_path(&whole.digest)).unwrap(), layer);
 
-        // A base that cannot be read is the disk's error, naming the file;
-        // one that does not decompress is the store's damage, named so; in
-        // neither case is anything kept.
+        // A base or patch that cannot be read is the disk's error, naming
+        // the file; a base whose copy in the store changed is named as the
+        // store's damage; a signed base that does not decompress is refused
+        // as such. Nothing of the layer is kept.
         std::fs::remove_file(store.blob_path(&whole.digest)).unwrap();
         let base_path = store.blob_path(&base_digest);
         std::fs::remove_file(&base_path).unwrap();
@@ -268,14 +307,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         std::fs::remove_dir(&base_path).unwrap();
-        std::fs::write(&base_path, b"not gzip at all").unwrap();
+        // Every byte changed: a patch may find a lone byte elsewhere.
+        let damaged: Vec<u8> = base.iter().map(|b| b.wrapping_add(1)).collect();
+        std::fs::write(&base_path, &damaged).unwrap();
+        let e = store.rebuild_patched(&whole, &patch_file, &tender_bundle::NoProgress).unwrap_err();
+        assert!(e.to_string().contains("in the store is damaged"), "{e}");
+        assert_eq!(e.kind(), tender_bundle::ErrorKind::DigestMismatch);
+        std::fs::write(&base_path, &base).unwrap();
+        let dir_patch = dir.path().join("patch-dir");
+        std::fs::create_dir(&dir_patch).unwrap();
+        match store.rebuild_patched(&whole, &dir_patch, &tender_bundle::NoProgress) {
+            Err(StoreError::Io { path, .. }) => assert_eq!(path, dir_patch),
+            other => panic!("{other:?}"),
+        }
+        let not_gzip = b"not gzip at all";
+        std::fs::write(store.blob_path(&Digest::of(not_gzip)), not_gzip).unwrap();
         let mut gzip_base = record(layer.len() as u64);
-        gzip_base.patch.as_mut().unwrap().base_media_type =
-            "application/vnd.oci.image.layer.v1.tar+gzip".into();
+        let pr = gzip_base.patch.as_mut().unwrap();
+        pr.base = Digest::of(not_gzip);
+        pr.base_media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
         let e =
             store.rebuild_patched(&gzip_base, &patch_file, &tender_bundle::NoProgress).unwrap_err();
         assert!(e.to_string().contains("does not decompress"), "{e}");
-        assert!(e.to_string().contains(&base_digest.to_string()), "{e}");
         assert!(!store.has_blob(&whole.digest));
         assert_eq!(std::fs::read_dir(dir.path().join("store/staging")).unwrap().count(), 0);
     }
