@@ -383,6 +383,24 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
     env.ship(&["import", "bad2.tender"]).fails(3, "not the layer's DiffID");
     assert_eq!(before, env.snapshot(), "nothing of the image is kept");
     env.assert_store_sound(1);
+
+    // The honest delta over a base whose copy in the store changed on disk
+    // since it came in (gzip's CRC, which would have caught it, is not
+    // computed): named as the store's damage, not as the patch's fault.
+    let base_path = env.store().join("blobs/sha256").join(base.trim_start_matches("sha256:"));
+    let good = fs::read(&base_path).unwrap();
+    let mut damaged = good.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid..mid + 4096].iter_mut().for_each(|b| *b ^= 0x5a);
+    let mode = fs::metadata(&base_path).unwrap().permissions();
+    fs::set_permissions(&base_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::write(&base_path, &damaged).unwrap();
+    let damaged_store = env.snapshot();
+    env.ship(&["import", "sub.tender"]).fails(3, "in the store is damaged");
+    assert_eq!(damaged_store, env.snapshot(), "nothing of the image is kept");
+    fs::write(&base_path, &good).unwrap();
+    fs::set_permissions(&base_path, mode).unwrap();
+
     // The honest delta still imports.
     env.ship(&["import", "sub.tender"]).ok();
     env.assert_store_sound(2);
