@@ -49,22 +49,28 @@ fn run(cmd: &str) -> Measured {
 }
 
 fn median(cmd: &str, rounds: usize, before: &dyn Fn()) -> Measured {
-    let mut v: Vec<Measured> = (0..rounds)
-        .map(|_| {
-            before();
-            run(cmd)
-        })
-        .collect();
+    middle(
+        (0..rounds)
+            .map(|_| {
+                before();
+                run(cmd)
+            })
+            .collect(),
+    )
+}
+
+/// The median round.
+fn middle(mut v: Vec<Measured>) -> Measured {
     v.sort_by_key(|m| m.time);
-    v.swap_remove(rounds / 2)
+    v.swap_remove(v.len() / 2)
 }
 
 /// `a` and `b` (each a command and what to do before it), `rounds` times
 /// each, in turn, alternating which goes first, each from a `sync`ed disk;
-/// the median of each. The
-/// machine drifts over a run (the page cache, memory a virtual machine's
-/// host took back and hands out again slowly): a tender figure and its
-/// baseline then meet the same drift instead of one taking all of it.
+/// the median of each. The machine drifts over a run (the page cache,
+/// memory a virtual machine's host took back and hands out again slowly):
+/// a tender figure and its baseline then meet the same drift instead of
+/// one taking all of it.
 fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measured, Measured) {
     let (mut va, mut vb) = (Vec::new(), Vec::new());
     for i in 0..rounds {
@@ -90,11 +96,7 @@ fn paired(a: (&str, &dyn Fn()), b: (&str, &dyn Fn()), rounds: usize) -> (Measure
         };
         eprintln!("rounds, in turn: {:?} | {:?}", secs(&va), secs(&vb));
     }
-    let mid = |mut v: Vec<Measured>| {
-        v.sort_by_key(|m| m.time);
-        v.swap_remove(rounds / 2)
-    };
-    (mid(va), mid(vb))
+    (middle(va), middle(vb))
 }
 
 /// Whether `BENCH_SKIP` (a comma list) names `group`.

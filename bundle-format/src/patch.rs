@@ -85,6 +85,12 @@ impl Geometry {
         (1..=MAX_PATCH_SEGMENT).contains(&self.segment) && self.margin <= MAX_PATCH_MARGIN
     }
 
+    /// The most a segment's base window spans: the segment and a margin
+    /// either side.
+    fn span(&self) -> u64 {
+        self.segment + 2 * self.margin
+    }
+
     /// Frames a layer of `len` bytes has.
     pub fn frames(&self, len: u64) -> u64 {
         len.div_ceil(self.segment)
@@ -194,7 +200,7 @@ pub fn make_patch(
     if !g.is_valid() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "patch geometry out of bounds"));
     }
-    let mut base = Sliding::new(base, g.segment + 2 * g.margin);
+    let mut base = Sliding::new(base, g.span());
     let mut frames = Vec::new();
     let mut new_len = 0u64;
     let mut seg = Vec::with_capacity(g.segment.min(1 << 20) as usize);
@@ -251,7 +257,7 @@ pub fn apply_patch<B: Read, P: Read>(
         return Err(io::Error::new(io::ErrorKind::InvalidData, "patch geometry out of bounds"));
     }
     Ok(Rebuild {
-        base: Sliding::new(base, g.segment + 2 * g.margin),
+        base: Sliding::new(base, g.span()),
         patch,
         frames: frames.to_vec(),
         g,

@@ -52,9 +52,8 @@ impl Store {
         // third hashes it.
         let (frames, geometry) = (&p.frames, p.geometry());
         let base_read = FileRead { file: base_file, path: base_path.clone() };
-        let base = move || {
-            decompress(base_read, compression).map(BaseStream).map_err(BaseStream::<()>::tag)
-        };
+        let base =
+            move || decompress(base_read, compression).map(BaseStream).map_err(mark_base_error);
         let patch = BufReader::new(FileRead { file: patch, path: patch_file.to_owned() });
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
@@ -80,15 +79,14 @@ impl Store {
                 return Err(match FileReadError::take(e) {
                     // The disk, not the patch: named as any I/O error is.
                     Ok(FileReadError { path, source }) => StoreError::Io { path, source },
-                    Err(e) if e.get_ref().is_some_and(|i| i.is::<BaseStreamError>()) => {
-                        base_damage_or(&base_path, &p.base, || {
-                            refuse(format!("its base layer {} does not decompress: {e}", p.base))
-                        })
-                    }
                     // A frame's checksum fails on a wrong base byte too.
-                    Err(e) => {
-                        base_damage_or(&base_path, &p.base, || refuse(format!("cannot apply: {e}")))
-                    }
+                    Err(e) => base_damage_or(&base_path, &p.base, || {
+                        refuse(if e.get_ref().is_some_and(|i| i.is::<BaseStreamError>()) {
+                            format!("its base layer {} does not decompress: {e}", p.base)
+                        } else {
+                            format!("cannot apply: {e}")
+                        })
+                    }),
                 });
             }
             Err(RebuildError::Consume(Stop::Write(source))) => {
@@ -193,20 +191,19 @@ struct BaseStream<R>(R);
 #[error(transparent)]
 struct BaseStreamError(std::io::Error);
 
-impl<R> BaseStream<R> {
-    fn tag(e: std::io::Error) -> std::io::Error {
-        let marked =
-            e.get_ref().is_some_and(|i| i.is::<FileReadError>() || i.is::<BaseStreamError>());
-        if marked || e.kind() == std::io::ErrorKind::Interrupted {
-            return e;
-        }
-        std::io::Error::new(e.kind(), BaseStreamError(e))
+/// `e` marked as the base's, unless it is marked already (a file's error
+/// stays the file's) or is only an interruption.
+fn mark_base_error(e: std::io::Error) -> std::io::Error {
+    let marked = e.get_ref().is_some_and(|i| i.is::<FileReadError>() || i.is::<BaseStreamError>());
+    if marked || e.kind() == std::io::ErrorKind::Interrupted {
+        return e;
     }
+    std::io::Error::new(e.kind(), BaseStreamError(e))
 }
 
 impl<R: std::io::Read> std::io::Read for BaseStream<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf).map_err(Self::tag)
+        self.0.read(buf).map_err(mark_base_error)
     }
 }
 
