@@ -12,6 +12,27 @@ fn descriptor(env: &Env, file: &str) -> serde_json::Value {
     serde_json::from_slice(&read_entries(&env.path().join(file))[0].2).unwrap()
 }
 
+/// `bundle` with its descriptor changed by `edit`, signed again with the
+/// shore's own key (what a hostile signer could do), written to `out`.
+fn resigned(env: &Env, bundle: &str, out: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut entries = read_entries(&env.path().join(bundle));
+    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    edit(&mut d);
+    let raw = serde_json::to_vec_pretty(&d).unwrap();
+    let pem = fs::read_to_string(env.path().join("ci.key")).unwrap();
+    let sig = tender_keys::SigningKey::from_pem(&pem)
+        .unwrap()
+        .sign(&tender_bundle::signing_message(&raw));
+    entries[0].2 = raw;
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
+    support::write_entries(&env.path().join(out), &entries);
+}
+
+/// The first blob of `d` that travels as a patch.
+fn patched(d: &mut serde_json::Value) -> &mut serde_json::Value {
+    d["blobs"].as_array_mut().unwrap().iter_mut().find(|b| b.get("patch").is_some()).unwrap()
+}
+
 /// Pack release 2 (sequence 2) as a delta against `base`, with `extra` flags.
 fn pack_delta(env: &Env, base: &str, out: &str, extra: &[&str]) -> support::Run {
     let mut args = vec![
@@ -333,7 +354,6 @@ fn a_sub_layer_delta_is_tiny_and_rebuilds_release_2_exactly() {
 
 #[test]
 fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
-    use tender_keys::SigningKey;
     let env = Env::new();
     let p = |f: &str| env.path().join(f).to_str().unwrap().to_owned();
     support::pack_fleet(&env, 1, &p("v1.tender"), &[]).ok();
@@ -342,44 +362,29 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
 
     // Re-sign the descriptor with the patch's base pointed at another layer
     // the ship holds: signed, well-formed, and wrong.
-    let mut entries = read_entries(&env.path().join("sub.tender"));
-    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
     let v1 = descriptor(&env, "v1.tender");
-    let blobs = d["blobs"].as_array_mut().unwrap();
-    let patched = blobs.iter_mut().find(|b| b.get("patch").is_some()).unwrap();
-    let base = patched["patch"]["base"].as_str().unwrap().to_owned();
-    let other = v1["blobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| {
-            b["mediaType"] == patched["patch"]["baseMediaType"] && b["digest"] != base.as_str()
-        })
-        .unwrap();
-    patched["patch"]["base"] = other["digest"].clone();
-    let raw = serde_json::to_vec_pretty(&d).unwrap();
-    let key =
-        SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap()).unwrap();
-    let sig = key.sign(&tender_bundle::signing_message(&raw));
-    entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
-    support::write_entries(&env.path().join("bad.tender"), &entries);
-
+    let mut base = String::new();
+    resigned(&env, "sub.tender", "bad.tender", |d| {
+        let patched = patched(d);
+        base = patched["patch"]["base"].as_str().unwrap().to_owned();
+        let other = v1["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| {
+                b["mediaType"] == patched["patch"]["baseMediaType"] && b["digest"] != base.as_str()
+            })
+            .unwrap();
+        patched["patch"]["base"] = other["digest"].clone();
+    });
     let before = env.snapshot();
     env.ship(&["import", "bad.tender"]).fails(3, "patch for layer");
     assert_eq!(before, env.snapshot(), "nothing of the image is kept");
 
     // The right base, but a DiffID the patch does not rebuild.
-    let mut d: serde_json::Value =
-        serde_json::from_slice(&read_entries(&env.path().join("sub.tender"))[0].2).unwrap();
-    let patched =
-        d["blobs"].as_array_mut().unwrap().iter_mut().find(|b| b.get("patch").is_some()).unwrap();
-    patched["digest"] = format!("sha256:{}", "0".repeat(64)).into();
-    let raw = serde_json::to_vec_pretty(&d).unwrap();
-    let sig = key.sign(&tender_bundle::signing_message(&raw));
-    entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
-    support::write_entries(&env.path().join("bad2.tender"), &entries);
+    resigned(&env, "sub.tender", "bad2.tender", |d| {
+        patched(d)["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    });
     env.ship(&["import", "bad2.tender"]).fails(3, "not the layer's DiffID");
     assert_eq!(before, env.snapshot(), "nothing of the image is kept");
     env.assert_store_sound(1);
@@ -447,4 +452,116 @@ fn a_patch_whose_layer_the_disk_cannot_hold_is_refused_before_any_write() {
     assert_eq!(fs::read_dir(store.join("staging")).unwrap().count(), 0, "nothing staged");
     disk.resize(&format!("{}k", (v1 + rebuilt * 3) / 1024));
     assert_eq!(ship(&["import", "sub.tender"]).0, Some(0));
+}
+
+/// Text that no stretch of repeats (hex of a xorshift stream), `mib` MiB.
+fn unique_text(seed: u64, mib: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut s = String::with_capacity(mib << 20);
+    while s.len() < mib << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{x:016x}"));
+    }
+    s
+}
+
+#[test]
+fn a_file_grown_by_more_than_the_margin_travels_as_its_growth_alone() {
+    // Release 2 grows the layer's first file by 20 MiB, moving the 12 MiB
+    // file after it further than a segment and its margin (8 MiB each).
+    // The shore places each segment's window where its files were in
+    // release 1, so the patch carries the growth, not that file again;
+    // the ship rebuilds the layer exactly.
+    let env = Env::new();
+    let (head, growth, tail) = (unique_text(1, 1), unique_text(2, 20), unique_text(3, 12));
+    for (release, first) in [(1, head.clone()), (2, format!("{head}{growth}"))] {
+        support::oci::build_image(
+            &env.path().join("layouts/fleet/grow"),
+            &support::oci::ImageSpec {
+                tag: &format!("1.{}.0", release - 1),
+                arches: &["amd64"],
+                layers: vec![vec![("opt/a.bin", first), ("opt/b.bin", tail.clone())]],
+                compression: support::oci::Compression::Gzip,
+                types: support::oci::Types::Oci,
+            },
+        );
+        let stack = format!("stack/r{release}");
+        fs::create_dir_all(env.path().join(&stack)).unwrap();
+        fs::write(
+            env.path().join(format!("{stack}/pod.yaml")),
+            format!("kind: Pod\nmetadata: {{name: grow}}\nspec: {{containers: [{{name: grow, image: shore.registry.example/fleet/grow:1.{}.0}}]}}\n", release - 1),
+        )
+        .unwrap();
+        fs::write(
+            env.path().join(format!("grow-{release}.yaml")),
+            format!(
+                "name: grow\nversion: 1.{}.0\nmanifests: [{stack}/*.yaml]\nplatforms: [linux/amd64]\n\
+                 sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts/fleet/\n",
+                release - 1
+            ),
+        )
+        .unwrap();
+    }
+    let pack = |stack: &str, sequence: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["pack", stack, "--key", "ci.key", "--sequence", sequence, "--out", out];
+        args.extend_from_slice(extra);
+        env.shore(&args).ok();
+    };
+    pack("grow-1.yaml", "1", "v1.tender", &[]);
+    pack("grow-2.yaml", "2", "sub.tender", &["--base", "v1.tender"]);
+    let d = descriptor(&env, "sub.tender");
+    let patch = d["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| b.get("patch"))
+        .expect("the layer travels as a patch")
+        .clone();
+    let windows = patch["windows"].as_array().expect("windows placed");
+    println!("windows {windows:?}");
+    assert_eq!(windows.len(), patch["frames"].as_array().unwrap().len());
+    let growth_packed = zstd::bulk::compress(growth.as_bytes(), 3).unwrap().len() as u64;
+    let tail_packed = zstd::bulk::compress(tail.as_bytes(), 3).unwrap().len() as u64;
+    let size = patch["size"].as_u64().unwrap();
+    println!(
+        "delta: 20 MiB growth before a 12 MiB file: patch {size} bytes; growth alone {growth_packed}, the file after it {tail_packed}"
+    );
+    assert!(size < growth_packed + tail_packed / 4, "patch {size}, growth {growth_packed}");
+    env.ship(&["import", "v1.tender"]).ok();
+
+    // A signer's windows that go back, or place a window past the base:
+    // refused as the record is read, before any write.
+    let before = env.snapshot();
+    let frames = windows.len();
+    for (name, edit) in [
+        (
+            "back.tender",
+            Box::new(|w: &mut Vec<serde_json::Value>| {
+                w[frames - 2] = (w[frames - 1].as_u64().unwrap() + 1).into()
+            }) as Box<dyn Fn(&mut Vec<serde_json::Value>)>,
+        ),
+        ("past.tender", Box::new(|w: &mut Vec<serde_json::Value>| w[frames - 1] = u64::MAX.into())),
+        ("fewer.tender", Box::new(|w: &mut Vec<serde_json::Value>| drop(w.pop()))),
+    ] {
+        resigned(&env, "sub.tender", name, |d| {
+            edit(patched(d)["patch"]["windows"].as_array_mut().unwrap())
+        });
+        env.ship(&["import", name]).fails(3, "its windows in order within the base");
+        assert_eq!(before, env.snapshot(), "{name}: nothing written");
+    }
+    // Windows in order but in the wrong places (all at the base's end,
+    // where nothing is): the patch does not rebuild the layer; nothing of
+    // it is kept.
+    resigned(&env, "sub.tender", "moved.tender", |d| {
+        let p = &mut patched(d)["patch"];
+        let end = p["baseSize"].clone();
+        p["windows"].as_array_mut().unwrap().iter_mut().for_each(|w| *w = end.clone());
+    });
+    env.ship(&["import", "moved.tender"]).fails(3, "patch for layer");
+    assert_eq!(before, env.snapshot(), "nothing of the image is kept");
+
+    env.ship(&["import", "sub.tender"]).ok();
+    env.assert_store_sound(2);
 }

@@ -116,6 +116,7 @@ fn full_descriptor() -> Descriptor {
                     segment: 10,
                     margin: 10,
                     frames: vec![3],
+                    windows: vec![0],
                 }),
             },
         ],

@@ -198,12 +198,29 @@ pub struct PatchRecord {
     pub margin: u64,
     /// Compressed length of each frame, in order.
     pub frames: Vec<u64>,
+    /// Where in the base each frame's window starts, when the shore
+    /// placed them to follow content that moved; absent: a margin before
+    /// each segment (see `tender_bundle::patch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<u64>,
 }
 
 impl PatchRecord {
     /// Segment and margin.
     pub fn geometry(&self) -> crate::patch::Geometry {
         crate::patch::Geometry { segment: self.segment, margin: self.margin }
+    }
+
+    /// Whether it has one frame per segment of a layer of `size` bytes,
+    /// within the limits, adding up to its size, and windows that place
+    /// them (see [`crate::patch::Geometry::places`]).
+    fn framed(&self, size: u64) -> bool {
+        let g = self.geometry();
+        g.is_valid()
+            && self.frames.len() as u64 == g.frames(size)
+            && self.frames.iter().all(|f| *f > 0)
+            && self.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) == Some(self.size)
+            && g.places(&self.windows, self.frames.len(), self.base_size)
     }
 }
 
@@ -418,19 +435,14 @@ impl Descriptor {
             if let Some(p) = &b.patch {
                 use crate::patch::{Compression, layer_kind};
                 let plain = matches!(layer_kind(&b.media_type), Some((Compression::None, _)));
-                let g = p.geometry();
-                let framed = g.is_valid()
-                    && p.frames.len() as u64 == g.frames(b.size)
-                    && p.frames.iter().all(|f| *f > 0)
-                    && p.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) == Some(p.size);
                 if !plain
                     || layer_kind(&p.base_media_type).is_none()
                     || !b.chunks.is_empty()
                     || b.part == 0
-                    || !framed
+                    || !p.framed(b.size)
                 {
                     return bad(format!(
-                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and have one frame per segment within the limits",
+                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and have one frame per segment within the limits, its windows in order within the base",
                         b.digest
                     ));
                 }
@@ -641,12 +653,23 @@ pub(crate) mod tests {
                 segment: crate::patch::SEGMENT,
                 margin: crate::patch::MARGIN,
                 frames: vec![patch.len() as u64],
+                windows: vec![],
             }),
         };
         let mut two = d.clone();
         two.blobs.push(patched(b"layer one", b"patch one"));
         two.blobs.push(patched(b"layer two", b"patch two"));
         two.validate().unwrap();
+        // Windows: one per frame, in order, within the base; else refused.
+        for (windows, ok) in
+            [(vec![0], true), (vec![4], true), (vec![5], false), (vec![0, 0], false)]
+        {
+            let mut placed = d.clone();
+            let mut b = patched(b"layer one", b"patch one");
+            b.patch.as_mut().unwrap().windows = windows.clone();
+            placed.blobs.push(b);
+            assert_eq!(placed.validate().is_ok(), ok, "{windows:?}");
+        }
         let mut shared = d.clone();
         shared.blobs.push(patched(b"layer one", b"one patch"));
         shared.blobs.push(patched(b"layer two", b"one patch"));

@@ -16,6 +16,7 @@ mod registry_source;
 pub mod sequence;
 pub mod source;
 mod stackfile;
+mod windows;
 
 pub use pack::{EstimateRow, PackOptions, PackReport, Plan, pack};
 pub use publish::{PublishReport, publish};

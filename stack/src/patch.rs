@@ -137,6 +137,32 @@ impl Plan {
         source.open(reference, digest, size).ok().map(|b| b.reader)
     }
 
+    /// Window starts for candidate `c` whose new layer is uncompressed at
+    /// `new_tar` (see `crate::windows`); none (a margin either side) where
+    /// either layer does not read as a tar.
+    fn place_windows(
+        &self,
+        base: &Base,
+        c: &Candidate,
+        compression: tender_bundle::patch::Compression,
+        new_tar: &std::path::Path,
+    ) -> Vec<u64> {
+        let entries = || -> Option<_> {
+            let old = self.open_base(base, &c.base_reference, &c.base, c.base_size)?;
+            let (old, old_len) =
+                crate::windows::tar_entries(decompress(old, compression).ok()?).ok()?;
+            let new = std::io::BufReader::with_capacity(1 << 20, File::open(new_tar).ok()?);
+            let (new, new_len) = crate::windows::tar_entries(new).ok()?;
+            Some((old, old_len, new, new_len))
+        };
+        match entries() {
+            Some((old, old_len, new, new_len)) => {
+                crate::windows::place(&old, old_len, &new, new_len, Geometry::DEFAULT)
+            }
+            None => Vec::new(),
+        }
+    }
+
     fn read_base_small(&self, base: &Base, reference: &str, digest: &Digest) -> Option<Vec<u8>> {
         let mut v = Vec::new();
         self.open_base(base, reference, digest, 0)?
@@ -260,6 +286,9 @@ impl Plan {
         // phase, counted in bytes of the new layer encoded.
         progress.start("patch", len);
         progress.item(&c.layer.to_string());
+        // Where each segment's window goes: where its files were in the
+        // base (a first read of the base; the second, below, checks it).
+        let starts = self.place_windows(base, c, old_c, &tar_path);
         let made = (|| {
             let old = decompress(&mut hashing, old_c).map_err(|e| format!("base layer: {e}"))?;
             let out = File::create(&patch_path).map_err(|e| e.to_string())?;
@@ -269,6 +298,7 @@ impl Plan {
                 Advancing { inner: std::io::BufReader::with_capacity(1 << 20, new), progress },
                 std::io::BufWriter::new(out),
                 Geometry::DEFAULT,
+                &starts,
             )
             .map_err(|e| format!("making the patch: {e}"))
         })();
@@ -281,6 +311,11 @@ impl Plan {
         if hashing.digest() != c.base {
             return Err("the base layer's bytes do not match its digest".into());
         }
+        // Placed from a first read of the base that the checked one
+        // contradicts (a source that changed between them).
+        if !Geometry::DEFAULT.places(&starts, made.frames.len(), made.base_len) {
+            return Err("the base layer read differently twice".into());
+        }
         let bytes = std::fs::read(&patch_path).map_err(|e| e.to_string())?;
         let record = PatchRecord {
             digest: Digest::of(&bytes),
@@ -291,6 +326,7 @@ impl Plan {
             segment: Geometry::DEFAULT.segment,
             margin: Geometry::DEFAULT.margin,
             frames: made.frames,
+            windows: starts,
         };
         Ok(Patched { diff_id, size: len, media_type: plain_type, record, path: patch_path })
     }

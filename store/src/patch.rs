@@ -57,7 +57,7 @@ impl Store {
         let patch = BufReader::new(FileRead { file: patch, path: patch_file.to_owned() });
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
-        let rebuilt = rebuild_ahead(base, patch, frames, geometry, |seg| {
+        let rebuilt = rebuild_ahead(base, patch, frames, geometry, &p.windows, |seg| {
             // A patch that decodes to more than the layer is refused
             // before the excess is written.
             if written + seg.len() as u64 > blob.size {
@@ -259,7 +259,10 @@ mod tests {
         let base_digest = Digest::of(&base);
         std::fs::write(store.blob_path(&base_digest), &base).unwrap();
         let mut patch = Vec::new();
-        let made = make_patch(&base[..], &layer[..], &mut patch, g).unwrap();
+        // Windows placed by the shore (here where a margin puts them).
+        let n = g.frames(layer.len() as u64);
+        let windows: Vec<u64> = (0..n).map(|i| (i * g.segment).saturating_sub(g.margin)).collect();
+        let made = make_patch(&base[..], &layer[..], &mut patch, g, &windows).unwrap();
         assert!(made.frames.len() > 4, "{} frames", made.frames.len());
         let patch_file = dir.path().join("patch");
         std::fs::write(&patch_file, &patch).unwrap();
@@ -278,6 +281,7 @@ mod tests {
                 segment: g.segment,
                 margin: g.margin,
                 frames: made.frames.clone(),
+                windows: windows.clone(),
             }),
         };
 
