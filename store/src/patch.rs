@@ -46,10 +46,9 @@ impl Store {
             .tempfile_in(&staging)
             .map_err(io_err(&staging))?;
         let tmp_path = tmp.path().to_owned();
-        // Three stages on two cores: a thread decompresses the base and
-        // decodes the patch a segment at a time (one base window and two
-        // segments in memory); this one writes the segment before while a
-        // third hashes it.
+        // Three chains of work on two threads (`rebuild_ahead`): one
+        // decompresses the base and decodes the patch a segment at a time;
+        // either hashes and writes what is decoded, in order.
         let (frames, geometry) = (&p.frames, p.geometry());
         let base_read = FileRead { file: base_file, path: base_path.clone() };
         let base =
@@ -57,22 +56,24 @@ impl Store {
         let patch = BufReader::new(FileRead { file: patch, path: patch_file.to_owned() });
         let (mut hasher, mut written) = (Sha256::new(), 0u64);
         let file = tmp.as_file_mut();
-        let rebuilt = rebuild_ahead(base, patch, frames, geometry, &p.windows, |seg| {
-            // A patch that decodes to more than the layer is refused
-            // before the excess is written.
-            if written + seg.len() as u64 > blob.size {
-                return Err(Stop::TooLong);
-            }
-            std::thread::scope(|s| {
-                let hashing = s.spawn(|| hasher.update(seg));
-                let wrote = write_segment(file, seg, written, progress);
-                hashing.join().expect("hashing does not panic");
-                wrote
-            })
-            .map_err(Stop::Write)?;
-            written += seg.len() as u64;
-            Ok(())
-        });
+        let rebuilt = rebuild_ahead(
+            base,
+            patch,
+            frames,
+            geometry,
+            &p.windows,
+            |seg| hasher.update(seg),
+            |seg| {
+                // A patch that decodes to more than the layer is refused
+                // before the excess is written.
+                if written + seg.len() as u64 > blob.size {
+                    return Err(Stop::TooLong);
+                }
+                write_segment(file, seg, written, progress).map_err(Stop::Write)?;
+                written += seg.len() as u64;
+                Ok(())
+            },
+        );
         match rebuilt {
             Ok(()) => {}
             Err(RebuildError::Decode(e)) => {
