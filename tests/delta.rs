@@ -454,7 +454,7 @@ fn a_patch_whose_layer_the_disk_cannot_hold_is_refused_before_any_write() {
     assert_eq!(ship(&["import", "sub.tender"]).0, Some(0));
 }
 
-/// Text that no stretch of repeats (hex of a xorshift stream), `mib` MiB.
+/// `mib` MiB of text in which no stretch repeats (hex of a xorshift stream).
 fn unique_text(seed: u64, mib: usize) -> String {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut s = String::with_capacity(mib << 20);
@@ -470,7 +470,7 @@ fn unique_text(seed: u64, mib: usize) -> String {
 #[test]
 fn a_file_grown_by_more_than_the_margin_travels_as_its_growth_alone() {
     // Release 2 grows the layer's first file by 20 MiB, moving the 12 MiB
-    // file after it further than a segment and its margin (8 MiB each).
+    // file after it further than a segment and its margin (4 MiB each).
     // The shore places each segment's window where its files were in
     // release 1, so the patch carries the growth, not that file again;
     // the ship rebuilds the layer exactly.

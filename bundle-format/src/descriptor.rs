@@ -175,8 +175,9 @@ impl BlobRecord {
 
 /// How a patched layer travels: `patches/sha256/<digest>` holds zstd
 /// frames, one per `segment` bytes of the layer, each decoded with a window
-/// of the uncompressed `base` layer (`margin` either side of the segment)
-/// as reference prefix (`tender_bundle::patch`).
+/// of the uncompressed `base` layer as reference prefix: `segment + 2 *
+/// margin` bytes from where `windows` starts it, else `margin` either side
+/// of the segment (`tender_bundle::patch`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRecord {
@@ -194,13 +195,14 @@ pub struct PatchRecord {
     pub base_size: u64,
     /// Bytes of the layer each frame rebuilds (the last may be fewer).
     pub segment: u64,
-    /// How far either side of a segment its base window reaches.
+    /// How far either side of a segment (or of where the segment's bytes
+    /// were in the base) its base window reaches.
     pub margin: u64,
     /// Compressed length of each frame, in order.
     pub frames: Vec<u64>,
-    /// Where in the base each frame's window starts, when the shore
-    /// placed them to follow content that moved; absent: a margin before
-    /// each segment (see `tender_bundle::patch`).
+    /// Window starts: where in the base each frame's window starts, when
+    /// the shore placed them to follow content that moved; absent: a
+    /// margin before each segment (see `tender_bundle::patch`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<u64>,
 }
@@ -213,14 +215,14 @@ impl PatchRecord {
 
     /// Whether it has one frame per segment of a layer of `size` bytes,
     /// within the limits, adding up to its size, and windows that place
-    /// them (see [`crate::patch::Geometry::places`]).
-    fn framed(&self, size: u64) -> bool {
+    /// them (see [`crate::patch::Geometry::fits`]).
+    fn well_formed(&self, size: u64) -> bool {
         let g = self.geometry();
         g.is_valid()
             && self.frames.len() as u64 == g.frames(size)
             && self.frames.iter().all(|f| *f > 0)
             && self.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) == Some(self.size)
-            && g.places(&self.windows, self.frames.len(), self.base_size)
+            && g.fits(&self.windows, self.frames.len(), self.base_size)
     }
 }
 
@@ -439,7 +441,7 @@ impl Descriptor {
                     || layer_kind(&p.base_media_type).is_none()
                     || !b.chunks.is_empty()
                     || b.part == 0
-                    || !p.framed(b.size)
+                    || !p.well_formed(b.size)
                 {
                     return bad(format!(
                         "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and have one frame per segment within the limits, its windows in order within the base",

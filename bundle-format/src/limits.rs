@@ -13,9 +13,9 @@ pub const MAX_BLOBS: usize = 100_000;
 pub const MAX_JSON_BLOB_BYTES: u64 = 4 << 20;
 /// Most media parts one version may be split into.
 pub const MAX_PARTS: u32 = 9999;
-/// Largest segment of a sub-layer patch: the ship holds two decoded
-/// segments in memory while it rebuilds a layer (one written while the
-/// next decodes).
+/// Largest segment of a sub-layer patch: the ship holds two to four
+/// decoded segments in memory while it rebuilds a layer (at most 64 MiB of
+/// them unless two are more).
 pub const MAX_PATCH_SEGMENT: u64 = 128 << 20;
 /// Largest margin of a sub-layer patch: the window of the base layer a
 /// segment is decoded against reaches this far either side (so the ship

@@ -20,12 +20,12 @@ pub const SEGMENT: u64 = 4 << 20;
 /// where its window was placed is still found in the base (windows follow
 /// files that moved further, see `tender_stack`'s patch planning).
 pub const MARGIN: u64 = 4 << 20;
-/// Most room the ship keeps its base window in beyond the window's own
-/// size: room for up to five segments past it, so the kept bytes move to
-/// the front once in six segments rather than before each (32 MiB with
-/// the default geometry: its rebuilds took 10 % less time than in a room
-/// of the window's 12 MiB).
-const WINDOW_ROOM: u64 = 64 << 20;
+/// Most room the ship keeps a base window in when the window itself is
+/// smaller (see [`Geometry::room`]).
+const MAX_WINDOW_ROOM: u64 = 64 << 20;
+/// Segments' worth of room past the window: the kept bytes then move to
+/// the front once in six segments rather than before each.
+const ROOM_AHEAD: u64 = 5;
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +99,12 @@ impl Geometry {
         self.segment + 2 * self.margin
     }
 
-    /// The room a rebuild keeps its windows in (see [`WINDOW_ROOM`]).
+    /// The room a rebuild keeps its windows in: the span and
+    /// [`ROOM_AHEAD`] segments, at most [`MAX_WINDOW_ROOM`] unless the
+    /// span alone is more (32 MiB with the default geometry: its rebuilds
+    /// took 10 % less time than in a room of the span's 12 MiB).
     fn room(&self) -> u64 {
-        self.span().max((self.span() + 5 * self.segment).min(WINDOW_ROOM))
+        self.span().max((self.span() + ROOM_AHEAD * self.segment).min(MAX_WINDOW_ROOM))
     }
 
     /// Frames a layer of `len` bytes has.
@@ -113,6 +116,7 @@ impl Geometry {
     /// end): a span from `starts[i]`, or with no `starts`, a margin before
     /// the segment to a margin after it.
     fn window(&self, i: u64, starts: &[u64]) -> (u64, u64) {
+        debug_assert!(starts.is_empty() || (i as usize) < starts.len(), "checked by fits");
         if let Some(&lo) = starts.get(i as usize) {
             return (lo, lo.saturating_add(self.span()));
         }
@@ -120,11 +124,11 @@ impl Geometry {
         (start.saturating_sub(self.margin), start + self.segment + self.margin)
     }
 
-    /// Whether `starts` can place the windows of `frames` segments of a
-    /// base of `base_len` bytes: none (a margin either side), or one per
-    /// segment, never going back (the base is read once, front to back),
-    /// within the base.
-    pub fn places(&self, starts: &[u64], frames: usize, base_len: u64) -> bool {
+    /// Whether window starts `starts` fit `frames` segments of a base of
+    /// `base_len` bytes: none (a margin either side), or one per segment,
+    /// never going back (the base is read once, front to back), within
+    /// the base.
+    pub fn fits(&self, starts: &[u64], frames: usize, base_len: u64) -> bool {
         starts.is_empty()
             || (starts.len() == frames
                 && starts.windows(2).all(|w| w[0] <= w[1])
@@ -149,10 +153,10 @@ struct Sliding<R> {
 }
 
 impl<R: Read> Sliding<R> {
-    /// A view whose windows span at most `span` bytes, the room for one
-    /// taken at the start.
-    fn new(r: R, span: u64) -> Self {
-        Sliding { r, buf: vec![0; span as usize].into(), head: 0, end: 0, start: 0, eof: false }
+    /// A view whose windows span at most `room` bytes, the room taken at
+    /// the start.
+    fn new(r: R, room: u64) -> Self {
+        Sliding { r, buf: vec![0; room as usize].into(), head: 0, end: 0, start: 0, eof: false }
     }
 
     /// The bytes `[lo, hi)` of the stream (fewer at its end). `lo` never
@@ -220,7 +224,7 @@ pub struct Made {
 }
 
 /// Write the patch that turns the stream `base` into `new` to `out`, each
-/// segment's window placed by `starts` (see [`Geometry::places`]; none: a
+/// segment's window placed by `starts` (see [`Geometry::fits`]; none: a
 /// margin either side).
 pub fn make_patch(
     base: impl Read,
@@ -284,7 +288,8 @@ impl<W: Write> Write for Counting<W> {
 
 /// The layer that `patch` (frames of the given lengths) rebuilds from the
 /// stream `base`, to decode a segment at a time. Unverified: the caller
-/// hashes what it takes and bounds how much. Holds one base window.
+/// hashes what it takes and bounds how much. Holds the base window in its
+/// room (see [`Geometry::room`]).
 pub fn apply_patch<B: Read, P: Read>(
     base: B,
     patch: P,
@@ -295,7 +300,7 @@ pub fn apply_patch<B: Read, P: Read>(
     if !g.is_valid() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "patch geometry out of bounds"));
     }
-    if !g.places(starts, frames.len(), u64::MAX) {
+    if !g.fits(starts, frames.len(), u64::MAX) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "patch windows out of order"));
     }
     Ok(Rebuild {
@@ -389,19 +394,20 @@ impl<B: Read, P: Read> Rebuild<B, P> {
 pub enum RebuildError<E> {
     /// Opening the base or decoding the patch.
     Decode(io::Error),
-    /// What the writer returned.
-    Consume(E),
+    /// What `write` returned.
+    Write(E),
 }
 
-/// Rebuild a layer as [`apply_patch`] does, on two threads that share three
-/// chains of work: decoding segments (on a thread of its own, where the
-/// base is opened, so it need not be `Send`), hashing them and writing
-/// them, each chain in order. Either thread takes whatever is ready,
-/// decoding first: one thread decoding and the other hashing and writing
-/// left a core idle a quarter of the time, as decoding and the two others
-/// take different times. `hash` and `write` see every segment in order;
-/// up to [`SEGMENTS_AHEAD`] segments are in memory besides the base window.
-/// Stops at the first error of either side.
+/// Rebuild a layer as [`apply_patch`] does, on two threads. The work is
+/// three chains, each done in order: decoding segments, hashing them and
+/// writing them. The spawned thread opens the base (so it need not be
+/// `Send`) and is the one that decodes; both threads take whatever hashing
+/// or writing is ready, the decoding thread decoding first when it can.
+/// (One thread decoding and the other hashing and writing left a core idle
+/// a quarter of the time: the three take different times.) `hash` and
+/// `write` see every segment once, in order; at most [`segments_ahead`]
+/// decoded segments are in memory besides the base window. Stops at the
+/// first error of either side.
 pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
     base: impl FnOnce() -> io::Result<B> + Send,
     patch: P,
@@ -428,7 +434,7 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
             writing: false,
             spare: Vec::new(),
             decoded: 0,
-            frames: frames.len(),
+            segments: frames.len(),
             failed: None,
         }),
         changed: std::sync::Condvar::new(),
@@ -437,8 +443,10 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
     };
     std::thread::scope(|s| {
         let work = &work;
+        // However either thread ends (a panic too), the other does not
+        // wait for it.
+        let _stopped = Stopped(work);
         s.spawn(move || {
-            // However this thread ends, the other does not wait for it.
             let _stopped = Stopped(work);
             let rebuild = base().and_then(|b| apply_patch(b, patch, frames, g, starts));
             match rebuild {
@@ -456,7 +464,7 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
         // The segment buffers, touched here while the decoder reads the
         // base into its first window: fresh memory costs its first touch
         // (much of a copy's time on a virtual machine).
-        let buffers = frames.len().min(SEGMENTS_AHEAD);
+        let buffers = frames.len().min(segments_ahead(g));
         for _ in 0..buffers {
             let mut seg = Vec::new();
             if frames.len() > 1 {
@@ -472,9 +480,13 @@ pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
     }
 }
 
-/// Segments a rebuild holds at most besides its base window: enough that
-/// decoding runs ahead while the two others catch up.
-const SEGMENTS_AHEAD: usize = 4;
+/// Segments a rebuild holds besides its base window: enough that decoding
+/// runs ahead while hashing and writing catch up (four of the default
+/// 4 MiB), but not more than 64 MiB of them unless two are (a signed
+/// segment may be 128 MiB).
+fn segments_ahead(g: Geometry) -> usize {
+    ((64 << 20) / g.segment).clamp(2, 4) as usize
+}
 
 /// What [`rebuild_ahead`]'s two threads share.
 struct Work<H, W, E> {
@@ -484,33 +496,36 @@ struct Work<H, W, E> {
     write: std::sync::Mutex<W>,
 }
 
-/// Where the three chains stand.
+/// Where the three chains stand. Segments are counted from 0; all counts
+/// only grow.
 struct Chains<E> {
-    /// Decoded segments not yet both hashed and written, from segment
-    /// `first` on.
+    /// Decoded segments not yet both hashed and written: segments `first`
+    /// on.
     ready: std::collections::VecDeque<std::sync::Arc<Vec<u8>>>,
     first: usize,
-    /// Segments hashed and written so far.
+    /// How many segments were hashed, written and decoded so far.
     hashed: usize,
     written: usize,
+    decoded: usize,
+    /// Whether a thread is hashing or writing the next segment now.
     hashing: bool,
     writing: bool,
     /// Buffers free to decode into.
     spare: Vec<Vec<u8>>,
-    decoded: usize,
-    frames: usize,
+    /// How many segments the layer has.
+    segments: usize,
     failed: Option<RebuildError<E>>,
 }
 
-/// Marks a rebuild failed if the decoding thread ends (or panics) before
-/// all is done.
-struct Stopped<'a, H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E>(&'a Work<H, W, E>);
+/// Marks a rebuild failed if a thread ends (or panics) before all is done,
+/// so the other stops waiting for it.
+struct Stopped<'a, H, W, E>(&'a Work<H, W, E>);
 
-impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Drop for Stopped<'_, H, W, E> {
+impl<H, W, E> Drop for Stopped<'_, H, W, E> {
     fn drop(&mut self) {
         let finished = self.0.lock().finished();
         if !finished {
-            self.0.fail(RebuildError::Decode(io::Error::other("the decoding thread stopped")));
+            self.0.fail(RebuildError::Decode(io::Error::other("a rebuilding thread stopped")));
         }
     }
 }
@@ -526,10 +541,11 @@ impl<E> Chains<E> {
     /// The next task for a thread (`decodes`: the decoding one), marking
     /// it taken; `None` when there is none now.
     fn take(&mut self, decodes: bool) -> Option<Task> {
-        if decodes && self.decoded < self.frames {
-            if let Some(buf) = self.spare.pop() {
-                return Some(Task::Decode(buf));
-            }
+        if decodes
+            && self.decoded < self.segments
+            && let Some(buf) = self.spare.pop()
+        {
+            return Some(Task::Decode(buf));
         }
         let have = self.first + self.ready.len();
         if !self.hashing && self.hashed < have {
@@ -545,7 +561,7 @@ impl<E> Chains<E> {
 
     /// Whether nothing is left to do.
     fn finished(&self) -> bool {
-        self.failed.is_some() || (self.hashed == self.frames && self.written == self.frames)
+        self.failed.is_some() || (self.hashed == self.segments && self.written == self.segments)
     }
 
     /// Hand segments both hashed and written back as spare buffers.
@@ -561,7 +577,7 @@ impl<E> Chains<E> {
     }
 }
 
-impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
+impl<H, W, E> Work<H, W, E> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Chains<E>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -576,7 +592,9 @@ impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
         self.lock().spare.push(buf);
         self.changed.notify_all();
     }
+}
 
+impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
     /// Take and do tasks until all is done or one failed; `rebuild` on the
     /// thread that decodes.
     fn run<B: Read, P: Read>(&self, mut rebuild: Option<&mut Rebuild<B, P>>) {
@@ -602,6 +620,7 @@ impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
                             s.ready.push_back(std::sync::Arc::new(buf));
                             s.decoded += 1;
                             drop(s);
+                            // Hashing and writing may start on it now.
                             self.changed.notify_all();
                             // The next window's base now, before a buffer
                             // is needed for it.
@@ -609,8 +628,7 @@ impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
                                 self.fail(RebuildError::Decode(e));
                             }
                         }
-                        // Taken only while frames are left.
-                        Ok(false) => {}
+                        Ok(false) => unreachable!("decoding is taken only while frames are left"),
                         Err(e) => self.fail(RebuildError::Decode(e)),
                     }
                 }
@@ -632,7 +650,7 @@ impl<H: FnMut(&[u8]), W: FnMut(&[u8]) -> Result<(), E>, E> Work<H, W, E> {
                             s.writing = false;
                             s.recycle();
                         }
-                        Err(e) => self.fail(RebuildError::Consume(e)),
+                        Err(e) => self.fail(RebuildError::Write(e)),
                     }
                 }
             }
@@ -729,7 +747,7 @@ mod tests {
         let starts: Vec<u64> = (0..n as u64)
             .map(|i| (i * g.segment).saturating_sub(inserted.len() as u64).saturating_sub(g.margin))
             .collect();
-        assert!(g.places(&starts, n, base.len() as u64));
+        assert!(g.fits(&starts, n, base.len() as u64));
         let mut placed = Vec::new();
         let made = make_patch(&base[..], &new[..], &mut placed, g, &starts).unwrap();
         assert!(
@@ -741,6 +759,8 @@ mod tests {
         let rebuilt =
             decode_all(apply_patch(&base[..], &placed[..], &made.frames, g, &starts).unwrap());
         assert_eq!(rebuilt.unwrap(), new);
+        // And on two threads.
+        assert_eq!(rebuild_placed(&base, &placed, &made, g, &starts).unwrap(), new);
         // Decoded against the windows a margin either side instead: not
         // the layer.
         if let Ok(o) = rebuild(&base, &placed, &made, g) {
@@ -749,16 +769,16 @@ mod tests {
         // Windows that go back, or are not one per segment, are refused.
         let mut back = starts.clone();
         back[n - 1] = back[n - 2] - 1;
-        assert!(!g.places(&back, n, base.len() as u64));
+        assert!(!g.fits(&back, n, base.len() as u64));
         assert!(apply_patch(&base[..], &placed[..], &made.frames, g, &back).is_err());
         assert!(make_patch(&base[..], &new[..], &mut Vec::new(), g, &back).is_err());
-        assert!(!g.places(&starts[1..], n, base.len() as u64));
+        assert!(!g.fits(&starts[1..], n, base.len() as u64));
         assert!(apply_patch(&base[..], &placed[..], &made.frames, g, &starts[1..]).is_err());
         assert!(make_patch(&base[..], &new[..], &mut Vec::new(), g, &starts[1..]).is_err());
         // A window that starts past the base's end is refused as a record.
         let mut past = starts.clone();
         past[n - 1] = base.len() as u64 + 1;
-        assert!(!g.places(&past, n, base.len() as u64));
+        assert!(!g.fits(&past, n, base.len() as u64));
     }
 
     /// What [`rebuild_ahead`] hands over, joined.
@@ -768,13 +788,24 @@ mod tests {
         made: &Made,
         g: Geometry,
     ) -> Result<Vec<u8>, RebuildError<()>> {
+        rebuild_placed(base, patch, made, g, &[])
+    }
+
+    /// [`rebuild_segments`] with windows placed by `starts`.
+    fn rebuild_placed(
+        base: &[u8],
+        patch: &[u8],
+        made: &Made,
+        g: Geometry,
+        starts: &[u64],
+    ) -> Result<Vec<u8>, RebuildError<()>> {
         let (mut out, mut hashed) = (Vec::new(), Vec::new());
         rebuild_ahead(
             || Ok(base),
             patch,
             &made.frames,
             g,
-            &[],
+            starts,
             |seg| hashed.extend_from_slice(seg),
             |seg| {
                 assert!(seg.len() as u64 <= g.segment);
@@ -822,8 +853,51 @@ mod tests {
                 Err("full")
             },
         );
-        assert!(matches!(r, Err(RebuildError::Consume("full"))));
+        assert!(matches!(r, Err(RebuildError::Write("full"))));
         assert_eq!(seen, 1);
+        // Or after more segments than are decoded ahead: the same.
+        let mut seen = 0;
+        let r = rebuild_ahead(
+            || Ok(&base[..]),
+            &patch[..],
+            &made.frames,
+            g,
+            &[],
+            |_| {},
+            |_| {
+                seen += 1;
+                if seen == 10 { Err("full") } else { Ok(()) }
+            },
+        );
+        assert!(matches!(r, Err(RebuildError::Write("full"))));
+        assert_eq!(seen, 10);
+        // Writing panics, on whichever thread: the rebuild panics too,
+        // neither thread waits for the other.
+        for frames in [&made.frames[..1], &made.frames[..]] {
+            let r = std::panic::catch_unwind(|| {
+                rebuild_ahead(
+                    || Ok(&base[..]),
+                    &patch[..],
+                    frames,
+                    g,
+                    &[],
+                    |_| {},
+                    |_| -> Result<(), ()> { panic!("a bug") },
+                )
+            });
+            assert!(r.is_err());
+        }
+        // No frames: nothing to hash or write.
+        let r = rebuild_ahead(
+            || Ok(&base[..]),
+            &patch[..0],
+            &[],
+            g,
+            &[],
+            |_| panic!("nothing to hash"),
+            |_| -> Result<(), ()> { panic!("nothing to write") },
+        );
+        assert!(r.is_ok());
         // The decoding thread panics: the other does not wait for it.
         let r = std::panic::catch_unwind(|| {
             rebuild_ahead(

@@ -139,16 +139,19 @@ impl Plan {
 
     /// Window starts for candidate `c` whose new layer is uncompressed at
     /// `new_tar` (see `crate::windows`); none (a margin either side) where
-    /// either layer does not read as a tar.
+    /// either layer does not read as a tar. `progress` counts the base's
+    /// bytes read.
     fn place_windows(
         &self,
         base: &Base,
         c: &Candidate,
         compression: tender_bundle::patch::Compression,
         new_tar: &std::path::Path,
+        progress: &dyn Progress,
     ) -> Vec<u64> {
         let entries = || -> Option<_> {
             let old = self.open_base(base, &c.base_reference, &c.base, c.base_size)?;
+            let old = Advancing { inner: old, progress };
             let (old, old_len) =
                 crate::windows::tar_entries(decompress(old, compression).ok()?).ok()?;
             let new = std::io::BufReader::with_capacity(1 << 20, File::open(new_tar).ok()?);
@@ -275,6 +278,13 @@ impl Plan {
                 c.diff_id
             ));
         }
+        // Where each segment's window goes: where its files were in the
+        // base, from a first read of it (a phase of its own: a large base
+        // takes seconds).
+        progress.start("windows", c.base_size);
+        progress.item(&c.layer.to_string());
+        let starts = self.place_windows(base, c, old_c, &tar_path, progress);
+        progress.finish();
         // The base streams through, hashed on the way and checked at the end:
         // a patch against bytes that are not the base is thrown away.
         let reader = self
@@ -286,9 +296,6 @@ impl Plan {
         // phase, counted in bytes of the new layer encoded.
         progress.start("patch", len);
         progress.item(&c.layer.to_string());
-        // Where each segment's window goes: where its files were in the
-        // base (a first read of the base; the second, below, checks it).
-        let starts = self.place_windows(base, c, old_c, &tar_path);
         let made = (|| {
             let old = decompress(&mut hashing, old_c).map_err(|e| format!("base layer: {e}"))?;
             let out = File::create(&patch_path).map_err(|e| e.to_string())?;
@@ -311,10 +318,11 @@ impl Plan {
         if hashing.digest() != c.base {
             return Err("the base layer's bytes do not match its digest".into());
         }
-        // Placed from a first read of the base that the checked one
-        // contradicts (a source that changed between them).
-        if !Geometry::DEFAULT.places(&starts, made.frames.len(), made.base_len) {
-            return Err("the base layer read differently twice".into());
+        // Misplaced windows would only make the patch larger; windows
+        // past the end of the base as checked here would make the record
+        // invalid (a source that changed between the two reads).
+        if !Geometry::DEFAULT.fits(&starts, made.frames.len(), made.base_len) {
+            return Err("the base layer read shorter the second time".into());
         }
         let bytes = std::fs::read(&patch_path).map_err(|e| e.to_string())?;
         let record = PatchRecord {

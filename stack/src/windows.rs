@@ -65,8 +65,8 @@ impl<R: Read> Read for Counted<R> {
 /// segment of only new bytes leaves its window where the one before was
 /// (moving it on would pass what comes after an insertion). Never going
 /// back, never past the base. Empty where nothing was in the base, or
-/// where a margin either side puts them anyway (what a ship that predates
-/// placed windows reads).
+/// where every window is within half a margin of where a margin either
+/// side puts it (a record a ship that predates placed windows reads too).
 pub(crate) fn place(
     base: &[Entry],
     base_len: u64,
@@ -107,8 +107,13 @@ pub(crate) fn place(
         };
         starts.push(start);
     }
-    let by_margin = (0..).map(|i: u64| (i * g.segment).saturating_sub(g.margin));
-    if !known || starts.iter().copied().eq(by_margin.take(starts.len())) {
+    // Within half a margin of where a margin puts them, that placement
+    // finds the content too: the record then works with every ship.
+    let near = |(i, &start): (usize, &u64)| {
+        let by_margin = (i as u64 * g.segment).saturating_sub(g.margin);
+        start.abs_diff(by_margin) <= g.margin / 2
+    };
+    if !known || starts.iter().enumerate().all(near) {
         starts.clear();
     }
     starts
@@ -163,7 +168,7 @@ mod tests {
         assert_eq!((blen, nlen), (base.len() as u64, new.len() as u64));
         assert_eq!(be.len(), 12);
         let starts = place(&be, blen, &ne, nlen, g);
-        assert!(g.places(&starts, g.frames(nlen) as usize, blen), "{starts:?}");
+        assert!(g.fits(&starts, g.frames(nlen) as usize, blen), "{starts:?}");
 
         let patch = |starts: &[u64]| {
             let mut out = Vec::new();
@@ -194,6 +199,15 @@ mod tests {
         let (be, blen) = tar_entries(&base[..]).unwrap();
         // The same tar: the windows a margin either side, so none listed.
         assert!(place(&be, blen, &be, blen, g).is_empty());
+        // A file grown by less than half a margin: none listed either; by
+        // more, listed.
+        for (growth, listed) in [(7_000, false), (9_000, true)] {
+            let mut a = files[0].1.clone();
+            a.extend(noise(growth, 5));
+            let grown = tar(&[("a", a), ("b", files[1].1.clone())]);
+            let (ge, glen) = tar_entries(&grown[..]).unwrap();
+            assert_eq!(!place(&be, blen, &ge, glen, g).is_empty(), listed, "grown by {growth}");
+        }
         // Nothing in common: no shift to follow either.
         let other = tar(&[("c", noise(300_000, 3)), ("d", noise(300_000, 4))]);
         let (oe, olen) = tar_entries(&other[..]).unwrap();
@@ -225,7 +239,7 @@ mod tests {
             };
             let g = Geometry { segment, margin };
             let starts = place(&entries(&base), base_len, &entries(&new), new_len, g);
-            proptest::prop_assert!(g.places(&starts, g.frames(new_len) as usize, base_len));
+            proptest::prop_assert!(g.fits(&starts, g.frames(new_len) as usize, base_len));
         }
     }
 }

@@ -90,10 +90,10 @@ impl Store {
                     }),
                 });
             }
-            Err(RebuildError::Consume(Stop::Write(source))) => {
+            Err(RebuildError::Write(Stop::Write(source))) => {
                 return Err(StoreError::Io { path: tmp_path, source });
             }
-            Err(RebuildError::Consume(Stop::TooLong)) => {
+            Err(RebuildError::Write(Stop::TooLong)) => {
                 return Err(refuse(format!(
                     "it rebuilds more than the layer's {} bytes",
                     blob.size
@@ -245,8 +245,8 @@ mod tests {
     use tender_bundle::PatchRecord;
     use tender_bundle::patch::{Geometry, make_patch};
 
-    /// A layer of many segments rebuilt through the store: both segment
-    /// buffers in turn, each written at its offset; one that decodes to
+    /// A layer of many segments rebuilt through the store (more than are
+    /// decoded ahead, windows placed), each written at its offset; one that decodes to
     /// more than its signed size is refused with nothing kept, and so is
     /// one whose base cannot be read or decompressed.
     #[test]
