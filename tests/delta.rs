@@ -531,24 +531,56 @@ fn a_file_grown_by_more_than_the_margin_travels_as_its_growth_alone() {
     assert!(size < growth_packed + tail_packed / 4, "patch {size}, growth {growth_packed}");
     env.ship(&["import", "v1.tender"]).ok();
 
-    // A signer's windows that go back, or place a window past the base:
-    // refused as the record is read, before any write.
+    // A signer's patch records that would have the ship go back in the
+    // base, read past it, or read far more of it than the layer it writes
+    // (a base may be any length: a zstd bomb decompresses 32,768 times),
+    // or move its window far more than it writes (a margin of many
+    // segments): refused as the record is read, naming the rule, before
+    // any write.
     let before = env.snapshot();
-    let frames = windows.len();
-    for (name, edit) in [
+    let layer_size = patched(&mut descriptor(&env, "sub.tender"))["size"].as_u64().unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let hostile: [(&str, Edit, &str); 5] = [
         (
             "back.tender",
-            Box::new(|w: &mut Vec<serde_json::Value>| {
-                w[frames - 2] = (w[frames - 1].as_u64().unwrap() + 1).into()
-            }) as Box<dyn Fn(&mut Vec<serde_json::Value>)>,
+            Box::new(|p| {
+                let w = p["windows"].as_array_mut().unwrap();
+                let n = w.len();
+                w[n - 2] = (w[n - 1].as_u64().unwrap() + 1).into();
+            }),
+            "window starts go back at frame",
         ),
-        ("past.tender", Box::new(|w: &mut Vec<serde_json::Value>| w[frames - 1] = u64::MAX.into())),
-        ("fewer.tender", Box::new(|w: &mut Vec<serde_json::Value>| drop(w.pop()))),
-    ] {
-        resigned(&env, "sub.tender", name, |d| {
-            edit(patched(d)["patch"]["windows"].as_array_mut().unwrap())
-        });
-        env.ship(&["import", name]).fails(3, "its windows in order within the base");
+        (
+            "past.tender",
+            Box::new(|p| {
+                *p["windows"].as_array_mut().unwrap().last_mut().unwrap() = u64::MAX.into()
+            }),
+            "is past",
+        ),
+        (
+            "fewer.tender",
+            Box::new(|p| drop(p["windows"].as_array_mut().unwrap().pop())),
+            "window starts for",
+        ),
+        (
+            "far.tender",
+            Box::new(move |p| {
+                p["baseSize"] = (1u64 << 45).into();
+                let far = 2 * layer_size + 1;
+                *p["windows"].as_array_mut().unwrap().last_mut().unwrap() = far.into();
+            }),
+            "twice the layer's",
+        ),
+        (
+            "margin.tender",
+            Box::new(|p| p["margin"] = (5 * p["segment"].as_u64().unwrap()).into()),
+            "out of bounds",
+        ),
+    ];
+    for (name, edit, why) in hostile {
+        resigned(&env, "sub.tender", name, |d| edit(&mut patched(d)["patch"]));
+        let r = env.ship(&["import", name]).fails(3, why);
+        assert!(r.stderr.contains("its patch: "), "{name}: {}", r.stderr);
         assert_eq!(before, env.snapshot(), "{name}: nothing written");
     }
     // Windows in order but in the wrong places (all at the base's end,

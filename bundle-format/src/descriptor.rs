@@ -213,16 +213,32 @@ impl PatchRecord {
         crate::patch::Geometry { segment: self.segment, margin: self.margin }
     }
 
-    /// Whether it has one frame per segment of a layer of `size` bytes,
-    /// within the limits, adding up to its size, and windows that place
-    /// them (see [`crate::patch::Geometry::fits`]).
-    fn well_formed(&self, size: u64) -> bool {
+    /// Checks that it has a geometry within the limits, one frame per
+    /// segment of a layer of `size` bytes, none empty, adding up to its
+    /// size, and window starts that fit them (see
+    /// [`crate::patch::Geometry::check_starts`]). Says which rule failed.
+    fn check(&self, size: u64) -> Result<(), String> {
         let g = self.geometry();
-        g.is_valid()
-            && self.frames.len() as u64 == g.frames(size)
-            && self.frames.iter().all(|f| *f > 0)
-            && self.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) == Some(self.size)
-            && g.fits(&self.windows, self.frames.len(), self.base_size)
+        if !g.is_valid() {
+            return Err(format!(
+                "segment {} and margin {} out of bounds (a segment of 1 byte to 128 MiB, a margin of at most 128 MiB and 4 segments)",
+                self.segment, self.margin
+            ));
+        }
+        if self.frames.len() as u64 != g.frames(size) {
+            return Err(format!(
+                "{} frames for a layer of {} segments",
+                self.frames.len(),
+                g.frames(size)
+            ));
+        }
+        if self.frames.contains(&0) {
+            return Err("a frame of 0 bytes".into());
+        }
+        if self.frames.iter().try_fold(0u64, |a, f| a.checked_add(*f)) != Some(self.size) {
+            return Err(format!("its frames do not add up to the patch's {} bytes", self.size));
+        }
+        g.check_starts(&self.windows, self.frames.len(), self.base_size, size)
     }
 }
 
@@ -441,12 +457,14 @@ impl Descriptor {
                     || layer_kind(&p.base_media_type).is_none()
                     || !b.chunks.is_empty()
                     || b.part == 0
-                    || !p.well_formed(b.size)
                 {
                     return bad(format!(
-                        "blob {}: a patch must rebuild an uncompressed layer from a layer, travel whole, and have one frame per segment within the limits, its windows in order within the base",
+                        "blob {}: a patch must rebuild an uncompressed layer from a layer and travel whole",
                         b.digest
                     ));
+                }
+                if let Err(why) = p.check(b.size) {
+                    return bad(format!("blob {}: its patch: {why}", b.digest));
                 }
             }
             if !b.chunks.is_empty() {

@@ -21,6 +21,10 @@ pub const MAX_PATCH_SEGMENT: u64 = 128 << 20;
 /// segment is decoded against reaches this far either side (so the ship
 /// holds at most a segment plus two margins of the base).
 pub const MAX_PATCH_MARGIN: u64 = 128 << 20;
+/// Largest margin of a sub-layer patch in segments: what a rebuild moves
+/// within its window per segment then stays in proportion to the segment
+/// it writes (the shore's margin is one segment).
+pub const MAX_PATCH_MARGIN_SEGMENTS: u64 = 4;
 /// Largest zstd window (log2) a patch frame may use (1 GiB).
 pub const MAX_PATCH_WINDOW_LOG: u32 = 30;
 /// Largest Kubernetes manifest file read aboard to render and apply (a

@@ -10,7 +10,9 @@
 
 use std::io::{self, BufReader, Read, Write};
 
-use crate::limits::{MAX_PATCH_MARGIN, MAX_PATCH_SEGMENT, MAX_PATCH_WINDOW_LOG};
+use crate::limits::{
+    MAX_PATCH_MARGIN, MAX_PATCH_MARGIN_SEGMENTS, MAX_PATCH_SEGMENT, MAX_PATCH_WINDOW_LOG,
+};
 use crate::media::{DOCKER_LAYER_TAR, MediaType};
 // flate2's backend, named for its `std` feature alone (see Cargo.toml).
 use zlib_rs as _;
@@ -88,9 +90,13 @@ impl Geometry {
     /// The shore's geometry.
     pub const DEFAULT: Geometry = Geometry { segment: SEGMENT, margin: MARGIN };
 
-    /// Within the limits.
+    /// Within the limits: a segment of 1 byte to [`MAX_PATCH_SEGMENT`], a
+    /// margin of at most [`MAX_PATCH_MARGIN`] and
+    /// [`MAX_PATCH_MARGIN_SEGMENTS`] segments.
     pub fn is_valid(&self) -> bool {
-        (1..=MAX_PATCH_SEGMENT).contains(&self.segment) && self.margin <= MAX_PATCH_MARGIN
+        (1..=MAX_PATCH_SEGMENT).contains(&self.segment)
+            && self.margin <= MAX_PATCH_MARGIN
+            && self.margin <= MAX_PATCH_MARGIN_SEGMENTS * self.segment
     }
 
     /// The most a segment's base window spans: the segment and a margin
@@ -116,7 +122,7 @@ impl Geometry {
     /// end): a span from `starts[i]`, or with no `starts`, a margin before
     /// the segment to a margin after it.
     fn window(&self, i: u64, starts: &[u64]) -> (u64, u64) {
-        debug_assert!(starts.is_empty() || (i as usize) < starts.len(), "checked by fits");
+        debug_assert!(starts.is_empty() || (i as usize) < starts.len(), "checked before");
         if let Some(&lo) = starts.get(i as usize) {
             return (lo, lo.saturating_add(self.span()));
         }
@@ -124,15 +130,44 @@ impl Geometry {
         (start.saturating_sub(self.margin), start + self.segment + self.margin)
     }
 
-    /// Whether window starts `starts` fit `frames` segments of a base of
-    /// `base_len` bytes: none (a margin either side), or one per segment,
-    /// never going back (the base is read once, front to back), within
-    /// the base.
-    pub fn fits(&self, starts: &[u64], frames: usize, base_len: u64) -> bool {
-        starts.is_empty()
-            || (starts.len() == frames
-                && starts.windows(2).all(|w| w[0] <= w[1])
-                && starts.last().is_some_and(|&l| l <= base_len))
+    /// How far into the base a window may start for a layer of `len`
+    /// bytes: twice the layer's length. Content the new release dropped
+    /// may be skipped, up to as much as the layer holds, and what a
+    /// rebuild reads of its base stays in proportion to what it writes.
+    pub fn furthest_start(&self, len: u64) -> u64 {
+        len.saturating_mul(2)
+    }
+
+    /// Checks window starts `starts` for the `frames` segments of a layer
+    /// of `layer_len` bytes against a base of `base_len` bytes: none (a
+    /// margin either side), or one per segment, never going back (the base
+    /// is read once, front to back), none past the base nor past
+    /// [`Geometry::furthest_start`]. Says which rule failed.
+    pub fn check_starts(
+        &self,
+        starts: &[u64],
+        frames: usize,
+        base_len: u64,
+        layer_len: u64,
+    ) -> Result<(), String> {
+        if starts.is_empty() {
+            return Ok(());
+        }
+        if starts.len() != frames {
+            return Err(format!("{} window starts for {frames} frames", starts.len()));
+        }
+        if let Some(i) = starts.windows(2).position(|w| w[0] > w[1]) {
+            return Err(format!("window starts go back at frame {}", i + 1));
+        }
+        let last = starts[frames - 1];
+        let furthest = base_len.min(self.furthest_start(layer_len));
+        if last > furthest {
+            return Err(format!(
+                "window start {last} of frame {} is past {furthest} (the base's {base_len} bytes, twice the layer's {layer_len})",
+                frames - 1
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -224,7 +259,7 @@ pub struct Made {
 }
 
 /// Write the patch that turns the stream `base` into `new` to `out`, each
-/// segment's window placed by `starts` (see [`Geometry::fits`]; none: a
+/// segment's window placed by `starts` (see [`Geometry::check_starts`]; none: a
 /// margin either side).
 pub fn make_patch(
     base: impl Read,
@@ -289,7 +324,7 @@ impl<W: Write> Write for Counting<W> {
 /// The layer that `patch` (frames of the given lengths) rebuilds from the
 /// stream `base`, to decode a segment at a time. Unverified: the caller
 /// hashes what it takes and bounds how much. Holds the base window in its
-/// room (see [`Geometry::room`]).
+/// room (a span and a few segments, at most 64 MiB unless the span is more).
 pub fn apply_patch<B: Read, P: Read>(
     base: B,
     patch: P,
@@ -300,8 +335,8 @@ pub fn apply_patch<B: Read, P: Read>(
     if !g.is_valid() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "patch geometry out of bounds"));
     }
-    if !g.fits(starts, frames.len(), u64::MAX) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "patch windows out of order"));
+    if let Err(why) = g.check_starts(starts, frames.len(), u64::MAX, u64::MAX) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
     }
     Ok(Rebuild {
         base: Sliding::new(base, g.room()),
@@ -405,9 +440,9 @@ pub enum RebuildError<E> {
 /// or writing is ready, the decoding thread decoding first when it can.
 /// (One thread decoding and the other hashing and writing left a core idle
 /// a quarter of the time: the three take different times.) `hash` and
-/// `write` see every segment once, in order; at most [`segments_ahead`]
-/// decoded segments are in memory besides the base window. Stops at the
-/// first error of either side.
+/// `write` see every segment once, in order; two to four decoded segments
+/// (at most 64 MiB of them unless two are more) are in memory besides the
+/// base window. Stops at the first error of either side.
 pub fn rebuild_ahead<B: Read, P: Read + Send, E: Send>(
     base: impl FnOnce() -> io::Result<B> + Send,
     patch: P,
@@ -747,7 +782,7 @@ mod tests {
         let starts: Vec<u64> = (0..n as u64)
             .map(|i| (i * g.segment).saturating_sub(inserted.len() as u64).saturating_sub(g.margin))
             .collect();
-        assert!(g.fits(&starts, n, base.len() as u64));
+        g.check_starts(&starts, n, base.len() as u64, new.len() as u64).unwrap();
         let mut placed = Vec::new();
         let made = make_patch(&base[..], &new[..], &mut placed, g, &starts).unwrap();
         assert!(
@@ -769,16 +804,20 @@ mod tests {
         // Windows that go back, or are not one per segment, are refused.
         let mut back = starts.clone();
         back[n - 1] = back[n - 2] - 1;
-        assert!(!g.fits(&back, n, base.len() as u64));
+        assert!(g.check_starts(&back, n, base.len() as u64, new.len() as u64).is_err());
         assert!(apply_patch(&base[..], &placed[..], &made.frames, g, &back).is_err());
         assert!(make_patch(&base[..], &new[..], &mut Vec::new(), g, &back).is_err());
-        assert!(!g.fits(&starts[1..], n, base.len() as u64));
+        assert!(g.check_starts(&starts[1..], n, base.len() as u64, new.len() as u64).is_err());
         assert!(apply_patch(&base[..], &placed[..], &made.frames, g, &starts[1..]).is_err());
         assert!(make_patch(&base[..], &new[..], &mut Vec::new(), g, &starts[1..]).is_err());
         // A window that starts past the base's end is refused as a record.
         let mut past = starts.clone();
         past[n - 1] = base.len() as u64 + 1;
-        assert!(!g.fits(&past, n, base.len() as u64));
+        assert!(g.check_starts(&past, n, base.len() as u64, new.len() as u64).is_err());
+        // Or past twice the layer's length, a base as long as it may be.
+        let mut far = starts.clone();
+        far[n - 1] = 2 * new.len() as u64 + 1;
+        assert!(g.check_starts(&far, n, u64::MAX, new.len() as u64).is_err());
     }
 
     /// What [`rebuild_ahead`] hands over, joined.

@@ -321,8 +321,10 @@ impl Plan {
         // Misplaced windows would only make the patch larger; windows
         // past the end of the base as checked here would make the record
         // invalid (a source that changed between the two reads).
-        if !Geometry::DEFAULT.fits(&starts, made.frames.len(), made.base_len) {
-            return Err("the base layer read shorter the second time".into());
+        if let Err(why) =
+            Geometry::DEFAULT.check_starts(&starts, made.frames.len(), made.base_len, made.new_len)
+        {
+            return Err(format!("the base layer read differently the second time: {why}"));
         }
         let bytes = std::fs::read(&patch_path).map_err(|e| e.to_string())?;
         let record = PatchRecord {

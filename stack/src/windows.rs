@@ -64,7 +64,8 @@ impl<R: Read> Read for Counted<R> {
 /// the base's entry of that path held: what a file grew by is new, and a
 /// segment of only new bytes leaves its window where the one before was
 /// (moving it on would pass what comes after an insertion). Never going
-/// back, never past the base. Empty where nothing was in the base, or
+/// back, never past the base or twice the layer's length (what a ship
+/// accepts, [`Geometry::check_starts`]). Empty where nothing was in the base, or
 /// where every window is within half a margin of where a margin either
 /// side puts it (a record a ship that predates placed windows reads too).
 pub(crate) fn place(
@@ -80,6 +81,8 @@ pub(crate) fn place(
     }
     let mut starts: Vec<u64> = Vec::new();
     let (mut first, mut known) = (0usize, false);
+    // What a ship accepts (it reads no further into the base).
+    let furthest = base_len.min(g.furthest_start(new_len));
     for i in 0..g.frames(new_len) {
         let (lo, hi) = (i * g.segment, ((i + 1) * g.segment).min(new_len));
         while first < new.len() && new[first].end <= lo {
@@ -100,7 +103,7 @@ pub(crate) fn place(
         let start = match shift {
             Some(d) => {
                 known = true;
-                let at = (i128::from(lo) + d - i128::from(g.margin)).clamp(0, i128::from(base_len));
+                let at = (i128::from(lo) + d - i128::from(g.margin)).clamp(0, i128::from(furthest));
                 (at as u64).max(before)
             }
             None => before,
@@ -168,7 +171,7 @@ mod tests {
         assert_eq!((blen, nlen), (base.len() as u64, new.len() as u64));
         assert_eq!(be.len(), 12);
         let starts = place(&be, blen, &ne, nlen, g);
-        assert!(g.fits(&starts, g.frames(nlen) as usize, blen), "{starts:?}");
+        g.check_starts(&starts, g.frames(nlen) as usize, blen, nlen).unwrap();
 
         let patch = |starts: &[u64]| {
             let mut out = Vec::new();
@@ -239,7 +242,8 @@ mod tests {
             };
             let g = Geometry { segment, margin };
             let starts = place(&entries(&base), base_len, &entries(&new), new_len, g);
-            proptest::prop_assert!(g.fits(&starts, g.frames(new_len) as usize, base_len));
+            let fits = g.check_starts(&starts, g.frames(new_len) as usize, base_len, new_len);
+            proptest::prop_assert!(fits.is_ok(), "{:?}", fits);
         }
     }
 }
