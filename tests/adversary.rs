@@ -63,26 +63,11 @@ fn a_stick_with_an_older_bundle_does_not_roll_the_cluster_back() {
     assert_eq!(applied(&env), "1.0.0");
 }
 
-/// `bundle` with its descriptor changed by `edit` and signed again by `key`.
-fn resigned(env: &Env, bundle: &str, key: &str, out: &str, edit: impl Fn(&mut serde_json::Value)) {
-    let mut entries = support::read_entries(&env.path().join(bundle));
-    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
-    edit(&mut d);
-    let raw = serde_json::to_vec(&d).unwrap();
-    let pem = fs::read_to_string(env.path().join(key)).unwrap();
-    let sig = tender_keys::SigningKey::from_pem(&pem)
-        .unwrap()
-        .sign(&tender_bundle::signing_message(&raw));
-    entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({ "signatures": [sig] })).unwrap();
-    support::write_entries(&env.path().join(out), &entries);
-}
-
 #[test]
 fn a_bundle_dated_9999_does_not_make_every_later_bundle_look_expired() {
     let env = Env::new();
     env.pack(1, "ci.key", 1, "v1.tender");
-    resigned(&env, "v1.tender", "ci.key", "future.tender", |d| {
+    support::resigned(&env, "v1.tender", "ci.key", "future.tender", |d| {
         d["created"] = "9999-01-01T00:00:00Z".into();
     });
     let r = env.ship(&["import", "future.tender"]).ok();

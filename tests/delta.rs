@@ -12,22 +12,6 @@ fn descriptor(env: &Env, file: &str) -> serde_json::Value {
     serde_json::from_slice(&read_entries(&env.path().join(file))[0].2).unwrap()
 }
 
-/// `bundle` with its descriptor changed by `edit`, signed again with the
-/// shore's own key (what a hostile signer could do), written to `out`.
-fn resigned(env: &Env, bundle: &str, out: &str, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut entries = read_entries(&env.path().join(bundle));
-    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
-    edit(&mut d);
-    let raw = serde_json::to_vec_pretty(&d).unwrap();
-    let pem = fs::read_to_string(env.path().join("ci.key")).unwrap();
-    let sig = tender_keys::SigningKey::from_pem(&pem)
-        .unwrap()
-        .sign(&tender_bundle::signing_message(&raw));
-    entries[0].2 = raw;
-    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
-    support::write_entries(&env.path().join(out), &entries);
-}
-
 /// The first blob of `d` that travels as a patch.
 fn patched(d: &mut serde_json::Value) -> &mut serde_json::Value {
     d["blobs"].as_array_mut().unwrap().iter_mut().find(|b| b.get("patch").is_some()).unwrap()
@@ -364,7 +348,7 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
     // the ship holds: signed, well-formed, and wrong.
     let v1 = descriptor(&env, "v1.tender");
     let mut base = String::new();
-    resigned(&env, "sub.tender", "bad.tender", |d| {
+    support::resigned(&env, "sub.tender", "ci.key", "bad.tender", |d| {
         let patched = patched(d);
         base = patched["patch"]["base"].as_str().unwrap().to_owned();
         let other = v1["blobs"]
@@ -382,7 +366,7 @@ fn a_patch_that_does_not_rebuild_its_layer_is_refused_and_nothing_of_it_kept() {
     assert_eq!(before, env.snapshot(), "nothing of the image is kept");
 
     // The right base, but a DiffID the patch does not rebuild.
-    resigned(&env, "sub.tender", "bad2.tender", |d| {
+    support::resigned(&env, "sub.tender", "ci.key", "bad2.tender", |d| {
         patched(d)["digest"] = format!("sha256:{}", "0".repeat(64)).into();
     });
     env.ship(&["import", "bad2.tender"]).fails(3, "not the layer's DiffID");
@@ -578,7 +562,7 @@ fn a_file_grown_by_more_than_the_margin_travels_as_its_growth_alone() {
         ),
     ];
     for (name, edit, why) in hostile {
-        resigned(&env, "sub.tender", name, |d| edit(&mut patched(d)["patch"]));
+        support::resigned(&env, "sub.tender", "ci.key", name, |d| edit(&mut patched(d)["patch"]));
         let r = env.ship(&["import", name]).fails(3, why);
         assert!(r.stderr.contains("its patch: "), "{name}: {}", r.stderr);
         assert_eq!(before, env.snapshot(), "{name}: nothing written");
@@ -586,7 +570,7 @@ fn a_file_grown_by_more_than_the_margin_travels_as_its_growth_alone() {
     // Windows in order but in the wrong places (all at the base's end,
     // where nothing is): the patch does not rebuild the layer; nothing of
     // it is kept.
-    resigned(&env, "sub.tender", "moved.tender", |d| {
+    support::resigned(&env, "sub.tender", "ci.key", "moved.tender", |d| {
         let p = &mut patched(d)["patch"];
         let end = p["baseSize"].clone();
         p["windows"].as_array_mut().unwrap().iter_mut().for_each(|w| *w = end.clone());

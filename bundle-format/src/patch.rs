@@ -878,38 +878,25 @@ mod tests {
             |_| -> Result<(), ()> { panic!("nothing to write") },
         );
         assert!(matches!(r, Err(RebuildError::Decode(e)) if e.to_string() == "no base"));
-        // The consumer stops after the first segment: no hang, its error.
-        let mut seen = 0;
-        let r = rebuild_ahead(
-            || Ok(&base[..]),
-            &patch[..],
-            &made.frames,
-            g,
-            &[],
-            |_| {},
-            |_| {
-                seen += 1;
-                Err("full")
-            },
-        );
-        assert!(matches!(r, Err(RebuildError::Write("full"))));
-        assert_eq!(seen, 1);
-        // Or after more segments than are decoded ahead: the same.
-        let mut seen = 0;
-        let r = rebuild_ahead(
-            || Ok(&base[..]),
-            &patch[..],
-            &made.frames,
-            g,
-            &[],
-            |_| {},
-            |_| {
-                seen += 1;
-                if seen == 10 { Err("full") } else { Ok(()) }
-            },
-        );
-        assert!(matches!(r, Err(RebuildError::Write("full"))));
-        assert_eq!(seen, 10);
+        // Writing fails at the first segment, or after more segments than
+        // are decoded ahead: no hang, its error, nothing written after it.
+        for fail_at in [1, 10] {
+            let mut seen = 0;
+            let r = rebuild_ahead(
+                || Ok(&base[..]),
+                &patch[..],
+                &made.frames,
+                g,
+                &[],
+                |_| {},
+                |_| {
+                    seen += 1;
+                    if seen == fail_at { Err("full") } else { Ok(()) }
+                },
+            );
+            assert!(matches!(r, Err(RebuildError::Write("full"))));
+            assert_eq!(seen, fail_at);
+        }
         // Writing panics, on whichever thread: the rebuild panics too,
         // neither thread waits for the other.
         for frames in [&made.frames[..1], &made.frames[..]] {

@@ -219,6 +219,29 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
 /// A bundle's entries: (header, path bytes, data).
 pub type Entries = Vec<(tar::Header, Vec<u8>, Vec<u8>)>;
 
+/// The bundle `bundle` (in `env`) with its descriptor changed by `edit` and
+/// signed again by the key file `key` (what a hostile signer could do),
+/// written to `out` (which may be `bundle`).
+pub fn resigned(
+    env: &Env,
+    bundle: &str,
+    key: &str,
+    out: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut entries = read_entries(&env.path().join(bundle));
+    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
+    edit(&mut d);
+    let raw = serde_json::to_vec(&d).unwrap();
+    let pem = fs::read_to_string(env.path().join(key)).unwrap();
+    let sig = tender_keys::SigningKey::from_pem(&pem)
+        .unwrap()
+        .sign(&tender_bundle::signing_message(&raw));
+    entries[0].2 = raw;
+    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({ "signatures": [sig] })).unwrap();
+    write_entries(&env.path().join(out), &entries);
+}
+
 pub fn read_entries(bundle: &Path) -> Entries {
     let mut a = tar::Archive::new(fs::File::open(bundle).unwrap());
     let mut out = Vec::new();
@@ -564,25 +587,18 @@ pub fn big_manifest_bundle(env: &Env, out: &str) -> String {
          sources:\n  - prefix: shore.registry.example/fleet/\n    oci-layout: layouts-big/fleet/\n",
     )
     .unwrap();
-    let bundle = env.path().join(out);
     env.shore(&["pack", "big.yaml", "--key", "ci.key", "--sequence", "1", "--out", out]).ok();
-    let mut entries = read_entries(&bundle);
-    let mut d: serde_json::Value = serde_json::from_slice(&entries[0].2).unwrap();
-    let layer = d["blobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["size"].as_u64().unwrap() > 4 << 20)
-        .expect("the 5 MiB layer")["digest"]
-        .clone();
-    d["images"][0]["platforms"][0]["manifest"] = layer.clone();
-    let bytes = serde_json::to_vec(&d).unwrap();
-    let key =
-        tender_keys::SigningKey::from_pem(&fs::read_to_string(env.path().join("ci.key")).unwrap())
-            .unwrap();
-    let sig = key.sign(&tender_bundle::signing_message(&bytes));
-    entries[1].2 = serde_json::to_vec_pretty(&serde_json::json!({"signatures": [sig]})).unwrap();
-    entries[0].2 = bytes;
-    write_entries(&bundle, &entries);
-    layer.as_str().unwrap().to_owned()
+    let mut layer = String::new();
+    resigned(env, out, "ci.key", out, |d| {
+        let digest = d["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["size"].as_u64().unwrap() > 4 << 20)
+            .expect("the 5 MiB layer")["digest"]
+            .clone();
+        layer = digest.as_str().unwrap().to_owned();
+        d["images"][0]["platforms"][0]["manifest"] = digest;
+    });
+    layer
 }
